@@ -1,0 +1,2 @@
+// Public API of this package; filled as modules land.
+export {};
