@@ -29,6 +29,10 @@ export interface Run {
 export interface ReadOptions {
   /** Record bad lines in this log instead of throwing on the first one. */
   skip?: SkipLog;
+  /** When given, a document id not in this set is an error (or a skipped line). */
+  knownDocuments?: { has(id: string): boolean };
+  /** When given, a query id not in this set is an error (or a skipped line). */
+  knownQueries?: { has(id: string): boolean };
 }
 
 function splitFields(line: string): string[] {
@@ -57,6 +61,14 @@ export function parseQrels(text: string, file: string, options: ReadOptions = {}
       skip.report(
         new InputError({ file, line, field: "rel" }, `"${relText}" is not an integer grade`),
       );
+      continue;
+    }
+    if (options.knownQueries && !options.knownQueries.has(qid)) {
+      skip.report(new InputError({ file, line, field: "qid" }, `unknown query id "${qid}"`));
+      continue;
+    }
+    if (options.knownDocuments && !options.knownDocuments.has(docid)) {
+      skip.report(new InputError({ file, line, field: "docid" }, `unknown document id "${docid}"`));
       continue;
     }
     let docs = qrels.get(qid);

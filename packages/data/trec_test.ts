@@ -27,7 +27,10 @@ Deno.test("parseRun keeps file order, rejects duplicates, and can skip with a co
 });
 
 Deno.test("formatRun ranks by score and round-trips through parseRun", () => {
-  const text = formatRun(new Map([["q", [{ docid: "x", score: 1 }, { docid: "y", score: 3 }]]]), "t");
+  const text = formatRun(
+    new Map([["q", [{ docid: "x", score: 1 }, { docid: "y", score: 3 }]]]),
+    "t",
+  );
   const run = parseRun(text, "mem");
   assert.deepEqual(run.queries.get("q"), [{ docid: "y", rank: 1, score: 3 }, {
     docid: "x",
