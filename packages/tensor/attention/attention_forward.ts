@@ -1,0 +1,104 @@
+/**
+ * Dispatch of the fused attention forward.
+ *
+ * @module
+ */
+
+import type { AttentionMask } from "./attention_mask.ts";
+import {
+  type AttentionShape,
+  CallScope,
+  checkBuffer,
+  checkGrid,
+  checkShape,
+} from "./dispatch_util.ts";
+import { forwardKernelSource } from "./forward_kernel.ts";
+import { cachedPipeline } from "./pipeline_cache.ts";
+import { type AttentionTiling, checkTiling, chooseTiling } from "./tiling.ts";
+
+/** Inputs of {@linkcode attentionForward}. */
+export interface AttentionForwardOptions extends AttentionShape {
+  /** Queries, f32 `[B, Hq, T, D]` contiguous (RoPE already applied). */
+  q: GPUBuffer;
+  /** Keys, f32 `[B, Hkv, T, D]`. */
+  k: GPUBuffer;
+  /** Values, f32 `[B, Hkv, T, D]`. */
+  v: GPUBuffer;
+  /** Mask metadata on the device; supplies B and T. */
+  mask: AttentionMask;
+  /** Where to write the output `[B, Hq, T, D]`; allocated when absent. */
+  out?: GPUBuffer;
+  /** Where to write the logsumexp `[B, Hq, T]`; allocated when absent. */
+  lse?: GPUBuffer;
+  /** Tile sizes; default {@linkcode chooseTiling} for the device. */
+  tiling?: AttentionTiling;
+  /** Record into this encoder instead of submitting; then call `dispose` after submitting. */
+  encoder?: GPUCommandEncoder;
+}
+
+/** Result of {@linkcode attentionForward}. */
+export interface AttentionForwardResult {
+  /** Output `[B, Hq, T, D]`: softmax(scale·q·kᵀ + mask)·v; rows that see no key are 0. */
+  out: GPUBuffer;
+  /** Logsumexp of each row's visible scores `[B, Hq, T]` (0 for rows that see no key). */
+  lse: GPUBuffer;
+  /** Frees temporaries; a no-op unless an encoder was passed in. */
+  dispose: () => void;
+}
+
+/**
+ * Masked multi-head attention forward with grouped-query heads, in one fused
+ * kernel that skips key tiles the mask hides entirely. Buffers created here
+ * have STORAGE | COPY_SRC | COPY_DST usage and belong to the caller.
+ */
+export async function attentionForward(
+  device: GPUDevice,
+  options: AttentionForwardOptions,
+): Promise<AttentionForwardResult> {
+  const scale = checkShape(options);
+  const { heads, kvHeads, headDim, mask } = options;
+  const { batch, length } = mask;
+  const tiling = options.tiling ?? chooseTiling(device.limits, "forward", headDim);
+  checkTiling(device.limits, "forward", headDim, tiling);
+  checkBuffer("q", options.q, batch * heads * length * headDim, "[B, Hq, T, D]");
+  checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
+  checkBuffer("v", options.v, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
+  if (options.out) {
+    checkBuffer("out", options.out, batch * heads * length * headDim, "[B, Hq, T, D]");
+  }
+  if (options.lse) checkBuffer("lse", options.lse, batch * heads * length, "[B, Hq, T]");
+  checkGrid("heads", heads);
+  checkGrid("batch", batch);
+
+  const pipeline = await cachedPipeline(
+    device,
+    `attention-forward d${headDim} ${tiling.queryTile}x${tiling.keyTile}x${tiling.threadsPerRow}`,
+    () => forwardKernelSource(headDim, tiling),
+  );
+  const maskBuffer = mask.forTiling(tiling.queryTile, tiling.keyTile);
+  const { numQueryTiles, numKeyTiles } = maskBuffer.table;
+  checkGrid("query tiles", numQueryTiles);
+  const scope = new CallScope(device, options.encoder);
+  const out = options.out ??
+    scope.storage("attention out", batch * heads * length * headDim, false);
+  const lse = options.lse ?? scope.storage("attention lse", batch * heads * length, false);
+  const params = scope.params({
+    heads,
+    kvHeads,
+    seqLen: length,
+    window: mask.meta.window,
+    numQueryTiles,
+    numKeyTiles,
+    forwardTable: maskBuffer.forwardTable,
+    backwardTable: maskBuffer.backwardTable,
+    scale,
+    rowsPerBatch: 0,
+    batch,
+  });
+  scope.dispatch(
+    pipeline,
+    [params, options.q, options.k, options.v, maskBuffer.buffer, out, lse],
+    [numQueryTiles, heads, batch],
+  );
+  return { out, lse, dispose: scope.finish() };
+}
