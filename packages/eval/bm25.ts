@@ -34,10 +34,10 @@ export interface Bm25Options {
   analyzer?: Analyzer;
 }
 
-/** One search hit. */
+/** One search hit (a {@link ScoredDocument}, so runs evaluate directly). */
 export interface Bm25Hit {
   /** Document id. */
-  id: string;
+  docid: string;
   /** BM25 score. */
   score: number;
 }
@@ -221,7 +221,7 @@ export class Bm25Index {
     const candidates = Int32Array.from(touched);
     const best = topK(acc, k, candidates);
     for (const d of candidates) acc[d] = 0;
-    return best.map((h) => ({ id: this.ids[h.index]!, score: h.score }));
+    return best.map((h) => ({ docid: this.ids[h.index]!, score: h.score }));
   }
 
   /** Runs {@link search} for every query, reporting progress. */

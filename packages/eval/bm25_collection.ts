@@ -44,7 +44,7 @@ export function retrieveAll(
 export function formatBm25Run(hits: ReadonlyMap<string, readonly Bm25Hit[]>, tag: string): string {
   const out: string[] = [];
   for (const [qid, list] of hits) {
-    list.forEach((hit, i) => out.push(`${qid} Q0 ${hit.id} ${i + 1} ${hit.score} ${tag}`));
+    list.forEach((hit, i) => out.push(`${qid} Q0 ${hit.docid} ${i + 1} ${hit.score} ${tag}`));
   }
   return out.length ? out.join("\n") + "\n" : "";
 }

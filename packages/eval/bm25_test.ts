@@ -43,10 +43,10 @@ for (const [k1, b] of [[0.9, 0.4], [1.2, 0.75], [0, 0], [2, 1]] as const) {
       const hits = index.search(query, 10);
       assert.equal(hits.length, expected.size, query);
       for (const hit of hits) {
-        const want = expected.get(hit.id)!;
+        const want = expected.get(hit.docid)!;
         assert.ok(
           Math.abs(hit.score - want) < 1e-12,
-          `${query} ${hit.id}: ${hit.score} vs ${want}`,
+          `${query} ${hit.docid}: ${hit.score} vs ${want}`,
         );
       }
       for (let i = 1; i < hits.length; i++) assert.ok(hits[i - 1]!.score >= hits[i]!.score);
@@ -64,7 +64,7 @@ Deno.test("BM25: hand-computed idf, top-k truncation, searchAll, errors", () => 
   const top1 = index.search("fox", 1);
   assert.equal(top1.length, 1);
   // d2 has tf 3 in a 3-token document: it beats d1 (tf 1 in 7 tokens).
-  assert.equal(top1[0]!.id, "d2");
+  assert.equal(top1[0]!.docid, "d2");
   const calls: number[] = [];
   const all = index.searchAll(
     [{ id: "q1", text: "fox" }, { id: "q2", text: "bears" }],
@@ -72,7 +72,7 @@ Deno.test("BM25: hand-computed idf, top-k truncation, searchAll, errors", () => 
     (done) => calls.push(done),
   );
   assert.deepEqual([...all.keys()], ["q1", "q2"]);
-  assert.deepEqual(all.get("q2")!.map((h) => h.id), ["d4"]);
+  assert.deepEqual(all.get("q2")!.map((h) => h.docid), ["d4"]);
   assert.deepEqual(calls, [2]);
   assert.throws(() => Bm25Index.build([{ id: "x", text: "" }, { id: "x", text: "" }]), /twice/);
   assert.throws(() => Bm25Index.build(DOCS, { b: 2 }), /b must be/);
