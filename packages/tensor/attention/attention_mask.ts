@@ -9,6 +9,7 @@
  * @module
  */
 
+import { BufferUsage } from "./gpu_flags.ts";
 import { type MaskMetadata, validateMaskMetadata } from "./mask_metadata.ts";
 import { buildTileTable, type TileTable } from "./tile_table.ts";
 
@@ -84,7 +85,7 @@ export class AttentionMask {
     const buffer = this.#device.createBuffer({
       label: `attention mask ${batch}×${length} tiles ${key}`,
       size: words.byteLength,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
     });
     this.#device.queue.writeBuffer(buffer, 0, words);
     entry = { buffer, table, forwardTable, backwardTable };

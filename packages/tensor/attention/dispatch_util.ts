@@ -6,6 +6,7 @@
  * @module
  */
 
+import { BufferUsage } from "./gpu_flags.ts";
 import { type KernelParams, packParams } from "./wgsl_common.ts";
 
 /** Head layout common to every attention call. */
@@ -66,7 +67,7 @@ export class CallScope {
     const buffer = this.#device.createBuffer({
       label,
       size: Math.max(4, floats * 4),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
     });
     if (temporary) this.#temporaries.push(buffer);
     return buffer;
@@ -77,7 +78,7 @@ export class CallScope {
     const buffer = this.#device.createBuffer({
       label,
       size: Math.max(4, values.byteLength),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
     });
     this.#device.queue.writeBuffer(buffer, 0, values);
     this.#temporaries.push(buffer);
@@ -89,7 +90,7 @@ export class CallScope {
     const buffer = this.#device.createBuffer({
       label: "attention params",
       size: 48,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
     });
     this.#device.queue.writeBuffer(buffer, 0, packParams(params));
     this.#temporaries.push(buffer);

@@ -29,9 +29,12 @@ export function cachedPipeline(
       label: key,
       layout: "auto",
       compute: { module, entryPoint: "main" },
-    }).catch((error: unknown) => {
+    }).catch(async (error: unknown) => {
       pipelines.delete(key);
-      throw new Error(`attention: compiling pipeline ${key} failed: ${String(error)}`);
+      const info = await module.getCompilationInfo?.().catch(() => undefined);
+      const messages = info?.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)
+        .join("\n") ?? "";
+      throw new Error(`attention: compiling pipeline ${key} failed: ${String(error)}\n${messages}`);
     });
     pipelines.set(key, pipeline);
   }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { BufferUsage, MapMode } from "./gpu_flags.ts";
+
 let devicePromise: Promise<GPUDevice | undefined> | undefined;
 
 /** The test device (default limits, `shader-f16` when offered), or undefined without WebGPU. */
@@ -25,7 +27,7 @@ export function upload(device: GPUDevice, values: ArrayLike<number>): GPUBuffer 
   const data = Float32Array.from(values as ArrayLike<number>);
   const buffer = device.createBuffer({
     size: Math.max(4, data.byteLength),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
   });
   device.queue.writeBuffer(buffer, 0, data);
   return buffer;
@@ -35,12 +37,12 @@ export function upload(device: GPUDevice, values: ArrayLike<number>): GPUBuffer 
 export async function readBack(device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
   const staging = device.createBuffer({
     size: buffer.size,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
   });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
   device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
+  await staging.mapAsync(MapMode.READ);
   const result = new Float32Array(staging.getMappedRange().slice(0));
   staging.unmap();
   staging.destroy();

@@ -30,11 +30,11 @@ export function workgroupBytes(
 ): number {
   const { queryTile: br, keyTile: bc } = tiling;
   if (kernel === "forward") {
-    // query tile, one K/V tile (reused for K then V), scores, key metadata
-    return 4 * (br * headDim + bc * headDim + br * bc) + 16 * bc;
+    // query tile, one K/V tile (reused for K then V), scores, key metadata, list bounds
+    return 4 * (br * headDim + bc * headDim + br * bc) + 16 * bc + 16;
   }
   // Q, dO, K, V tiles, probabilities and dS, metadata and row stats (max of dQ and dK/dV kernels)
-  return 4 * (2 * br * headDim + 2 * bc * headDim + 2 * br * bc) + 24 * br + 16 * bc;
+  return 4 * (2 * br * headDim + 2 * bc * headDim + 2 * br * bc) + 24 * br + 16 * bc + 16;
 }
 
 /** Workgroup invocations a tiling launches in a kernel family. */

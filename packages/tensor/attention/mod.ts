@@ -1,0 +1,20 @@
+/**
+ * Fused flash-attention kernels for WebGPU with mask metadata instead of dense
+ * masks: forward, backward, selected-row scores and their backward, grouped-query
+ * heads, tile skipping; plus a float64 CPU reference of all of them.
+ *
+ * Layouts: q `[B, Hq, T, D]`, k and v `[B, Hkv, T, D]`, out `[B, Hq, T, D]`,
+ * lse `[B, Hq, T]`, row scores `[B, Hq, R, T]`; f32, contiguous, row-major.
+ *
+ * @module
+ */
+
+export * from "./mask_metadata.ts";
+export * from "./tile_table.ts";
+export * from "./tiling.ts";
+export { AttentionMask, type MaskBufferForTiling } from "./attention_mask.ts";
+export type { AttentionShape } from "./dispatch_util.ts";
+export * from "./attention_forward.ts";
+export * from "./attention_backward.ts";
+export * from "./row_scores.ts";
+export * from "./reference.ts";

@@ -1,0 +1,196 @@
+/**
+ * Dispatch of selected-row attention scores and their backward, for the
+ * BlockRank auxiliary loss and attention-based ranking.
+ *
+ * @module
+ */
+
+import type { AttentionMask } from "./attention_mask.ts";
+import { type AttentionShape, CallScope, checkBuffer, checkShape } from "./dispatch_util.ts";
+import { cachedPipeline } from "./pipeline_cache.ts";
+import {
+  rowScoresKernelSource,
+  rowScoresKeyGradKernelSource,
+  rowScoresQueryGradKernelSource,
+} from "./row_scores_kernels.ts";
+
+/** Inputs common to the row-score functions. */
+export interface RowScoresCommon extends AttentionShape {
+  /** Queries, f32 `[B, Hq, T, D]`. */
+  q: GPUBuffer;
+  /** Keys, f32 `[B, Hkv, T, D]`. */
+  k: GPUBuffer;
+  /** Mask metadata on the device; supplies B and T. */
+  mask: AttentionMask;
+  /**
+   * Selected query rows: one list of R token indices per batch row (all the same
+   * length R); −1 marks an unused slot. Indices within a batch row must be distinct.
+   */
+  rows: ArrayLike<number>[];
+  /** Record into this encoder instead of submitting; then call `dispose` after submitting. */
+  encoder?: GPUCommandEncoder;
+}
+
+/** Checks `rows` and flattens it to i32 `[B, R]`; returns R too. */
+export function flattenRows(
+  rows: ArrayLike<number>[],
+  batch: number,
+  length: number,
+): { flat: Int32Array; rowsPerBatch: number } {
+  if (rows.length !== batch) {
+    throw new RangeError(
+      `attention row scores: rows has ${rows.length} lists, expected B = ${batch}`,
+    );
+  }
+  const rowsPerBatch = rows[0]?.length ?? 0;
+  if (rowsPerBatch < 1) throw new RangeError("attention row scores: rows[0] is empty");
+  const flat = new Int32Array(batch * rowsPerBatch);
+  rows.forEach((list, b) => {
+    if (list.length !== rowsPerBatch) {
+      throw new RangeError(
+        `attention row scores: rows[${b}] has ${list.length} entries, expected R = ${rowsPerBatch} like rows[0]`,
+      );
+    }
+    const seen = new Set<number>();
+    for (let r = 0; r < rowsPerBatch; r++) {
+      const row = list[r]!;
+      if (!Number.isInteger(row) || row < -1 || row >= length) {
+        throw new RangeError(
+          `attention row scores: rows[${b}][${r}] = ${row}, expected −1 or an index in 0..${
+            length - 1
+          }`,
+        );
+      }
+      if (row >= 0 && seen.has(row)) {
+        throw new RangeError(`attention row scores: rows[${b}] lists token ${row} twice`);
+      }
+      seen.add(row);
+      flat[b * rowsPerBatch + r] = row;
+    }
+  });
+  return { flat, rowsPerBatch };
+}
+
+/** Inputs of {@linkcode attentionRowScores}. */
+export interface RowScoresOptions extends RowScoresCommon {
+  /** Where to write S `[B, Hq, R, T]`; allocated when absent. */
+  scores?: GPUBuffer;
+}
+
+/**
+ * S `[B, Hq, R, T]` = scale·q[rows]·kᵀ (pre-softmax), masked entries and unused
+ * slots −∞, with the same visibility rule as the fused attention.
+ */
+export async function attentionRowScores(
+  device: GPUDevice,
+  options: RowScoresOptions,
+): Promise<{ scores: GPUBuffer; dispose: () => void }> {
+  const scale = checkShape(options);
+  const { heads, kvHeads, headDim, mask } = options;
+  const { batch, length } = mask;
+  const { flat, rowsPerBatch } = flattenRows(options.rows, batch, length);
+  checkBuffer("q", options.q, batch * heads * length * headDim, "[B, Hq, T, D]");
+  checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
+  const count = batch * heads * rowsPerBatch * length;
+  if (options.scores) checkBuffer("scores", options.scores, count, "[B, Hq, R, T]");
+  const pipeline = await cachedPipeline(
+    device,
+    `attention-row-scores d${headDim}`,
+    () => rowScoresKernelSource(headDim),
+  );
+  const scope = new CallScope(device, options.encoder);
+  const scores = options.scores ?? scope.storage("attention row scores", count, false);
+  const params = scope.params({
+    heads,
+    kvHeads,
+    seqLen: length,
+    window: mask.meta.window,
+    numQueryTiles: 0,
+    numKeyTiles: 0,
+    forwardTable: 0,
+    backwardTable: 0,
+    scale,
+    rowsPerBatch,
+    batch,
+  });
+  const rows = scope.int32("attention rows", flat);
+  scope.dispatchFlat(
+    pipeline,
+    [params, options.q, options.k, mask.forTiling(0, 0).buffer, rows, scores],
+    count,
+  );
+  return { scores, dispose: scope.finish() };
+}
+
+/** Inputs of {@linkcode attentionRowScoresBackward}. */
+export interface RowScoresBackwardOptions extends RowScoresCommon {
+  /** Gradient with respect to S, `[B, Hq, R, T]`; masked entries are ignored. */
+  dScores: GPUBuffer;
+  /** dQ `[B, Hq, T, D]` to add into (e.g. the attention backward's); fresh zeros when absent. */
+  dQ?: GPUBuffer;
+  /** dK `[B, Hkv, T, D]` to add into; fresh zeros when absent. */
+  dK?: GPUBuffer;
+}
+
+/**
+ * Backward of {@linkcode attentionRowScores}: adds scale·dS·k into the selected
+ * rows of dQ and scale·dSᵀ·q (summed over each kv group's query heads) into dK.
+ * Deterministic: each element has one writer.
+ */
+export async function attentionRowScoresBackward(
+  device: GPUDevice,
+  options: RowScoresBackwardOptions,
+): Promise<{ dQ: GPUBuffer; dK: GPUBuffer; dispose: () => void }> {
+  const scale = checkShape(options);
+  const { heads, kvHeads, headDim, mask } = options;
+  const { batch, length } = mask;
+  const { flat, rowsPerBatch } = flattenRows(options.rows, batch, length);
+  const queryFloats = batch * heads * length * headDim;
+  const keyFloats = batch * kvHeads * length * headDim;
+  checkBuffer("q", options.q, queryFloats, "[B, Hq, T, D]");
+  checkBuffer("k", options.k, keyFloats, "[B, Hkv, T, D]");
+  checkBuffer("dScores", options.dScores, batch * heads * rowsPerBatch * length, "[B, Hq, R, T]");
+  if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]");
+  if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]");
+  const [queryPipeline, keyPipeline] = await Promise.all([
+    cachedPipeline(
+      device,
+      `attention-row-scores-dq d${headDim}`,
+      () => rowScoresQueryGradKernelSource(headDim),
+    ),
+    cachedPipeline(
+      device,
+      `attention-row-scores-dk d${headDim}`,
+      () => rowScoresKeyGradKernelSource(headDim),
+    ),
+  ]);
+  const scope = new CallScope(device, options.encoder);
+  const dQ = options.dQ ?? scope.storage("attention row-scores dQ", queryFloats, false);
+  const dK = options.dK ?? scope.storage("attention row-scores dK", keyFloats, false);
+  const params = scope.params({
+    heads,
+    kvHeads,
+    seqLen: length,
+    window: mask.meta.window,
+    numQueryTiles: 0,
+    numKeyTiles: 0,
+    forwardTable: 0,
+    backwardTable: 0,
+    scale,
+    rowsPerBatch,
+    batch,
+  });
+  const rows = scope.int32("attention rows", flat);
+  const maskBuffer = mask.forTiling(0, 0).buffer;
+  scope.dispatchFlat(
+    queryPipeline,
+    [params, options.dScores, options.k, maskBuffer, rows, dQ],
+    batch * heads * rowsPerBatch * headDim,
+  );
+  scope.dispatchFlat(
+    keyPipeline,
+    [params, options.dScores, options.q, maskBuffer, rows, dK],
+    keyFloats,
+  );
+  return { dQ, dK, dispose: scope.finish() };
+}
