@@ -6,13 +6,15 @@
  */
 
 import { parseArgs } from "node:util";
+import { readBeirQrels } from "@irforge/data/beir";
 import { readQrels, readRun } from "@irforge/data/trec";
 import { evaluateRun, formatTrecEval } from "../evaluate.ts";
+import { parseMeasureSpecs } from "../measure_spec.ts";
 import { requireFile, runCli, UsageError } from "./cli_error.ts";
 
 const USAGE =
   `usage: deno task eval --qrels FILE --run FILE [-m MEASURE]... [-l LEVEL] [-c] [-q] [-n] [-M N]
-       deno task eval [options] QRELS RUN
+       deno task eval [options] QRELS RUN      (QRELS: TREC, or BEIR .tsv)
   -m  measure, trec_eval syntax: map, Rprec, recip_rank, P.10, recall.10,100,
       ndcg_cut.1,3,5,10,100, map_cut.10, num_ret, num_rel, num_rel_ret,
       num_q, runid, or the sets official (default) and all_trec
@@ -65,9 +67,13 @@ async function main(): Promise<void> {
   }
   const maxDocs = parseInteger("-M", values["max-docs"]);
   if (maxDocs !== undefined && maxDocs <= 0) throw new UsageError("-M must be positive");
+  parseMeasureSpecs(values.measure ?? []); // reject a bad -m before reading files
   await requireFile(qrelsPath, "qrels file");
   await requireFile(runPath, "run file");
-  const qrels = await readQrels(qrelsPath);
+  // BEIR qrels (`.tsv`) are accepted too, so BEIR folders evaluate directly.
+  const qrels = qrelsPath.endsWith(".tsv")
+    ? await readBeirQrels(qrelsPath)
+    : await readQrels(qrelsPath);
   const run = await readRun(runPath);
   const evaluation = evaluateRun(qrels, run, {
     measures: values.measure ?? [],
