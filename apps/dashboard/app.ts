@@ -86,7 +86,8 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
 
   app.use("*", async (c, next) => {
     if (allowedHosts) {
-      const host = hostName((c.req.header("Host") ?? "").toLowerCase());
+      // Deno.serve builds the URL from the Host header; app.request has only the URL.
+      const host = hostName((c.req.header("Host") ?? new URL(c.req.url).host).toLowerCase());
       if (!allowedHosts.includes(host)) {
         return failure(c, 403, `host ${JSON.stringify(host)} is not allowed`);
       }
@@ -168,7 +169,9 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
     try {
       config = await readConfig(runsDir, name);
     } catch (error) {
-      if (!(error instanceof HttpError && error.status === 404)) throw error;
+      if (!(error instanceof HttpError) || error.status === 400) throw error;
+      // 404: no config yet; 403: a symlink leading outside, shown as an error.
+      if (error.status === 403) config = { text: "", parsed: null, error: error.message };
     }
     const [checkpoints, evals] = await Promise.all([
       listCheckpoints(runsDir, name),

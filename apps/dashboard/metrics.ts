@@ -217,7 +217,7 @@ export async function readMetrics(
     let lastNewline = -1; // offset (from start) of the last newline seen
     let position = start.bytes;
     while (position < size) {
-      const block = new Uint8Array(Math.min(1 << 20, size - position));
+      const block = new Uint8Array(Math.min(1 << 20, Math.max(1, maxBytes), size - position));
       const n = await readFully(file, position, block);
       if (n === 0) break;
       const got = block.subarray(0, n);

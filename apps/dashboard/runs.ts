@@ -256,7 +256,22 @@ export async function listCheckpoints(root: string, name: string): Promise<Check
   for await (const entry of Deno.readDir(dir)) {
     const match = /^checkpoint-(\d+)$/.exec(entry.name);
     if (!match) continue;
-    const path = await resolveInsideOrNull(root, [name, "checkpoints", entry.name]);
+    let path: string | null;
+    try {
+      path = await resolveInsideOrNull(root, [name, "checkpoints", entry.name]);
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      // A symlink leading outside: list it as broken, read nothing from it.
+      checkpoints.push({
+        name: entry.name,
+        step: Number(match[1]),
+        bytes: 0,
+        files: [],
+        trainer_state: null,
+        error: error.message,
+      });
+      continue;
+    }
     if (path === null || !(await Deno.stat(path)).isDirectory) continue;
     const files: CheckpointFile[] = [];
     await walkFiles(path, "", files);

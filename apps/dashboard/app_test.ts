@@ -1,0 +1,523 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createApp } from "./app.ts";
+import { makeRunsDir, runJson, sampleRun, trainLine, writeRuns } from "./test_fixtures.ts";
+
+const SECRET = "TOP-SECRET-DO-NOT-SERVE";
+
+/** A runs dir with a complete run, odd runs, and a secret file outside it. */
+async function fixture() {
+  const runs = await makeRunsDir([
+    sampleRun("blockrank-dl19"),
+    {
+      name: "older",
+      runJson: runJson("older", {
+        status: "finished",
+        started_at: "2026-11-20T09:00:00.000Z",
+        best: null,
+      }),
+      metrics: trainLine(5),
+    },
+    { name: "no-run-json", metrics: "" },
+    { name: "broken-run-json", runJson: "{nope" },
+    { name: "bad-status", runJson: runJson("bad-status", { status: "exploded" }) },
+  ]);
+  const outside = await Deno.makeTempDir({ prefix: "irforge-outside-" });
+  await Deno.writeTextFile(join(outside, "config.yaml"), `secret: ${SECRET}\n`);
+  await Deno.writeTextFile(join(outside, "metrics.jsonl"), `{"step": 1, "${SECRET}": 1}\n`);
+  await Deno.writeTextFile(join(outside, "run.json"), JSON.stringify(runJson(SECRET)));
+  return { runs, outside, app: createApp(runs, { pollMs: 20 }) };
+}
+
+async function json(response: Response): Promise<Record<string, unknown>> {
+  assert.match(response.headers.get("content-type") ?? "", /application\/json/);
+  return await response.json();
+}
+
+Deno.test("GET /api/runs lists runs newest first with their problems", async () => {
+  const { app } = await fixture();
+  const response = await app.request("/api/runs");
+  assert.equal(response.status, 200);
+  const { runs } = await json(response) as { runs: Record<string, unknown>[] };
+  assert.deepEqual(runs.map((r) => r.name), [
+    "blockrank-dl19",
+    "older",
+    "bad-status",
+    "broken-run-json",
+    "no-run-json",
+  ]);
+  const first = runs[0]!;
+  assert.equal(first.recipe, "blockrank");
+  assert.equal(first.status, "running");
+  assert.equal(first.step, 120);
+  assert.equal(first.total_steps, 500);
+  assert.deepEqual(first.best, { metric: "eval/ndcg@10", value: 0.61, step: 100 });
+  assert.equal(first.error, null);
+  const byName = new Map(runs.map((r) => [r.name, r]));
+  assert.equal(byName.get("no-run-json")!.error, "no-run-json/run.json: missing");
+  assert.match(
+    String(byName.get("broken-run-json")!.error),
+    /^broken-run-json\/run\.json: not valid JSON/,
+  );
+  assert.match(
+    String(byName.get("bad-status")!.error),
+    /^bad-status\/run\.json \(field "status"\): expected one of running, finished, failed, interrupted/,
+  );
+});
+
+Deno.test("GET /api/runs on a missing runs directory is an empty list", async () => {
+  const app = createApp(join(await Deno.makeTempDir(), "not-there"));
+  assert.deepEqual(await json(await app.request("/api/runs")), { runs: [] });
+  const page = await app.request("/");
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /No runs in/);
+});
+
+Deno.test("GET /api/runs/:name returns the summary and which files exist", async () => {
+  const { app, runs } = await fixture();
+  const body = await json(await app.request("/api/runs/blockrank-dl19"));
+  assert.equal(body.name, "blockrank-dl19");
+  const metricsBytes = (await Deno.stat(join(runs, "blockrank-dl19", "metrics.jsonl"))).size;
+  assert.deepEqual(body.files, { config: true, metrics: true, metrics_bytes: metricsBytes });
+  const bare = await json(await app.request("/api/runs/no-run-json"));
+  assert.deepEqual(bare.files, { config: false, metrics: true, metrics_bytes: 0 });
+});
+
+Deno.test("unknown runs are 404, bad names 400, in the API and on pages", async () => {
+  const { app } = await fixture();
+  for (const path of ["", "/metrics", "/config", "/checkpoints", "/eval", "/eval/50", "/events"]) {
+    const missing = await app.request(`/api/runs/nope${path}`);
+    assert.equal(missing.status, 404, path);
+    assert.deepEqual(await json(missing), { error: 'run "nope" not found' });
+    const bad = await app.request(`/api/runs/-bad${path}`);
+    assert.equal(bad.status, 400, path);
+    assert.match(String((await json(bad)).error), /^invalid run name "-bad"/);
+  }
+  const page = await app.request("/runs/nope");
+  assert.equal(page.status, 404);
+  assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+  assert.match(await page.text(), /run &quot;nope&quot; not found/);
+  assert.equal((await app.request("/runs/a..b")).status, 400);
+  assert.equal((await app.request("/api/nothing")).status, 404);
+  assert.equal((await app.request("/nothing")).status, 404);
+});
+
+Deno.test("GET /api/runs/:name/metrics pages through metrics.jsonl with a cursor", async () => {
+  const { app, runs } = await fixture();
+  const path = join(runs, "blockrank-dl19", "metrics.jsonl");
+  const all = await json(await app.request("/api/runs/blockrank-dl19/metrics"));
+  const metrics = all.metrics as Record<string, number>[];
+  // 12 training lines (steps 10..120) and 2 eval lines (steps 50, 100).
+  assert.equal(metrics.length, 14);
+  assert.deepEqual(
+    metrics.filter((m) => "eval/ndcg@10" in m).map((m) => [m.step, m["eval/ndcg@10"]]),
+    [[50, 0.55], [100, 0.6]],
+  );
+  assert.equal(metrics[0]!["train/loss"], 3 / (1 + 10 / 50));
+  assert.deepEqual(all.malformed, []);
+  const size = (await Deno.stat(path)).size;
+  assert.equal(all.next, `${size}:14`);
+
+  await Deno.writeTextFile(path, trainLine(130) + "oops\n" + trainLine(140).slice(0, 10), {
+    append: true,
+  });
+  const more = await json(await app.request(`/api/runs/blockrank-dl19/metrics?since=${all.next}`));
+  assert.deepEqual((more.metrics as { step: number }[]).map((m) => m.step), [130]);
+  assert.equal((more.malformed as { line: number }[])[0]!.line, 16);
+  assert.deepEqual(more.pending, { line: 17, bytes: 10 });
+
+  const bad = await app.request("/api/runs/blockrank-dl19/metrics?since=banana");
+  assert.equal(bad.status, 400);
+  assert.match(String((await json(bad)).error), /invalid cursor "banana"/);
+  const midLine = await app.request("/api/runs/blockrank-dl19/metrics?since=7:0");
+  assert.equal(midLine.status, 400);
+});
+
+Deno.test("GET /api/runs/:name/metrics: a finished run's unterminated last line counts", async () => {
+  const { app, runs } = await fixture();
+  await Deno.writeTextFile(join(runs, "older", "metrics.jsonl"), '{"step": 6, "train/loss": 1}', {
+    append: true,
+  });
+  const body = await json(await app.request("/api/runs/older/metrics"));
+  assert.deepEqual((body.metrics as { step: number }[]).map((m) => m.step), [5, 6]);
+  assert.equal(body.pending, null);
+});
+
+Deno.test("GET /api/runs/:name/config returns the text and the parsed YAML", async () => {
+  const { app } = await fixture();
+  const body = await json(await app.request("/api/runs/blockrank-dl19/config"));
+  assert.match(String(body.text), /^recipe: blockrank\n/);
+  assert.deepEqual(body.parsed, {
+    recipe: "blockrank",
+    model: { name: "mistral-tiny", lora: { r: 8 } },
+    learning_rate: 0.0001,
+  });
+  assert.equal(body.error, null);
+  const missing = await app.request("/api/runs/older/config");
+  assert.equal(missing.status, 404);
+  assert.deepEqual(await json(missing), { error: "older/config.yaml not found" });
+});
+
+Deno.test("GET /api/runs/:name/config reports YAML errors without failing", async () => {
+  const { app, runs } = await fixture();
+  await Deno.writeTextFile(join(runs, "older", "config.yaml"), "a: [1, 2\nb: }\n");
+  const body = await json(await app.request("/api/runs/older/config"));
+  assert.equal(body.parsed, null);
+  assert.match(String(body.error), /^older\/config\.yaml: /);
+});
+
+Deno.test("GET /api/runs/:name/checkpoints lists steps, sizes and files", async () => {
+  const { app } = await fixture();
+  const { checkpoints } = await json(await app.request("/api/runs/blockrank-dl19/checkpoints")) as {
+    checkpoints: Record<string, unknown>[];
+  };
+  assert.deepEqual(checkpoints.map((c) => [c.name, c.step]), [["checkpoint-50", 50], [
+    "checkpoint-100",
+    100,
+  ]]);
+  const stateBytes = JSON.stringify({ step: 50, epoch: 0.5, best: null }).length;
+  assert.equal(checkpoints[0]!.bytes, 3000 + 8 + 6000 + stateBytes);
+  assert.deepEqual(checkpoints[0]!.files, [
+    { name: "adapter_config.json", bytes: 8 },
+    { name: "adapter_model.safetensors", bytes: 3000 },
+    { name: "optimizer.safetensors", bytes: 6000 },
+    { name: "trainer_state.json", bytes: stateBytes },
+  ]);
+  assert.deepEqual(checkpoints[0]!.trainer_state, { step: 50, epoch: 0.5, best: null });
+  assert.deepEqual(await json(await app.request("/api/runs/older/checkpoints")), {
+    checkpoints: [],
+  });
+});
+
+Deno.test("GET /api/runs/:name/eval lists steps; /eval/:step adds per-query metrics", async () => {
+  const { app, runs } = await fixture();
+  await writeRuns(runs, [{
+    name: "blockrank-dl19",
+    evals: [
+      { step: 70, content: { step: 71, metrics: {} } },
+      { step: 80, content: { step: 80, metrics: { "ndcg@10": "high" } } },
+      { step: 90, content: "{broken" },
+    ],
+  }]);
+  const body = await json(await app.request("/api/runs/blockrank-dl19/eval")) as {
+    evaluations: Record<string, unknown>[];
+    errors: { file: string; error: string }[];
+  };
+  assert.deepEqual(
+    body.evaluations.map((e) => [e.step, e.metrics, e.queries, e.has_run, "per_query" in e]),
+    [
+      [50, { "ndcg@10": 0.55, "mrr@10": 0.65 }, 2, true, false],
+      [100, { "ndcg@10": 0.61, "mrr@10": 0.7 }, 2, false, false],
+    ],
+  );
+  assert.deepEqual(body.errors.map((e) => e.file), [
+    "step-70.json",
+    "step-80.json",
+    "step-90.json",
+  ]);
+  assert.match(
+    body.errors[0]!.error,
+    /step-70\.json \(field "step"\): is 71 but the file name says 70/,
+  );
+  assert.match(
+    body.errors[1]!.error,
+    /step-80\.json \(field "metrics\.ndcg@10"\): expected a number/,
+  );
+  assert.match(body.errors[2]!.error, /step-90\.json: not valid JSON/);
+
+  const one = await json(await app.request("/api/runs/blockrank-dl19/eval/50"));
+  assert.deepEqual(one.per_query, {
+    q1: { "ndcg@10": 0.5, "mrr@10": 1 },
+    q2: { "ndcg@10": 0.6, "mrr@10": 0.3 },
+  });
+  assert.equal((await app.request("/api/runs/blockrank-dl19/eval/60")).status, 404);
+  assert.equal((await app.request("/api/runs/blockrank-dl19/eval/x")).status, 400);
+  const broken = await app.request("/api/runs/blockrank-dl19/eval/90");
+  assert.equal(broken.status, 422);
+  assert.match(String((await json(broken)).error), /step-90\.json: not valid JSON/);
+});
+
+Deno.test("traversal attempts never leave the runs directory", async () => {
+  const { app, runs, outside } = await fixture();
+  // Symlinks pointing outside: a whole run, and single files inside a real run.
+  await Deno.symlink(outside, join(runs, "escape"));
+  await writeRuns(runs, [{ name: "linked", runJson: runJson("linked") }]);
+  await Deno.symlink(join(outside, "config.yaml"), join(runs, "linked", "config.yaml"));
+  await Deno.symlink(join(outside, "metrics.jsonl"), join(runs, "linked", "metrics.jsonl"));
+  await Deno.mkdir(join(runs, "linked", "checkpoints"));
+  await Deno.symlink(outside, join(runs, "linked", "checkpoints", "checkpoint-1"));
+  await Deno.mkdir(join(runs, "linked", "eval"));
+  await Deno.symlink(join(outside, "run.json"), join(runs, "linked", "eval", "step-1.json"));
+
+  const cases: [string, number][] = [
+    ["/api/runs/..%2F..%2Fetc%2Fpasswd", 400],
+    ["/api/runs/..%2f" + "blockrank-dl19/config", 400],
+    ["/api/runs/%2e%2e%2fescape/config", 400],
+    ["/api/runs/%2Fetc%2Fpasswd/config", 400],
+    ["/api/runs/%5C..%5Cetc/config", 400],
+    ["/api/runs/blockrank-dl19%00/config", 400],
+    ["/api/runs/blockrank-dl19/eval/..%2F..%2Fescape%2Frun", 400],
+    ["/api/runs/blockrank-dl19/eval/%2e%2e%2f%2e%2e%2fescape", 400],
+    ["/static/..%2Fapp.ts", 400],
+    ["/static/app.ts", 404],
+    ["/runs/..%2Fescape", 400],
+    ["/api/runs/escape", 403],
+    ["/api/runs/escape/config", 403],
+    ["/api/runs/escape/metrics", 403],
+    ["/api/runs/escape/events", 403],
+    ["/runs/escape", 403],
+    ["/api/runs/linked/config", 403],
+    ["/api/runs/linked/metrics", 403],
+    ["/api/runs/linked/eval/1", 403],
+  ];
+  for (const [path, status] of cases) {
+    const response = await app.request(path);
+    const text = await response.text();
+    assert.equal(response.status, status, path);
+    assert.ok(!text.includes(SECRET), `${path} leaked the secret`);
+  }
+  // URLs whose dot segments the URL parser resolves never reach another file either.
+  for (
+    const path of [
+      "/api/runs/%2e%2e/config",
+      "/api/runs/.%2e",
+      "/api/runs/../escape",
+      "/runs/./../../etc",
+    ]
+  ) {
+    const response = await app.request(path);
+    assert.ok([400, 404].includes(response.status), `${path}: ${response.status}`);
+    assert.ok(!(await response.text()).includes(SECRET));
+  }
+  // Listings show the outside links as errors instead of following them.
+  const { runs: list } = await json(await app.request("/api/runs")) as {
+    runs: Record<string, unknown>[];
+  };
+  assert.equal(list.find((r) => r.name === "escape")!.error, "points outside the runs directory");
+  assert.ok(!JSON.stringify(list).includes(SECRET));
+  const checkpoints = await app.request("/api/runs/linked/checkpoints");
+  assert.equal(checkpoints.status, 200);
+  const cpText = await checkpoints.text();
+  assert.match(cpText, /points outside the runs directory/);
+  assert.ok(!cpText.includes("run.json"), "files of the outside directory were listed");
+  const evals = await json(await app.request("/api/runs/linked/eval")) as {
+    errors: { error: string }[];
+  };
+  assert.match(evals.errors[0]!.error, /points outside the runs directory/);
+  // The run page still renders, reporting the outside config link.
+  const page = await app.request("/runs/linked");
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  assert.match(html, /linked\/config\.yaml points outside the runs directory/);
+  assert.ok(!html.includes(SECRET));
+});
+
+Deno.test("HTML escapes run names, run.json fields, config text and metric names", async () => {
+  const attack = "<script>alert(1)</script>";
+  const runs = await makeRunsDir([
+    {
+      name: "xss",
+      runJson: runJson("xss", {
+        recipe: `<img src=x onerror=alert(1)>`,
+        best: { metric: attack, value: 1, step: 1 },
+      }),
+      config: `name: "</pre>${attack}"\n`,
+      evals: [{ step: 1, content: { step: 1, metrics: { [attack]: 0.5 }, per_query: {} } }],
+    },
+    { name: "<script>", runJson: runJson("<script>") },
+    { name: "ok", runJson: runJson("ok", { recipe: `"><svg onload=alert(1)>` }) },
+  ]);
+  const app = createApp(runs);
+  const list = await (await app.request("/")).text();
+  const page = await (await app.request("/runs/xss")).text();
+  const compare =
+    await (await app.request(`/compare?runs=ok&metric=${encodeURIComponent(`"><script>x`)}`))
+      .text();
+  for (const html of [list, page, compare]) {
+    assert.ok(!html.includes("<script>alert"), "raw script tag in the page");
+    assert.ok(!html.includes("<img src=x"), "raw img tag in the page");
+    assert.ok(!html.includes("<svg onload"), "raw svg tag in the page");
+    assert.ok(!html.includes(`"><script>x`), "attribute breakout");
+  }
+  assert.match(list, /&lt;img src=x onerror=alert\(1\)&gt;/);
+  assert.match(
+    list,
+    /<td>&lt;script&gt;<div class="error">invalid run name: cannot be opened<\/div><\/td>/,
+  );
+  assert.match(page, /&lt;\/pre&gt;&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
+  assert.match(page, /<th class="num">&lt;script&gt;alert\(1\)&lt;\/script&gt;<\/th>/);
+  assert.match(compare, /&quot;&gt;&lt;script&gt;x/);
+  // The run with a tag for a name is listed but cannot be opened.
+  assert.equal((await app.request(`/runs/${encodeURIComponent("<script>")}`)).status, 400);
+  // Pages forbid inline scripts, so even a missed escape could not run one.
+  const headers = (await app.request("/")).headers;
+  assert.match(headers.get("content-security-policy") ?? "", /script-src 'self'/);
+  assert.equal(headers.get("x-content-type-options"), "nosniff");
+});
+
+Deno.test("run page shows summary, evals, checkpoints and escaped config", async () => {
+  const { app } = await fixture();
+  const response = await app.request("/runs/blockrank-dl19");
+  assert.equal(response.status, 200);
+  const html = await response.text();
+  assert.match(html, /<body data-run="blockrank-dl19">/);
+  assert.match(html, /<script type="module" src="\/static\/run\.js"><\/script>/);
+  assert.match(html, /<span class="status status-running">running<\/span>/);
+  assert.match(html, /<dd id="run-steps">120 \/ 500<\/dd>/);
+  assert.match(html, /eval\/ndcg@10 = 0\.61 @ 100/);
+  assert.match(
+    html,
+    /<th class="num">Step<\/th><th class="num">mrr@10<\/th><th class="num">ndcg@10<\/th>/,
+  );
+  assert.match(html, /<button type="button" class="per-query" data-step="50">/);
+  assert.match(html, /checkpoints\/checkpoint-100/);
+  // checkpoint-50: 3000 + 8 + 6000 + 35 bytes = 9043 bytes = 8.83 KiB.
+  assert.match(html, /<td class="num">50<\/td>\n<td class="num">8\.83 KiB<\/td>/);
+  assert.match(html, /<pre class="config">recipe: blockrank\nmodel:/);
+  const list = await (await app.request("/")).text();
+  assert.match(list, /<a href="\/runs\/blockrank-dl19">blockrank-dl19<\/a>/);
+  assert.match(list, /<td class="num">120 \/ 500<\/td>/);
+  assert.match(list, /2026-11-23 10:00:00/);
+});
+
+Deno.test("compare page lists openable runs and keeps the selection", async () => {
+  const { app } = await fixture();
+  const html = await (await app.request("/compare?runs=older&metric=train/loss")).text();
+  assert.match(html, /<input type="checkbox" name="runs" value="older" checked>/);
+  assert.match(html, /<input type="checkbox" name="runs" value="blockrank-dl19">/);
+  assert.match(html, /<option value="train\/loss" selected>train\/loss<\/option>/);
+  assert.match(html, /data-metric="train\/loss"/);
+});
+
+Deno.test("static assets are served from a fixed list", async () => {
+  const { app } = await fixture();
+  const assets: [string, RegExp][] = [
+    ["chart.js", /text\/javascript/],
+    ["run.js", /text\/javascript/],
+    ["compare.js", /text\/javascript/],
+    ["style.css", /text\/css/],
+  ];
+  for (const [name, type] of assets) {
+    const response = await app.request(`/static/${name}`);
+    assert.equal(response.status, 200, name);
+    assert.match(response.headers.get("content-type") ?? "", type);
+    const text = await response.text();
+    assert.equal(text, await Deno.readTextFile(new URL(`./static/${name}`, import.meta.url)));
+    assert.ok(
+      !/https?:\/\//.test(text.replace("http://www.w3.org/2000/svg", "")),
+      `${name} refers to an external URL`,
+    );
+  }
+});
+
+Deno.test("allowedHosts rejects other Host headers (DNS rebinding)", async () => {
+  const runs = await makeRunsDir([]);
+  const app = createApp(runs, { allowedHosts: ["127.0.0.1", "localhost", "[::1]"] });
+  assert.equal((await app.request("http://127.0.0.1:8787/api/runs")).status, 200);
+  assert.equal((await app.request("http://[::1]:8787/api/runs")).status, 200);
+  assert.equal((await app.request("http://localhost/api/runs")).status, 200);
+  const evil = await app.request("http://evil.example:8787/api/runs");
+  assert.equal(evil.status, 403);
+  assert.match(String((await evil.json()).error), /host "evil\.example" is not allowed/);
+});
+
+/** Reads server-sent events from a response body. */
+function sseReader(response: Response) {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    async next(): Promise<{ event: string; data: string; id?: string }> {
+      for (;;) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (block.startsWith(":")) continue;
+          const event: { event: string; data: string; id?: string } = {
+            event: "message",
+            data: "",
+          };
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            const [key, ...rest] = line.split(": ");
+            const value = rest.join(": ");
+            if (key === "event") event.event = value;
+            else if (key === "data") data.push(value);
+            else if (key === "id") event.id = value;
+          }
+          event.data = data.join("\n");
+          return event;
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error("stream ended");
+        buffer += value;
+      }
+    },
+    async until(name: string) {
+      for (;;) {
+        const event = await this.next();
+        if (event.event === name) return event;
+      }
+    },
+    cancel: () => reader.cancel(),
+  };
+}
+
+Deno.test("GET /api/runs/:name/events streams existing and appended metrics", async () => {
+  const { app, runs } = await fixture();
+  const response = await app.request("/api/runs/blockrank-dl19/events");
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /text\/event-stream/);
+  const events = sseReader(response);
+  try {
+    const run = JSON.parse((await events.until("run")).data);
+    assert.equal(run.step, 120);
+    const first = await events.until("metrics");
+    const chunk = JSON.parse(first.data);
+    assert.equal(chunk.metrics.length, 14);
+    assert.equal(first.id, chunk.next);
+
+    const path = join(runs, "blockrank-dl19", "metrics.jsonl");
+    const line = trainLine(130);
+    await Deno.writeTextFile(path, line.slice(0, 20), { append: true });
+    const partial = JSON.parse((await events.until("metrics")).data);
+    assert.deepEqual(partial.metrics, []);
+    assert.deepEqual(partial.malformed, []);
+    assert.deepEqual(partial.pending, { line: 15, bytes: 20 });
+    await Deno.writeTextFile(path, line.slice(20) + "bad line\n", { append: true });
+    const appended = JSON.parse((await events.until("metrics")).data);
+    assert.deepEqual(appended.metrics.map((m: { step: number }) => m.step), [130]);
+    assert.deepEqual(appended.malformed.map((m: { line: number }) => m.line), [16]);
+    assert.equal(appended.pending, null);
+
+    await Deno.writeTextFile(
+      join(runs, "blockrank-dl19", "run.json"),
+      JSON.stringify(runJson("blockrank-dl19", { step: 130 })),
+    );
+    assert.equal(JSON.parse((await events.until("run")).data).step, 130);
+  } finally {
+    await events.cancel();
+  }
+});
+
+Deno.test("GET /api/runs/:name/events resumes from Last-Event-ID and survives a rewrite", async () => {
+  const { app, runs } = await fixture();
+  const path = join(runs, "blockrank-dl19", "metrics.jsonl");
+  const size = (await Deno.stat(path)).size;
+  const response = await app.request("/api/runs/blockrank-dl19/events", {
+    headers: { "Last-Event-ID": `${size}:14` },
+  });
+  const events = sseReader(response);
+  try {
+    assert.deepEqual(JSON.parse((await events.until("metrics")).data).metrics, []);
+    // The run restarts and rewrites the file shorter: the stream starts over with reset.
+    await Deno.writeTextFile(path, trainLine(1));
+    const reset = JSON.parse((await events.until("metrics")).data);
+    assert.equal(reset.reset, true);
+    assert.deepEqual(reset.metrics.map((m: { step: number }) => m.step), [1]);
+  } finally {
+    await events.cancel();
+  }
+  const bad = await app.request("/api/runs/blockrank-dl19/events?since=nope");
+  assert.equal(bad.status, 400);
+});
