@@ -1,2 +1,59 @@
-// Public API of this package; filled as modules land.
-export {};
+/**
+ * `@irforge/tensor`: WebGPU tensors with tape autograd, the ops the
+ * retrieval/ranking models need, and AdamW. See README.md for layouts,
+ * ownership rules and the tolerance policy.
+ *
+ * @module
+ */
+
+export * from "./dtype.ts";
+export * from "./device.ts";
+export type { MemoryStats } from "./pool.ts";
+export { bucketSize, TensorTooLargeError } from "./pool.ts";
+export {
+  checkGpuErrors,
+  emptyCache,
+  getRuntime,
+  GpuOpError,
+  maxBindingBytes,
+  memoryStats,
+  resetPeakMemory,
+  setBindingLimitForTesting,
+  setGpuDebug,
+  syncGpu,
+} from "./runtime.ts";
+export * from "./scope.ts";
+export {
+  full,
+  type Nf4Meta,
+  ones,
+  sizeOf,
+  Tensor,
+  tensor,
+  type TensorData,
+  zeros,
+} from "./tensor.ts";
+export * from "./random.ts";
+export type { BackwardContext, InputMeta } from "./autograd_types.ts";
+export {
+  backward,
+  isGradEnabled,
+  noGrad,
+  parameter,
+  releaseTape,
+  tapeLength,
+  variable,
+  zeroGrad,
+} from "./autograd.ts";
+export { defineOp, type OpDefinition, registeredOps } from "./registry.ts";
+export * from "./ops/elementwise.ts";
+export {
+  type Activation,
+  linear,
+  matmul,
+  type MatmulOptions,
+  type MatmulTiles,
+  setMatmulTiles,
+} from "./ops/matmul.ts";
+export { max, mean, sum, sumToShape } from "./ops/reduce.ts";
+export { concat, expand, permute, reshape, slice, transpose } from "./ops/shape.ts";

@@ -1,0 +1,425 @@
+/**
+ * Matrix multiplication: tiled, register-blocked WGSL with workgroup-memory
+ * tiles; f32 or f16 operands (each independently), f32 accumulation, f32
+ * output; batched with broadcast of a 2-D operand; transpose flags for either
+ * side (no transposed copies: `linear` reads the HF `[out, in]` weight
+ * directly); optional fused bias and silu/gelu epilogue.
+ *
+ * A 2-D right operand larger than one storage binding is split: along its
+ * rows when transposed (`linear`: rows are outputs) or along the reduction
+ * dimension otherwise (accumulating into C). The left operand and the output
+ * must each fit one binding.
+ *
+ * Tile sizes are parameters ({@link MatmulTiles}) so a kernel lab can tune
+ * them; vec4 loads are not used yet (element loads, coalesced along the
+ * contiguous dimension of each operand).
+ *
+ * @module
+ */
+
+import { isGradEnabled } from "../autograd.ts";
+import { bytesPerElement } from "../dtype.ts";
+import { TensorTooLargeError } from "../pool.ts";
+import { defineOp } from "../registry.ts";
+import { getRuntime, maxBindingBytes, Params } from "../runtime.ts";
+import { Tensor } from "../tensor.ts";
+import { enables, paramsBlock } from "../wgsl.ts";
+import { gelu, mapRaw, silu } from "./elementwise.ts";
+import { reduceRaw, sumToShape } from "./reduce.ts";
+
+/** Tile configuration: BM×BN output tile per workgroup, BK deep, TM×TN per thread. */
+export interface MatmulTiles {
+  /** Output rows per workgroup. */
+  bm: number;
+  /** Output columns per workgroup. */
+  bn: number;
+  /** Reduction depth per tile step. */
+  bk: number;
+  /** Rows per thread. */
+  tm: number;
+  /** Columns per thread. */
+  tn: number;
+}
+
+/** The default tiles (256 threads, 8 KiB workgroup memory). */
+export const DEFAULT_TILES: MatmulTiles = { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
+let tiles: MatmulTiles = DEFAULT_TILES;
+
+/** Sets the tiles used from now on (kernel lab / tuning). */
+export function setMatmulTiles(t: MatmulTiles): void {
+  if (t.bm % t.tm || t.bn % t.tn) throw new Error("matmul tiles: bm % tm and bn % tn must be 0");
+  tiles = { ...t };
+}
+
+/** Epilogue activation. */
+export type Activation = "none" | "silu" | "gelu";
+
+const ACT: Record<Activation, string> = {
+  none: "v",
+  silu: "v / (1.0 + exp(-v))",
+  gelu:
+    "0.5 * v * (1.0 + tanh(clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0)))",
+};
+
+function matmulCode(
+  aType: string,
+  bType: string,
+  transA: boolean,
+  transB: boolean,
+  bias: boolean,
+  act: Activation,
+  t: MatmulTiles,
+): string {
+  const tx = t.bn / t.tn, ty = t.bm / t.tm, nt = tx * ty;
+  const loadA = transA
+    ? "let kk = e / BM; let row = e % BM;"
+    : "let kk = e % BK; let row = e / BK;";
+  const idxA = transA ? "aBase + (k0 + kk) * lda + m" : "aBase + m * lda + k0 + kk";
+  const loadB = transB
+    ? "let kk = e % BK; let col = e / BK;"
+    : "let kk = e / BN; let col = e % BN;";
+  const idxB = transB ? "bBase + n * ldb + k0 + kk" : "bBase + (k0 + kk) * ldb + n";
+  const nb = bias ? 4 : 3;
+  return `${enables(aType, bType)}${paramsBlock(nb)}
+const BM = ${t.bm}u; const BN = ${t.bn}u; const BK = ${t.bk}u; const TM = ${t.tm}u; const TN = ${t.tn}u;
+@group(0) @binding(0) var<storage, read_write> C: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<${aType}>;
+@group(0) @binding(2) var<storage, read> B: array<${bType}>;
+${bias ? "@group(0) @binding(3) var<storage, read> BIAS: array<f32>;" : ""}
+var<workgroup> As: array<f32, ${t.bk * t.bm}>;
+var<workgroup> Bs: array<f32, ${t.bk * t.bn}>;
+@compute @workgroup_size(${tx}, ${ty})
+fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let aBase = pu(3u) + w.z * pu(4u);
+  let bBase = pu(5u) + w.z * pu(6u);
+  let cBase = pu(7u) + w.z * pu(8u);
+  let lda = pu(9u); let ldb = pu(10u); let ldc = pu(11u);
+  let accumulate = pu(12u); let biasBase = pu(13u);
+  let tid = l.y * ${tx}u + l.x;
+  let m0 = w.y * BM; let n0 = w.x * BN;
+  var acc: array<f32, ${t.tm * t.tn}>;
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var e = tid; e < BM * BK; e += ${nt}u) {
+      ${loadA}
+      let m = m0 + row;
+      var v = 0.0;
+      if (m < M && k0 + kk < K) { v = f32(A[${idxA}]); }
+      As[kk * BM + row] = v;
+    }
+    for (var e = tid; e < BN * BK; e += ${nt}u) {
+      ${loadB}
+      let n = n0 + col;
+      var v = 0.0;
+      if (n < N && k0 + kk < K) { v = f32(B[${idxB}]); }
+      Bs[kk * BN + col] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, ${t.tm}>;
+      var b: array<f32, ${t.tn}>;
+      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + l.y * TM + i]; }
+      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + l.x * TN + j]; }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + l.y * TM + i;
+    if (m >= M) { continue; }
+    for (var j = 0u; j < TN; j++) {
+      let n = n0 + l.x * TN + j;
+      if (n >= N) { continue; }
+      let ci = cBase + m * ldc + n;
+      var v = acc[i * TN + j];
+      if (accumulate != 0u) { v += C[ci]; }
+      ${bias ? "v += BIAS[biasBase + n];" : "let unusedBias = biasBase;"}
+      C[ci] = ${ACT[act]};
+    }
+  }
+}`;
+}
+
+/** Options of {@link matmul}. */
+export interface MatmulOptions {
+  /** Use Aᵀ: `a` is stored [..., K, M]. */
+  transA?: boolean;
+  /** Use Bᵀ: `b` is stored [..., N, K] (the HF linear weight layout). */
+  transB?: boolean;
+}
+
+interface Plan {
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  batchShape: number[];
+  aBS: number;
+  bBS: number;
+}
+
+function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
+  if (a.rank < 2 || b.rank < 2) {
+    throw new Error(`matmul: operands must be ≥ 2-D, got ${a} and ${b}`);
+  }
+  if (!["f32", "f16"].includes(a.dtype) || !["f32", "f16"].includes(b.dtype)) {
+    throw new Error(`matmul: operands must be f32 or f16, got ${a} and ${b}`);
+  }
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const [M, Ka] = transA ? [ac, ar] : [ar, ac];
+  const [Kb, N] = transB ? [bc, br] : [br, bc];
+  if (Ka !== Kb) {
+    throw new Error(
+      `matmul: inner dims differ: ${a} (transA=${transA}) × ${b} (transB=${transB})`,
+    );
+  }
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const batchShape = aBatch.length ? aBatch : bBatch;
+  if (aBatch.length && bBatch.length && aBatch.join() !== bBatch.join()) {
+    throw new Error(
+      `matmul: batch dims [${aBatch}] and [${bBatch}] differ (only a 2-D operand broadcasts)`,
+    );
+  }
+  const batch = batchShape.reduce((x, y) => x * y, 1);
+  return {
+    M,
+    N,
+    K: Ka,
+    batch,
+    batchShape,
+    aBS: aBatch.length ? M * Ka : 0,
+    bBS: bBatch.length ? Ka * N : 0,
+  };
+}
+
+function align(rowBytes: number, alignment: number): number {
+  const g = (x: number, y: number): number => (y === 0 ? x : g(y, x % y));
+  return alignment / g(rowBytes, alignment);
+}
+
+/** Launches C = op(A)·op(B) (+ bias, activation) without autograd (internal). */
+export function matmulRaw(
+  a: Tensor,
+  b: Tensor,
+  o: MatmulOptions & { bias?: Tensor; activation?: Activation } = {},
+): Tensor {
+  const transA = o.transA ?? false, transB = o.transB ?? false;
+  const p = plan(a, b, transA, transB);
+  const act = o.activation ?? "none";
+  const out = Tensor.empty([...p.batchShape, p.M, p.N], "f32", "matmul");
+  if (p.M * p.N * p.batch === 0) return out;
+  if (p.K === 0) throw new Error("matmul: K = 0 is not supported");
+  const limit = maxBindingBytes();
+  for (const [t, name] of [[a, "left operand"], [out, "output"]] as const) {
+    if (t.byteLength > limit) {
+      throw new TensorTooLargeError(
+        `matmul ${name} ${t}`,
+        t.byteLength,
+        limit,
+        "storage binding size",
+      );
+    }
+  }
+  if (p.batch > 65535) throw new Error(`matmul: batch ${p.batch} > 65535`);
+  const rt = getRuntime();
+  const lda = transA ? p.M : p.K;
+  const code = (bias: boolean, activation: Activation) =>
+    matmulCode(a.dtype, b.dtype, transA, transB, bias, activation, tiles);
+  const launch = (
+    bBinding: GPUBufferBinding,
+    rows: {
+      aOff: number;
+      cOff: number;
+      n: number;
+      k: number;
+      ldb: number;
+      acc: boolean;
+      bias: boolean;
+    },
+  ) => {
+    const bias = rows.bias && o.bias !== undefined;
+    const params = new Params().u32(
+      p.M,
+      rows.n,
+      rows.k,
+      rows.aOff,
+      p.aBS,
+      0,
+      p.bBS,
+      rows.cOff,
+      p.M * p.N,
+      lda,
+      rows.ldb,
+      p.N,
+      rows.acc ? 1 : 0,
+      rows.cOff % p.N,
+    );
+    rt.dispatch({
+      op: "matmul",
+      code: code(bias, rows.acc ? "none" : act),
+      buffers: bias
+        ? [out.buffer, a.buffer, bBinding, o.bias!.buffer]
+        : [out.buffer, a.buffer, bBinding],
+      params: params.buffer,
+      workgroups: [Math.ceil(rows.n / tiles.bn), Math.ceil(p.M / tiles.bm), p.batch],
+    });
+  };
+  if (b.byteLength <= limit) {
+    launch({ buffer: b.buffer }, {
+      aOff: 0,
+      cOff: 0,
+      n: p.N,
+      k: p.K,
+      ldb: transB ? p.K : p.N,
+      acc: false,
+      bias: true,
+    });
+    return out;
+  }
+  // Split the 2-D right operand into row ranges that each fit one binding.
+  if (p.bBS !== 0) {
+    throw new TensorTooLargeError(
+      `matmul batched right operand ${b}`,
+      b.byteLength,
+      limit,
+      "storage binding size",
+    );
+  }
+  const es = bytesPerElement(b.dtype);
+  const rowLen = b.shape[1]!;
+  const rowBytes = rowLen * es;
+  const step = align(rowBytes, rt.device.limits.minStorageBufferOffsetAlignment);
+  const rowsPerChunk = Math.floor(Math.floor(limit / rowBytes) / step) * step;
+  if (rowsPerChunk === 0) {
+    throw new TensorTooLargeError(
+      `matmul: one row of ${b}`,
+      rowBytes * step,
+      limit,
+      "storage binding size",
+    );
+  }
+  if (!transB && act !== "none") {
+    throw new Error("matmul: activation epilogue with a split K is not supported");
+  }
+  const totalRows = b.shape[0]!;
+  for (let r0 = 0; r0 < totalRows; r0 += rowsPerChunk) {
+    const rows = Math.min(rowsPerChunk, totalRows - r0);
+    const size = Math.min(Math.ceil(rows * rowBytes / 4) * 4, b.buffer.size - r0 * rowBytes);
+    const binding = { buffer: b.buffer, offset: r0 * rowBytes, size };
+    if (transB) {
+      // Rows of B are output columns r0..r0+rows.
+      launch(binding, { aOff: 0, cOff: r0, n: rows, k: p.K, ldb: p.K, acc: false, bias: true });
+    } else {
+      // Rows of B are reduction indices: accumulate partial products into C.
+      launch(binding, {
+        aOff: transA ? r0 * lda : r0,
+        cOff: 0,
+        n: p.N,
+        k: rows,
+        ldb: p.N,
+        acc: r0 > 0,
+        bias: r0 === 0,
+      });
+    }
+  }
+  return out;
+}
+
+function asDtype(g: Tensor, dtype: string): Tensor {
+  return dtype === "f16" ? mapRaw("cast", "a", [g], { dtype: "f16" }) : g;
+}
+
+const matmulOp = defineOp<{ transA: boolean; transB: boolean }>({
+  name: "matmul",
+  forward: ([a, b], o) => ({ output: matmulRaw(a!, b!, o), saved: [a!, b!] }),
+  backward: (dy, { saved, inputs, attrs }) => {
+    const [a, b] = saved as [Tensor, Tensor];
+    const { transA, transB } = attrs;
+    let da: Tensor | null = null, db: Tensor | null = null;
+    if (inputs[0]!.requiresGrad) {
+      const g = transA
+        ? matmulRaw(b, dy, { transA: transB, transB: true })
+        : matmulRaw(dy, b, { transB: !transB });
+      da = asDtype(sumToShape(g, a.shape), a.dtype);
+    }
+    if (inputs[1]!.requiresGrad) {
+      if (b.rank === 2 && a.rank > 2 && !transA) {
+        // Fold the batch into rows: one [K, N] product instead of a batched one plus a sum.
+        const rows = a.size / a.shape[a.rank - 1]!;
+        const a2 = a.shareAs([rows, a.shape[a.rank - 1]!]);
+        const dy2 = dy.shareAs([rows, dy.shape[dy.rank - 1]!]);
+        db = transB ? matmulRaw(dy2, a2, { transA: true }) : matmulRaw(a2, dy2, { transA: true });
+      } else {
+        const g = transB
+          ? matmulRaw(dy, a, { transA: true, transB: transA })
+          : matmulRaw(a, dy, { transA: !transA });
+        db = sumToShape(g, b.shape);
+      }
+      db = asDtype(db, b.dtype);
+    }
+    return [da, db];
+  },
+});
+
+/**
+ * Batched matrix product op(A)·op(B) with autograd. Shapes `[..., M, K]` ×
+ * `[..., K, N]` → `[..., M, N]` (f32); batch dims must match unless one
+ * operand is 2-D (broadcast). `transA`/`transB` read the operand transposed
+ * in place.
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  return matmulOp([a, b], { transA: options.transA ?? false, transB: options.transB ?? false });
+}
+
+const linearOp = defineOp<{ activation: Activation }>({
+  name: "linear",
+  forward: (inputs, { activation }) => {
+    const [x, w, bias] = inputs as [Tensor, Tensor, Tensor | undefined];
+    const inDim = x.shape[x.rank - 1]!;
+    if (w.rank !== 2 || w.shape[1] !== inDim) {
+      throw new Error(`linear: weight ${w} does not take ${x}`);
+    }
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0] || bias.dtype !== "f32")) {
+      throw new Error(`linear: bias ${bias} must be f32 [${w.shape[0]}]`);
+    }
+    const x2 = x.shareAs([x.size / inDim, inDim]);
+    const y = matmulRaw(x2, w, { transB: true, bias, activation });
+    return { output: y.shareAs([...x.shape.slice(0, -1), w.shape[0]!]), saved: [x2, w] };
+  },
+  backward: (dy, { saved, inputs, attrs }) => {
+    if (attrs.activation !== "none") throw new Error("linear: fused activation is inference-only");
+    const [x2, w] = saved as [Tensor, Tensor];
+    const dy2 = dy.shareAs([x2.shape[0]!, w.shape[0]!]);
+    const dx = inputs[0]!.requiresGrad
+      ? asDtype(matmulRaw(dy2, w).shareAs(inputs[0]!.shape), inputs[0]!.dtype)
+      : null;
+    const dw = inputs[1]!.requiresGrad
+      ? asDtype(matmulRaw(dy2, x2, { transA: true }), w.dtype)
+      : null;
+    const db = inputs[2]?.requiresGrad ? reduceRaw(dy2, "sum", 0, false) : null;
+    return [dx, dw, db];
+  },
+});
+
+/**
+ * y = x·Wᵀ (+ bias) with the weight in HF layout `[out, in]` (no transposed
+ * copy), x `[..., in]` → y `[..., out]` (f32). An activation is fused into
+ * the kernel when no gradient is recorded; otherwise it runs as its own op.
+ */
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor,
+  activation: Activation = "none",
+): Tensor {
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const recording = isGradEnabled() && inputs.some((t) => t.requiresGrad);
+  if (activation === "none" || !recording) return linearOp(inputs, { activation });
+  const y = linearOp(inputs, { activation: "none" });
+  const out = activation === "silu" ? silu(y) : gelu(y);
+  y.dispose();
+  return out;
+}

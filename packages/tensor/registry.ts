@@ -1,0 +1,111 @@
+/**
+ * The op registry: each op is defined exactly once with its forward, what it
+ * saves, and its backward. A definition without a `backward` must say
+ * `nonDifferentiable: true`; leaving both out is a compile-time type error.
+ *
+ * @module
+ */
+
+import type { BackwardContext, InputMeta, TapeNode } from "./autograd_types.ts";
+import { isGradEnabled, record, withGradMode } from "./autograd.ts";
+import { keep, tidy } from "./scope.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** What a forward returns: the output and the tensors backward needs. */
+export interface ForwardResult {
+  /** The new output tensor. */
+  output: Tensor;
+  /** Tensors (inputs or intermediates) the backward reads. */
+  saved?: Tensor[];
+}
+
+interface OpBase<A> {
+  /** Unique op name. */
+  name: string;
+  /**
+   * Computes the output (grad mode is off inside). Temporaries it creates
+   * are disposed automatically; saved ones stay alive via the tape.
+   */
+  forward(inputs: readonly Tensor[], attrs: A): ForwardResult;
+}
+
+/** A differentiable op: `backward` returns one gradient (or null) per input. */
+export interface DifferentiableOp<A> extends OpBase<A> {
+  /** Input gradients from the output gradient `dy` (grad mode off). */
+  backward(dy: Tensor, ctx: BackwardContext<A>): (Tensor | null)[];
+  /** Must be absent on differentiable ops. */
+  nonDifferentiable?: never;
+}
+
+/** An op with no gradient (integer outputs, comparisons). */
+export interface NonDifferentiableOp<A> extends OpBase<A> {
+  /** Declares explicitly that no gradient flows through this op. */
+  nonDifferentiable: true;
+  /** Must be absent on non-differentiable ops. */
+  backward?: never;
+}
+
+/** An op definition. */
+export type OpDefinition<A> = DifferentiableOp<A> | NonDifferentiableOp<A>;
+
+/** A registered op, callable on tensors. */
+export type Op<A> = (inputs: readonly Tensor[], attrs: A) => Tensor;
+
+const registry = new Map<string, OpDefinition<never>>();
+
+/** Names of all registered ops. */
+export function registeredOps(): string[] {
+  return [...registry.keys()].sort();
+}
+
+/** Registers `def` (once per name) and returns the function applying it. */
+export function defineOp<A>(def: OpDefinition<A>): Op<A> {
+  if (registry.has(def.name)) throw new Error(`op "${def.name}" is registered twice`);
+  registry.set(def.name, def as OpDefinition<never>);
+  return (inputs, attrs) => runOp(def, inputs, attrs);
+}
+
+function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Tensor {
+  for (const t of inputs) {
+    if (t.disposed) throw new Error(`${def.name}: input ${t} was disposed`);
+  }
+  const recording = isGradEnabled() && def.backward !== undefined &&
+    inputs.some((t) => t.requiresGrad);
+  let saved: Tensor[] = [];
+  const output = withGradMode(false, () =>
+    tidy(() => {
+      const result = def.forward(inputs, attrs);
+      if (recording) saved = (result.saved ?? []).map((t) => t.shareAs(t.shape, true));
+      return inputs.includes(result.output)
+        ? result.output.shareAs(result.output.shape)
+        : result.output;
+    }));
+  if (recording && def.backward) {
+    const backwardRule = def.backward;
+    const meta: InputMeta[] = inputs.map((t) => ({
+      shape: t.shape,
+      dtype: t.dtype,
+      requiresGrad: t.requiresGrad,
+    }));
+    const ctx: BackwardContext<A> = { inputs: meta, saved, attrs };
+    const node: TapeNode = {
+      op: def.name,
+      inputs: [...inputs],
+      outputId: output.id,
+      saved,
+      backward: (dy) =>
+        tidy(() => {
+          // A rule may return dy or a saved tensor itself; give the tape its own reference.
+          const grads = backwardRule(dy, ctx).map((g) =>
+            g && (g === dy || saved.includes(g)) ? g.shareAs(g.shape, true) : g
+          );
+          for (const g of grads) if (g) keep(g);
+          return grads;
+        }),
+    };
+    output.requiresGrad = true;
+    output.node = node;
+    record(node);
+  }
+  return output;
+}

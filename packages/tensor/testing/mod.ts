@@ -1,0 +1,11 @@
+/**
+ * Test helpers shared across packages: tolerances, `assertClose`, finite
+ * differences.
+ *
+ * @module
+ */
+
+export * from "./tolerance.ts";
+export * from "./assert_close.ts";
+export * from "./gradcheck.ts";
+export * from "./gpu.ts";
