@@ -66,6 +66,7 @@ export function layout(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · irforge</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/style.css">
 ${scripts}
 </head>

@@ -36,7 +36,8 @@ export function niceTicks(min, max, count = 5) {
   if (min > max) [min, max] = [max, min];
   const rough = (max - min) / Math.max(1, count);
   const power = Math.pow(10, Math.floor(Math.log10(rough)));
-  const fraction = rough / power;
+  // The tolerance keeps float noise (0.0020000000000000018 / 4) from skipping a step size.
+  const fraction = rough / power - 1e-9;
   const step = (fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10) * power;
   const first = Math.floor(min / step + 1e-9) * step;
   const last = Math.ceil(max / step - 1e-9) * step;

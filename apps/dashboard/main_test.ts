@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { parseDashboardArgs } from "./main.ts";
+
+Deno.test("parseDashboardArgs: defaults bind loopback on 8787 over runs/", () => {
+  assert.deepEqual(parseDashboardArgs([]), {
+    runs: resolve("runs"),
+    port: 8787,
+    host: "127.0.0.1",
+  });
+  assert.deepEqual(parseDashboardArgs(["--runs", "/tmp/r", "--port", "0", "--host", "0.0.0.0"]), {
+    runs: "/tmp/r",
+    port: 0,
+    host: "0.0.0.0",
+  });
+  assert.equal(parseDashboardArgs(["--help"]), "help");
+});
+
+Deno.test("parseDashboardArgs rejects bad values", () => {
+  assert.throws(() => parseDashboardArgs(["--port", "http"]), /--port: expected an integer/);
+  assert.throws(() => parseDashboardArgs(["--port", "70000"]), /--port/);
+  assert.throws(() => parseDashboardArgs(["--bogus"]), /bogus/);
+  assert.throws(() => parseDashboardArgs(["extra"]), /extra/);
+});
+
+Deno.test("main.ts serves on loopback and prints the URL", async () => {
+  const runs = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./main.ts", import.meta.url).pathname,
+      "--runs",
+      runs,
+      "--port",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  try {
+    while (!/http:\/\/[^ ]+\//.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    const url = /http:\/\/([^ ]+)\//.exec(out)?.[0];
+    assert.ok(url, `no URL in ${JSON.stringify(out)}`);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const response = await fetch(`${url}api/runs`);
+    assert.deepEqual(await response.json(), { runs: [] });
+    // A page asked for under a foreign Host name (DNS rebinding) is refused.
+    const port = new URL(url).port;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+    await conn.write(
+      new TextEncoder().encode(
+        `GET /api/runs HTTP/1.1\r\nHost: evil.example:${port}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    const raw = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+    assert.match(raw, /^HTTP\/1\.1 403/);
+  } finally {
+    await reader.cancel();
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stderr.cancel();
+  }
+});
