@@ -57,6 +57,8 @@ interface TileSummary {
   maxBlock: number;
   allGlobal: boolean;
   allPrefix: boolean;
+  anyGlobal: boolean;
+  anyPrefix: boolean;
   complete: boolean;
 }
 
@@ -71,6 +73,8 @@ function summarize(meta: MaskMetadata, b: number, start: number, size: number): 
     maxBlock: -Infinity,
     allGlobal: true,
     allPrefix: true,
+    anyGlobal: false,
+    anyPrefix: false,
     complete: start + size <= meta.length,
   };
   for (let t = start; t <= last; t++) {
@@ -81,6 +85,8 @@ function summarize(meta: MaskMetadata, b: number, start: number, size: number): 
     s.maxBlock = Math.max(s.maxBlock, meta.block[n]!);
     s.allGlobal &&= meta.kind[n] === BlockKind.global;
     s.allPrefix &&= meta.kind[n] === BlockKind.prefix;
+    s.anyGlobal ||= meta.kind[n] === BlockKind.global;
+    s.anyPrefix ||= meta.kind[n] === BlockKind.prefix;
   }
   return s;
 }
@@ -97,6 +103,8 @@ function classify(
   if (key.first > query.last) return 0;
   if (query.maxSegment < key.minSegment || key.maxSegment < query.minSegment) return 0;
   if (meta.window > 0 && query.first - key.last >= meta.window) return 0;
+  const blocksApart = query.maxBlock < key.minBlock || key.maxBlock < query.minBlock;
+  if (!query.anyGlobal && !key.anyPrefix && blocksApart) return 0;
   // Decided by summaries alone: every pair is visible.
   const oneSegment = query.minSegment >= 0 && query.minSegment === query.maxSegment &&
     key.minSegment === query.minSegment && key.maxSegment === query.minSegment;
