@@ -1,0 +1,21 @@
+/**
+ * Tokenizers: SentencePiece BPE models (Llama 1/2, Mistral v1/v3, llama2.c)
+ * read from their `.model` protobuf, encoding and decoding exactly as the
+ * `sentencepiece` library does, with byte fallback and optional parsing of
+ * control tokens written in the text.
+ *
+ * ```ts
+ * import { loadTokenizer } from "@irforge/model/tokenizer";
+ * const tok = await loadTokenizer("path/to/model_dir");
+ * const ids = tok.encode("Hello world", { addBos: true }); // Llama 2: [1, 15043, 3186]
+ * tok.decode(ids); // "Hello world"
+ * ```
+ *
+ * @module
+ */
+
+export * from "./tokenizer.ts";
+export * from "./sentencepiece.ts";
+export * from "./sentencepiece_model.ts";
+export * from "./protobuf.ts";
+export * from "./load.ts";
