@@ -44,18 +44,26 @@ export function compareTrecEval(a: ScoredDocument, b: ScoredDocument): number {
 
 /**
  * Returns the documents in trec_eval's rank order (a new array; the input is
- * untouched). Already ordered input, the common case, is detected in one
- * pass and not re-sorted.
+ * untouched). Input already ordered by score, the common case, only has its
+ * runs of equal scores sorted by document id; anything else is fully sorted.
  */
 export function rankTrecEval<T extends ScoredDocument>(documents: readonly T[]): T[] {
-  let ordered = true;
-  for (let i = 1; i < documents.length; i++) {
-    if (compareTrecEval(documents[i - 1]!, documents[i]!) > 0) {
-      ordered = false;
-      break;
+  const copy = documents.slice();
+  for (let i = 1; i < copy.length; i++) {
+    if (copy[i - 1]!.score < copy[i]!.score || Number.isNaN(copy[i]!.score)) {
+      return copy.sort(compareTrecEval);
     }
   }
-  const copy = documents.slice();
-  if (!ordered) copy.sort(compareTrecEval);
+  // Scores are non-increasing: order each run of equal scores by docid.
+  let start = 0;
+  while (start < copy.length) {
+    let end = start + 1;
+    while (end < copy.length && copy[end]!.score === copy[start]!.score) end++;
+    if (end - start > 1) {
+      const tied = copy.slice(start, end).sort((a, b) => compareBytes(b.docid, a.docid));
+      for (let i = start; i < end; i++) copy[i] = tied[i - start]!;
+    }
+    start = end;
+  }
   return copy;
 }
