@@ -20,6 +20,7 @@ import {
 import type { DecodeOptions, EncodeOptions, Tokenizer } from "./tokenizer.ts";
 
 const spaceSymbol = "\u2581";
+const utf8Encoder = new TextEncoder();
 
 interface Pair {
   left: number;
@@ -283,7 +284,7 @@ export class SentencePieceTokenizer implements Tokenizer {
       if (id !== undefined && id !== this.unkId) {
         ids.push(id);
       } else if (this.model.byteFallback) {
-        for (const byte of new TextEncoder().encode(piece)) ids.push(this.#byteIds[byte]!);
+        for (const byte of utf8Encoder.encode(piece)) ids.push(this.#byteIds[byte]!);
       } else if (this.unkId !== null) {
         ids.push(this.unkId);
       }
