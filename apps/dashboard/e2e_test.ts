@@ -33,8 +33,13 @@ const missing = chromiumMissing();
 if (missing !== null) console.log(`skipping the dashboard browser test: ${missing}`);
 
 /** Collects page errors and console errors (a CSP violation shows up here). */
-function watchErrors(page: Page): string[] {
+function watchErrors(page: Page, base: string): string[] {
   const errors: string[] = [];
+  // Offline by design: every request must go to the dashboard itself.
+  page.on("request", (request) => {
+    const url = request.url();
+    if (!url.startsWith(`${base}/`) && !url.startsWith("data:")) errors.push(`external: ${url}`);
+  });
   page.on("pageerror", (error) => errors.push(`pageerror: ${error.message}`));
   page.on("console", (message) => {
     if (message.type() === "error") errors.push(`console: ${message.text()}`);
@@ -66,6 +71,11 @@ Deno.test({
         ...sampleRun("other-run", 80),
         runJson: runJson("other-run", { status: "finished", step: 80 }),
       },
+      {
+        name: "xss-run",
+        runJson: runJson("xss-run", { recipe: "<img src=x onerror=window.__xss=1>" }),
+        metrics: JSON.stringify({ step: 1, "train/<img src=x onerror=window.__xss=2>": 1 }) + "\n",
+      },
     ]);
     const metricsPath = join(runs, "live-run", "metrics.jsonl");
     const app = createApp(runs, { pollMs: 100 });
@@ -76,7 +86,7 @@ Deno.test({
     try {
       browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors = watchErrors(page);
+      const errors = watchErrors(page, base);
       await page.goto(`${base}/runs/live-run`);
 
       // 12 training lines (steps 10..120) are on the loss chart once the stream delivered them.
@@ -126,7 +136,7 @@ Deno.test({
 
       // Runs list and compare view.
       await page.goto(`${base}/`);
-      assert.equal(await page.locator("table.runs tbody tr").count(), 2);
+      assert.equal(await page.locator("table.runs tbody tr").count(), 3);
       await page.screenshot({ path: join(shots, "runs-list.png"), fullPage: true });
       await page.goto(`${base}/compare?runs=live-run&runs=other-run&metric=train/loss`);
       await page.locator('path[data-series="live-run"][data-points="14"]').waitFor({
@@ -149,6 +159,16 @@ Deno.test({
       await page.locator('path[data-series="live-run"][data-points="2"]').waitFor();
       assert.match(page.url(), /metric=eval%2Fndcg%4010/);
       await page.screenshot({ path: join(shots, "compare.png"), fullPage: true });
+
+      // Text from run files shows as text, never as markup.
+      await page.goto(`${base}/runs/xss-run`);
+      await page.locator("path[data-points='1']").waitFor({ state: "attached" });
+      assert.equal(await page.locator("main img").count(), 0);
+      assert.equal(await page.evaluate("window.__xss"), undefined);
+      assert.match(
+        await page.locator(".legend").innerText(),
+        /train\/<img src=x onerror=window.__xss=2>/,
+      );
 
       assert.deepEqual(errors, []);
       console.log(`screenshots in ${shots}`);
