@@ -197,6 +197,14 @@ export class LineChart {
       "aria-label": options.title,
     });
     this.root.appendChild(this.svg);
+    // One viewBox unit per CSS pixel, so text keeps its size at any chart width.
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(() => {
+        if (Math.round(this.svg.getBoundingClientRect().width) !== this.width) {
+          this.scheduleRender();
+        }
+      }).observe(this.svg);
+    }
     this.legend = document.createElement("ul");
     this.legend.className = "legend";
     this.root.appendChild(this.legend);
@@ -241,6 +249,9 @@ export class LineChart {
 
   /** Redraws axes, ticks, series and legend from the current data. */
   render() {
+    const measured = Math.round(this.svg.getBoundingClientRect().width);
+    if (measured > 0) this.width = Math.max(240, measured);
+    this.svg.setAttribute("viewBox", `0 0 ${this.width} ${this.height}`);
     const { width, height, margin } = this;
     const plotLeft = margin.left;
     const plotRight = width - margin.right;
@@ -266,7 +277,7 @@ export class LineChart {
       yMin = 0;
       yMax = 1;
     }
-    const xTicks = niceTicks(xMin, xMax, 6);
+    const xTicks = niceTicks(xMin, xMax, Math.max(3, Math.round((width - 80) / 90)));
     let yTicks = this.log ? logTicks(yMin, yMax) : niceTicks(yMin, yMax, 5);
     if (yTicks.length < 2) yTicks = niceTicks(yMin, yMax, 5);
     const x0 = Math.min(xMin, xTicks[0] ?? xMin);
