@@ -57,3 +57,8 @@ export {
 } from "./ops/matmul.ts";
 export { max, mean, sum, sumToShape } from "./ops/reduce.ts";
 export { concat, expand, permute, reshape, slice, transpose } from "./ops/shape.ts";
+export { logSoftmax, softmax } from "./ops/softmax.ts";
+export { rmsNorm } from "./ops/rmsnorm.ts";
+export { rope, ropeTable, ropeTableData } from "./ops/rope.ts";
+export { embedding, indexSelect } from "./ops/gather.ts";
+export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";

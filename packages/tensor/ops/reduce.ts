@@ -20,13 +20,14 @@ export type ReduceMode = "sum" | "mean" | "max";
 const WG = 256;
 
 function reduceCode(mode: ReduceMode, inType: string, outType: string): string {
-  const init = mode === "max" ? "bitcast<f32>(0xff800000u)" : "0.0";
+  const init = mode === "max" ? "neg_inf()" : "0.0";
   const combine = (a: string, b: string) => mode === "max" ? `max(${a}, ${b})` : `${a} + ${b}`;
   const final = mode === "mean" ? "sh[0] / f32(len)" : "sh[0]";
   return `${enables(inType, outType)}${paramsBlock(2)}
 @group(0) @binding(0) var<storage, read_write> OUT: array<${outType}>;
 @group(0) @binding(1) var<storage, read> X: array<${inType}>;
 var<workgroup> sh: array<f32, ${WG}>;
+fn neg_inf() -> f32 { var bits = 0xff800000u; return bitcast<f32>(bits); }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
         @builtin(local_invocation_id) l: vec3<u32>) {

@@ -1,0 +1,100 @@
+/**
+ * Rotary position embedding, Hugging Face rotate-half convention:
+ * `out = x·cos + rotate_half(x)·sin` with `rotate_half(x) = [−x₂, x₁]`.
+ *
+ * Layout: `x` is `[B, T, H, D]` (what `reshape(linear(h, Wq), [B, T, H, D])`
+ * gives, no transpose needed), `positionIds` is i32 `[B, T]`. The cos/sin
+ * table `[maxPositions, D]` (cos in the first D/2 columns, sin in the last)
+ * comes from {@link ropeTable}, which reproduces HF's float32 computation
+ * (inv_freq and angles rounded to f32, cos/sin of that f32 angle), so no
+ * large-argument GPU trigonometry is needed. Position ids outside
+ * `[0, maxPositions)` are clamped. Backward is the rotation by −θ.
+ *
+ * @module
+ */
+
+import { defineOp } from "../registry.ts";
+import { getRuntime, grid, Params } from "../runtime.ts";
+import { Tensor } from "../tensor.ts";
+import { enables, paramsBlock } from "../wgsl.ts";
+
+/** Host-side HF cos/sin table: `[maxPositions, headDim]` f32 values. */
+export function ropeTableData(maxPositions: number, headDim: number, theta: number): Float32Array {
+  if (headDim % 2) throw new Error(`rope: head dim ${headDim} must be even`);
+  const half = headDim / 2, f = Math.fround;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = f(1 / f(theta ** f((2 * i) / headDim)));
+  const out = new Float32Array(maxPositions * headDim);
+  for (let p = 0; p < maxPositions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = f(p * inv[i]!);
+      out[p * headDim + i] = Math.cos(angle);
+      out[p * headDim + half + i] = Math.sin(angle);
+    }
+  }
+  return out;
+}
+
+/** Uploads the cos/sin table (see module docs). */
+export function ropeTable(maxPositions: number, headDim: number, theta: number): Tensor {
+  return Tensor.fromArray(ropeTableData(maxPositions, headDim, theta), [maxPositions, headDim]);
+}
+
+function code(t: string): string {
+  return `${enables(t)}${paramsBlock(4)}
+@group(0) @binding(0) var<storage, read_write> Y: array<${t}>;
+@group(0) @binding(1) var<storage, read> X: array<${t}>;
+@group(0) @binding(2) var<storage, read> POS: array<i32>;
+@group(0) @binding(3) var<storage, read> TAB: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let tokens = pu(0u); let H = pu(1u); let D = pu(2u); let maxPos = pu(3u); let sgn = pf(4u);
+  let half = D / 2u;
+  let i = g.x + g.y * nw.x * 64u;
+  if (i >= tokens * H * half) { return; }
+  let j = i % half;
+  let th = i / half;          // token * H + head
+  let tok = th / H;
+  let p = u32(clamp(POS[tok], 0, i32(maxPos) - 1));
+  let c = TAB[p * D + j];
+  let s = sgn * TAB[p * D + half + j];
+  let base = th * D;
+  let x1 = f32(X[base + j]);
+  let x2 = f32(X[base + half + j]);
+  Y[base + j] = ${t}(x1 * c - x2 * s);
+  Y[base + half + j] = ${t}(x2 * c + x1 * s);
+}`;
+}
+
+function rotate(x: Tensor, pos: Tensor, table: Tensor, sign: number): Tensor {
+  const [B, T, H, D] = x.shape as [number, number, number, number];
+  const y = Tensor.empty(x.shape, x.dtype);
+  const n = B * T * H * (D / 2);
+  getRuntime().dispatch({
+    op: sign > 0 ? "rope" : "rope-backward",
+    code: code(x.dtype),
+    buffers: [y.buffer, x.buffer, pos.buffer, table.buffer],
+    params: new Params().u32(B * T, H, D, table.shape[0]!).f32(sign).buffer,
+    workgroups: grid(Math.ceil(n / 64)),
+  });
+  return y;
+}
+
+const ropeOp = defineOp<Record<string, never>>({
+  name: "rope",
+  forward: ([x, pos, table]) => ({ output: rotate(x!, pos!, table!, 1), saved: [pos!, table!] }),
+  backward: (dy, { saved }) => [rotate(dy, saved[0]!, saved[1]!, -1), null, null],
+});
+
+/** Applies RoPE to `x` `[B, T, H, D]` at i32 `positionIds` `[B, T]` using `table`. */
+export function rope(x: Tensor, positionIds: Tensor, table: Tensor): Tensor {
+  if (x.rank !== 4) throw new Error(`rope: x must be [B, T, H, D], got ${x}`);
+  const [B, T, , D] = x.shape as [number, number, number, number];
+  if (positionIds.dtype !== "i32" || positionIds.size !== B * T) {
+    throw new Error(`rope: positionIds must be i32 [${B}, ${T}], got ${positionIds}`);
+  }
+  if (table.rank !== 2 || table.shape[1] !== D) {
+    throw new Error(`rope: table ${table} is not [*, ${D}]`);
+  }
+  return ropeOp([x, positionIds, table], {});
+}

@@ -1,0 +1,110 @@
+/**
+ * Softmax and log-softmax over the last axis, numerically stable (max
+ * subtracted), one workgroup per row, f32 math.
+ *
+ * @module
+ */
+
+import { defineOp } from "../registry.ts";
+import { getRuntime, grid, Params } from "../runtime.ts";
+import { Tensor } from "../tensor.ts";
+import { enables, paramsBlock } from "../wgsl.ts";
+import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
+
+function forwardCode(log: boolean, t: string): string {
+  return `${enables(t)}${paramsBlock(2)}
+@group(0) @binding(0) var<storage, read_write> Y: array<${t}>;
+@group(0) @binding(1) var<storage, read> X: array<${t}>;
+${ROW_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(${ROW_ARGS}) {
+  let rows = pu(0u); let D = pu(1u);
+  ${ROW_ID}
+  if (row >= rows) { return; }
+  let base = row * D;
+  var m = neg_inf();
+  for (var j = l.x; j < D; j += ${ROW_WG}u) { m = max(m, f32(X[base + j])); }
+  m = wg_max(m, l.x);
+  var s = 0.0;
+  for (var j = l.x; j < D; j += ${ROW_WG}u) { s += exp(f32(X[base + j]) - m); }
+  s = wg_sum(s, l.x);
+  let lse = m + log(s);
+  for (var j = l.x; j < D; j += ${ROW_WG}u) {
+    let v = f32(X[base + j]);
+    Y[base + j] = ${t}(${log ? "v - lse" : "exp(v - lse)"});
+  }
+}`;
+}
+
+function backwardCode(log: boolean): string {
+  return `${paramsBlock(3)}
+@group(0) @binding(0) var<storage, read_write> DX: array<f32>;
+@group(0) @binding(1) var<storage, read> Y: array<f32>;
+@group(0) @binding(2) var<storage, read> DY: array<f32>;
+${ROW_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(${ROW_ARGS}) {
+  let rows = pu(0u); let D = pu(1u);
+  ${ROW_ID}
+  if (row >= rows) { return; }
+  let base = row * D;
+  var s = 0.0;
+  for (var j = l.x; j < D; j += ${ROW_WG}u) {
+    s += ${log ? "DY[base + j]" : "DY[base + j] * Y[base + j]"};
+  }
+  s = wg_sum(s, l.x);
+  for (var j = l.x; j < D; j += ${ROW_WG}u) {
+    let y = Y[base + j]; let dy = DY[base + j];
+    DX[base + j] = ${log ? "dy - exp(y) * s" : "y * (dy - s)"};
+  }
+}`;
+}
+
+function define(log: boolean) {
+  const name = log ? "log_softmax" : "softmax";
+  return defineOp<Record<string, never>>({
+    name,
+    forward: ([x]) => {
+      if (x!.dtype !== "f32" && x!.dtype !== "f16") {
+        throw new Error(`${name}: needs f32/f16, got ${x}`);
+      }
+      const D = x!.shape[x!.rank - 1] ?? 1, rows = x!.size / D;
+      const y = Tensor.empty(x!.shape, x!.dtype);
+      getRuntime().dispatch({
+        op: name,
+        code: forwardCode(log, x!.dtype),
+        buffers: [y.buffer, x!.buffer],
+        params: new Params().u32(rows, D).buffer,
+        workgroups: grid(rows),
+      });
+      return { output: y, saved: [y] };
+    },
+    backward: (dy, { saved }) => {
+      const y = saved[0]!;
+      if (y.dtype !== "f32") throw new Error(`${name} backward: only f32 is supported`);
+      const D = y.shape[y.rank - 1] ?? 1, rows = y.size / D;
+      const dx = Tensor.empty(y.shape, "f32");
+      getRuntime().dispatch({
+        op: `${name}-backward`,
+        code: backwardCode(log),
+        buffers: [dx.buffer, y.buffer, dy.buffer],
+        params: new Params().u32(rows, D).buffer,
+        workgroups: grid(rows),
+      });
+      return [dx];
+    },
+  });
+}
+
+const softmaxOp = define(false);
+const logSoftmaxOp = define(true);
+
+/** Softmax over the last axis. */
+export function softmax(x: Tensor): Tensor {
+  return softmaxOp([x], {});
+}
+
+/** Log-softmax over the last axis. */
+export function logSoftmax(x: Tensor): Tensor {
+  return logSoftmaxOp([x], {});
+}
