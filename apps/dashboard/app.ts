@@ -92,7 +92,11 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
         return failure(c, 403, `host ${JSON.stringify(host)} is not allowed`);
       }
     }
-    const rawPath = new URL(c.req.url).pathname;
+    // The path as sent: `new URL()` would resolve `..` and `%2e%2e` segments first.
+    const rawPath = c.req.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "").replace(
+      /[?#].*$/s,
+      "",
+    );
     if (SUSPICIOUS_PATH.test(rawPath)) {
       return failure(c, 400, "invalid path: encoded separators, dots or '..' are not allowed");
     }

@@ -23,6 +23,14 @@ Deno.test("parseDashboardArgs rejects bad values", () => {
   assert.throws(() => parseDashboardArgs(["extra"]), /extra/);
 });
 
+/** Sends a GET exactly as written (no URL normalisation) and returns the raw answer. */
+async function rawGet(port: number, path: string, host: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: close\r\n\r\n`;
+  await conn.write(new TextEncoder().encode(request));
+  return new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+}
+
 Deno.test("main.ts serves on loopback and prints the URL", async () => {
   const runs = await Deno.makeTempDir();
   const child = new Deno.Command(Deno.execPath(), {
@@ -51,16 +59,18 @@ Deno.test("main.ts serves on loopback and prints the URL", async () => {
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
     const response = await fetch(`${url}api/runs`);
     assert.deepEqual(await response.json(), { runs: [] });
+    const port = Number(new URL(url).port);
     // A page asked for under a foreign Host name (DNS rebinding) is refused.
-    const port = new URL(url).port;
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
-    await conn.write(
-      new TextEncoder().encode(
-        `GET /api/runs HTTP/1.1\r\nHost: evil.example:${port}\r\nConnection: close\r\n\r\n`,
-      ),
-    );
-    const raw = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
-    assert.match(raw, /^HTTP\/1\.1 403/);
+    assert.match(await rawGet(port, "/api/runs", "evil.example"), /^HTTP\/1\.1 403/);
+    // Dot segments sent as is (no client-side URL normalisation) are refused.
+    const dotted = [
+      "/api/runs/../../etc/passwd",
+      "/api/runs/%2e%2e/%2e%2e/etc/passwd",
+      "/static/../main.ts",
+    ];
+    for (const path of dotted) {
+      assert.match(await rawGet(port, path, "127.0.0.1"), /^HTTP\/1\.1 400/, path);
+    }
   } finally {
     await reader.cancel();
     child.kill("SIGTERM");
