@@ -65,10 +65,10 @@ export interface AttentionBackwardResult {
  * every output element is written by exactly one thread, in a fixed order.
  * Pad rows and keys nobody sees get exact zeros.
  */
-export async function attentionBackward(
+export function attentionBackward(
   device: GPUDevice,
   options: AttentionBackwardOptions,
-): Promise<AttentionBackwardResult> {
+): AttentionBackwardResult {
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -89,7 +89,7 @@ export async function attentionBackward(
   checkGrid("batch", batch);
 
   const tileKey = `d${headDim} ${tiling.queryTile}x${tiling.keyTile}x${tiling.threadsPerRow}`;
-  const [statsPipeline, keyValuePipeline, queryPipeline] = await Promise.all([
+  const [statsPipeline, keyValuePipeline, queryPipeline] = [
     cachedPipeline(device, `attention-row-stats d${headDim}`, () => rowStatsKernelSource(headDim)),
     cachedPipeline(
       device,
@@ -97,7 +97,7 @@ export async function attentionBackward(
       () => keyValueGradKernelSource(headDim, tiling),
     ),
     cachedPipeline(device, `attention-dq ${tileKey}`, () => queryGradKernelSource(headDim, tiling)),
-  ]);
+  ];
   const maskBuffer = mask.forTiling(tiling.queryTile, tiling.keyTile);
   const { numQueryTiles, numKeyTiles } = maskBuffer.table;
   checkGrid("query tiles", numQueryTiles);

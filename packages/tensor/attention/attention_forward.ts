@@ -51,10 +51,10 @@ export interface AttentionForwardResult {
  * kernel that skips key tiles the mask hides entirely. Buffers created here
  * have STORAGE | COPY_SRC | COPY_DST usage and belong to the caller.
  */
-export async function attentionForward(
+export function attentionForward(
   device: GPUDevice,
   options: AttentionForwardOptions,
-): Promise<AttentionForwardResult> {
+): AttentionForwardResult {
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -70,7 +70,7 @@ export async function attentionForward(
   checkGrid("heads", heads);
   checkGrid("batch", batch);
 
-  const pipeline = await cachedPipeline(
+  const pipeline = cachedPipeline(
     device,
     `attention-forward d${headDim} ${tiling.queryTile}x${tiling.keyTile}x${tiling.threadsPerRow}`,
     () => forwardKernelSource(headDim, tiling),

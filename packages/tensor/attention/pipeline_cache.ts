@@ -2,20 +2,21 @@
  * Compiled compute pipelines, cached per device and per kernel configuration
  * (kernel name, head dimension, tile sizes), so each WGSL variant compiles once.
  *
+ * Compilation is synchronous (`createComputePipeline`) so the kernels can run
+ * inside the engine's synchronous autograd ops; WGSL errors surface through
+ * the device's error scopes / `uncapturederror` with the pipeline key as label.
+ *
  * @module
  */
 
-const cache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+const cache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-/**
- * Returns the pipeline for `key` on `device`, compiling `source()` the first time.
- * Compilation errors reject with the WGSL compiler's message and the key.
- */
+/** Returns the pipeline for `key` on `device`, compiling `source()` the first time. */
 export function cachedPipeline(
   device: GPUDevice,
   key: string,
   source: () => string,
-): Promise<GPUComputePipeline> {
+): GPUComputePipeline {
   let pipelines = cache.get(device);
   if (pipelines === undefined) {
     pipelines = new Map();
@@ -23,18 +24,11 @@ export function cachedPipeline(
   }
   let pipeline = pipelines.get(key);
   if (pipeline === undefined) {
-    const code = source();
-    const module = device.createShaderModule({ code, label: key });
-    pipeline = device.createComputePipelineAsync({
+    const module = device.createShaderModule({ code: source(), label: key });
+    pipeline = device.createComputePipeline({
       label: key,
       layout: "auto",
       compute: { module, entryPoint: "main" },
-    }).catch(async (error: unknown) => {
-      pipelines.delete(key);
-      const info = await module.getCompilationInfo?.().catch(() => undefined);
-      const messages = info?.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)
-        .join("\n") ?? "";
-      throw new Error(`attention: compiling pipeline ${key} failed: ${String(error)}\n${messages}`);
     });
     pipelines.set(key, pipeline);
   }

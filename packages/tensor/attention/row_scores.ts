@@ -81,10 +81,10 @@ export interface RowScoresOptions extends RowScoresCommon {
  * S `[B, Hq, R, T]` = scale·q[rows]·kᵀ (pre-softmax), masked entries and unused
  * slots −∞, with the same visibility rule as the fused attention.
  */
-export async function attentionRowScores(
+export function attentionRowScores(
   device: GPUDevice,
   options: RowScoresOptions,
-): Promise<{ scores: GPUBuffer; dispose: () => void }> {
+): { scores: GPUBuffer; dispose: () => void } {
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -93,7 +93,7 @@ export async function attentionRowScores(
   checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
   const count = batch * heads * rowsPerBatch * length;
   if (options.scores) checkBuffer("scores", options.scores, count, "[B, Hq, R, T]");
-  const pipeline = await cachedPipeline(
+  const pipeline = cachedPipeline(
     device,
     `attention-row-scores d${headDim}`,
     () => rowScoresKernelSource(headDim),
@@ -137,10 +137,10 @@ export interface RowScoresBackwardOptions extends RowScoresCommon {
  * rows of dQ and scale·dSᵀ·q (summed over each kv group's query heads) into dK.
  * Deterministic: each element has one writer.
  */
-export async function attentionRowScoresBackward(
+export function attentionRowScoresBackward(
   device: GPUDevice,
   options: RowScoresBackwardOptions,
-): Promise<{ dQ: GPUBuffer; dK: GPUBuffer; dispose: () => void }> {
+): { dQ: GPUBuffer; dK: GPUBuffer; dispose: () => void } {
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -152,7 +152,7 @@ export async function attentionRowScoresBackward(
   checkBuffer("dScores", options.dScores, batch * heads * rowsPerBatch * length, "[B, Hq, R, T]");
   if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]");
   if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]");
-  const [queryPipeline, keyPipeline] = await Promise.all([
+  const [queryPipeline, keyPipeline] = [
     cachedPipeline(
       device,
       `attention-row-scores-dq d${headDim}`,
@@ -163,7 +163,7 @@ export async function attentionRowScoresBackward(
       `attention-row-scores-dk d${headDim}`,
       () => rowScoresKeyGradKernelSource(headDim),
     ),
-  ]);
+  ];
   const scope = new CallScope(device, options.encoder);
   const dQ = options.dQ ?? scope.storage("attention row-scores dQ", queryFloats, false);
   const dK = options.dK ?? scope.storage("attention row-scores dK", keyFloats, false);

@@ -15,7 +15,7 @@ import {
 const device = await testDevice();
 if (!device) console.log("row_scores_test: no WebGPU adapter, GPU tests skipped");
 
-function gpuTest(name: string, fn: () => Promise<void>) {
+function gpuTest(name: string, fn: () => void | Promise<void>) {
   Deno.test({ name, ignore: !device, fn, sanitizeResources: false, sanitizeOps: false });
 }
 
