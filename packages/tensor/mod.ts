@@ -62,3 +62,14 @@ export { rmsNorm } from "./ops/rmsnorm.ts";
 export { rope, ropeTable, ropeTableData } from "./ops/rope.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
+export { attention, attentionScoresForRows } from "./ops/attention.ts";
+export {
+  AttentionMask,
+  BlockKind,
+  blockRankMask,
+  causalMask,
+  type MaskMetadata,
+  maskFromArrays,
+  packedMask,
+  PAD_SEGMENT,
+} from "./attention/mod.ts";

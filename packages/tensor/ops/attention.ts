@@ -1,0 +1,190 @@
+/**
+ * Fused masked attention and selected-row attention scores as autograd ops,
+ * over the flash-attention kernels of `../attention/`.
+ *
+ * Layouts: q `[B, Hq, T, D]`, k and v `[B, Hkv, T, D]` (f32, contiguous),
+ * output `[B, Hq, T, D]`. The mask is an {@link AttentionMask} (per-token
+ * segment / block / kind metadata, see `attention/mask_metadata.ts`); it must
+ * stay alive until the backward has run.
+ *
+ * The kernels submit their own command buffers, so the runtime's batched
+ * encoder is flushed first: queue order then equals program order.
+ *
+ * @module
+ */
+
+import {
+  attentionBackward,
+  attentionForward,
+  type AttentionMask,
+  attentionRowScores,
+  attentionRowScoresBackward,
+} from "../attention/mod.ts";
+import { defineOp } from "../registry.ts";
+import { getRuntime } from "../runtime.ts";
+import { Tensor, zeros } from "../tensor.ts";
+
+interface AttentionAttrs {
+  mask: AttentionMask;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
+function gpu(): GPUDevice {
+  const runtime = getRuntime();
+  runtime.flush();
+  return runtime.device.gpu;
+}
+
+function shapeOf(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, op: string) {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) {
+    throw new Error(`${op}: q, k, v must be [B, H, T, D]; got ${q}, ${k}, ${v}`);
+  }
+  for (const t of [q, k, v]) {
+    if (t.dtype !== "f32") throw new Error(`${op}: inputs must be f32, got ${t}`);
+  }
+  const [B, heads, T, D] = q.shape as [number, number, number, number];
+  const kvHeads = k.shape[1]!;
+  if (
+    k.shape[0] !== B || k.shape[2] !== T || k.shape[3] !== D || v.shape.join() !== k.shape.join()
+  ) {
+    throw new Error(`${op}: k ${k} and v ${v} do not match q ${q}`);
+  }
+  if (mask.meta.batch !== B || mask.meta.length !== T) {
+    throw new Error(
+      `${op}: mask is for batch ${mask.meta.batch} × length ${mask.meta.length}, inputs are ${B} × ${T}`,
+    );
+  }
+  return { heads, kvHeads, headDim: D };
+}
+
+const attentionOp = defineOp<AttentionAttrs>({
+  name: "attention",
+  forward: ([q, k, v], a) => {
+    const out = Tensor.empty(q!.shape, "f32", "attention out");
+    const [B, H, T] = q!.shape as [number, number, number];
+    const lse = Tensor.empty([B, H, T], "f32", "attention lse");
+    attentionForward(gpu(), {
+      q: q!.buffer,
+      k: k!.buffer,
+      v: v!.buffer,
+      out: out.buffer,
+      lse: lse.buffer,
+      mask: a.mask,
+      heads: a.heads,
+      kvHeads: a.kvHeads,
+      headDim: a.headDim,
+      scale: a.scale,
+    });
+    return { output: out, saved: [q!, k!, v!, out, lse] };
+  },
+  backward: (dy, { saved, attrs: a }) => {
+    const [q, k, v, out, lse] = saved as [Tensor, Tensor, Tensor, Tensor, Tensor];
+    const dQ = Tensor.empty(q.shape, "f32", "attention dQ");
+    const dK = Tensor.empty(k.shape, "f32", "attention dK");
+    const dV = Tensor.empty(v.shape, "f32", "attention dV");
+    attentionBackward(gpu(), {
+      q: q.buffer,
+      k: k.buffer,
+      v: v.buffer,
+      out: out.buffer,
+      lse: lse.buffer,
+      dOut: dy.buffer,
+      dQ: dQ.buffer,
+      dK: dK.buffer,
+      dV: dV.buffer,
+      mask: a.mask,
+      heads: a.heads,
+      kvHeads: a.kvHeads,
+      headDim: a.headDim,
+      scale: a.scale,
+    });
+    return [dQ, dK, dV];
+  },
+});
+
+/**
+ * softmax(scale·q·kᵀ + mask)·v with grouped-query heads, fused (see module
+ * docs for layouts). Rows that see no key (pads) give zeros.
+ */
+export function attention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: AttentionMask,
+  options: { scale?: number } = {},
+): Tensor {
+  const shape = shapeOf(q, k, v, mask, "attention");
+  return attentionOp([q, k, v], {
+    mask,
+    ...shape,
+    scale: options.scale ?? 1 / Math.sqrt(shape.headDim),
+  });
+}
+
+interface RowScoreAttrs extends AttentionAttrs {
+  rows: number[][];
+}
+
+const rowScoresOp = defineOp<RowScoreAttrs>({
+  name: "attention_row_scores",
+  forward: ([q, k], a) => {
+    const [B, H, T] = q!.shape as [number, number, number];
+    const scores = Tensor.empty([B, H, a.rows[0]!.length, T], "f32", "attention row scores");
+    attentionRowScores(gpu(), {
+      q: q!.buffer,
+      k: k!.buffer,
+      scores: scores.buffer,
+      rows: a.rows,
+      mask: a.mask,
+      heads: a.heads,
+      kvHeads: a.kvHeads,
+      headDim: a.headDim,
+      scale: a.scale,
+    });
+    return { output: scores, saved: [q!, k!] };
+  },
+  backward: (dy, { saved, attrs: a }) => {
+    const [q, k] = saved as [Tensor, Tensor];
+    // The kernel accumulates into dQ/dK, so start from zeros.
+    const dQ = zeros(q.shape);
+    const dK = zeros(k.shape);
+    attentionRowScoresBackward(gpu(), {
+      q: q.buffer,
+      k: k.buffer,
+      dScores: dy.buffer,
+      dQ: dQ.buffer,
+      dK: dK.buffer,
+      rows: a.rows,
+      mask: a.mask,
+      heads: a.heads,
+      kvHeads: a.kvHeads,
+      headDim: a.headDim,
+      scale: a.scale,
+    });
+    return [dQ, dK];
+  },
+});
+
+/**
+ * Scaled pre-softmax scores of chosen query rows against every key:
+ * `[B, Hq, R, T]`, masked entries −inf. `rows[b]` lists R distinct token
+ * indices of batch row b (−1 = unused slot). Differentiable in q and k.
+ */
+export function attentionScoresForRows(
+  q: Tensor,
+  k: Tensor,
+  mask: AttentionMask,
+  rows: number[][],
+  options: { scale?: number } = {},
+): Tensor {
+  const shape = shapeOf(q, k, k, mask, "attentionScoresForRows");
+  return rowScoresOp([q, k], {
+    mask,
+    rows,
+    ...shape,
+    scale: options.scale ?? 1 / Math.sqrt(shape.headDim),
+  });
+}
