@@ -80,7 +80,11 @@ function failure(
  * `docs/run-layout.md`). Only files inside `runsDir` are ever read.
  */
 export function createApp(runsDir: string, options: DashboardOptions = {}): Hono {
-  const events = { pollMs: options.pollMs ?? 500, keepAliveMs: options.keepAliveMs ?? 15_000 };
+  const events = {
+    pollMs: options.pollMs ?? 500,
+    keepAliveMs: options.keepAliveMs ?? 15_000,
+    counter: { open: 0 },
+  };
   const allowedHosts = options.allowedHosts?.map((h) => h.toLowerCase());
   const app = new Hono();
 
@@ -113,6 +117,8 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
   app.notFound((c) => failure(c, 404, `no such page: ${c.req.path}`));
 
   // ---- JSON API ----------------------------------------------------------
+
+  app.get("/api/status", (c) => c.json({ runs_dir: runsDir, event_streams: events.counter.open }));
 
   app.get("/api/runs", async (c) => c.json({ runs: await listRuns(runsDir) }));
 

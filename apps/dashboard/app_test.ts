@@ -521,3 +521,39 @@ Deno.test("GET /api/runs/:name/events resumes from Last-Event-ID and survives a 
   const bad = await app.request("/api/runs/blockrank-dl19/events?since=nope");
   assert.equal(bad.status, 400);
 });
+
+Deno.test("event streams stop polling when the client goes away", async () => {
+  const { app } = await fixture();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  for (let i = 0; i < 5; i++) {
+    const controller = new AbortController();
+    const response = await fetch(`${base}/api/runs/blockrank-dl19/events`, {
+      signal: controller.signal,
+    });
+    const events = sseReader(response);
+    assert.equal((await events.until("metrics")).event, "metrics");
+    controller.abort();
+    await events.cancel().catch(() => {});
+  }
+  // Every stream's polling loop stops once its client is gone.
+  let open = -1;
+  for (let i = 0; i < 100 && open !== 0; i++) {
+    open = (await (await fetch(`${base}/api/status`)).json()).event_streams;
+    if (open !== 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(open, 0);
+  await server.shutdown();
+});
+
+Deno.test("GET /api/status counts open event streams", async () => {
+  const { app, runs } = await fixture();
+  assert.deepEqual(await json(await app.request("/api/status")), {
+    runs_dir: runs,
+    event_streams: 0,
+  });
+  const events = sseReader(await app.request("/api/runs/older/events"));
+  await events.until("metrics");
+  assert.equal((await json(await app.request("/api/status"))).event_streams, 1);
+  await events.cancel();
+});
