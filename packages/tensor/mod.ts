@@ -68,8 +68,14 @@ export {
   BlockKind,
   blockRankMask,
   causalMask,
-  type MaskMetadata,
   maskFromArrays,
+  type MaskMetadata,
   packedMask,
   PAD_SEGMENT,
 } from "./attention/mod.ts";
+export { dropout, dropoutMask } from "./ops/dropout.ts";
+export { maskedFill, where } from "./ops/mask.ts";
+export { cosineSimilarity, l2Normalize } from "./ops/l2norm.ts";
+export * from "./nf4.ts";
+export { AdamW, type AdamWOptions, type AdamWState } from "./optim/adamw.ts";
+export { clipGradNorm } from "./optim/clip.ts";

@@ -22,6 +22,7 @@ export class Storage {
   /** Bytes in use (≤ `buffer.size`). */
   readonly byteLength: number;
   #refs = 1;
+  #companions: { dispose(): void }[] = [];
   /** Wraps a buffer from the pool. */
   constructor(buffer: GPUBuffer, byteLength: number) {
     this.buffer = buffer;
@@ -34,7 +35,14 @@ export class Storage {
   }
   /** Drops a reference; the buffer goes back to the pool at zero. */
   release(): void {
-    if (--this.#refs === 0) getRuntime().pool.release(this.buffer);
+    if (--this.#refs === 0) {
+      getRuntime().pool.release(this.buffer);
+      for (const c of this.#companions) c.dispose();
+    }
+  }
+  /** Ties `t`'s lifetime to this storage (nf4 absmax). */
+  attach(t: { dispose(): void }): void {
+    this.#companions.push(t);
   }
 }
 

@@ -111,7 +111,7 @@ gpuTest("reshape/permute/transpose/slice/concat/expand: values and grads", async
   });
 });
 
-gpuTest("tidy frees intermediates and the pool reuses buffers", async () => {
+gpuTest("tidy frees intermediates and the pool reuses buffers", () => {
   const before = memoryStats();
   const kept = tidy(() => {
     const a = Tensor.fromArray(randnArray(1000, 1), [1000]);

@@ -1,0 +1,109 @@
+/**
+ * Global gradient-norm clipping on the GPU: the L2 norm over all gradients
+ * is reduced on the GPU and every gradient is scaled by
+ * `min(1, maxNorm / (norm + 1e-6))` without reading anything back.
+ *
+ * @module
+ */
+
+import { getRuntime, grid, Params } from "../runtime.ts";
+import { Tensor } from "../tensor.ts";
+import { paramsBlock } from "../wgsl.ts";
+import { ROW_REDUCE, ROW_WG } from "../ops/row_reduce_wgsl.ts";
+
+const MAX_SLOTS = 64;
+
+const PARTIAL = `${paramsBlock(2)}
+@group(0) @binding(0) var<storage, read_write> PART: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+${ROW_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_id) l: vec3<u32>) {
+  let n = pu(0u); let slot = pu(1u);
+  var s = 0.0;
+  for (var i = w.x * ${ROW_WG}u + l.x; i < n; i += nw.x * ${ROW_WG}u) { let g = G[i]; s += g * g; }
+  s = wg_sum(s, l.x);
+  if (l.x == 0u) { PART[slot + w.x] = s; }
+}`;
+
+const TOTAL = `${paramsBlock(3)}
+@group(0) @binding(0) var<storage, read_write> NORM: array<f32>;
+@group(0) @binding(1) var<storage, read_write> FACTOR: array<f32>;
+@group(0) @binding(2) var<storage, read> PART: array<f32>;
+${ROW_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(local_invocation_id) l: vec3<u32>) {
+  let n = pu(0u); let maxNorm = pf(1u);
+  var s = 0.0;
+  for (var i = l.x; i < n; i += ${ROW_WG}u) { s += PART[i]; }
+  s = wg_sum(s, l.x);
+  if (l.x == 0u) {
+    let norm = sqrt(s);
+    NORM[0] = norm;
+    FACTOR[0] = min(1.0, maxNorm / (norm + 1e-6));
+  }
+}`;
+
+const SCALE = `${paramsBlock(2)}
+@group(0) @binding(0) var<storage, read_write> G: array<f32>;
+@group(0) @binding(1) var<storage, read> FACTOR: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = g.x + g.y * nw.x * 256u;
+  if (i < pu(0u)) { G[i] = G[i] * FACTOR[0]; }
+}`;
+
+/**
+ * Clips the gradients of `params` (those with `.grad`, f32) in place to a
+ * global L2 norm of at most `maxNorm`; returns the pre-clip norm as a
+ * one-element f32 tensor (the caller owns it; reading it is optional).
+ * `maxNorm = Infinity` only measures.
+ */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+  const rt = getRuntime();
+  const slots = grads.map((g) =>
+    Math.max(1, Math.min(MAX_SLOTS, Math.ceil(g.size / (ROW_WG * 16))))
+  );
+  const totalSlots = Math.max(1, slots.reduce((a, b) => a + b, 0));
+  const part = Tensor.empty([totalSlots], "f32");
+  const norm = Tensor.empty([1], "f32");
+  const factor = Tensor.empty([1], "f32");
+  let at = 0;
+  grads.forEach((g, i) => {
+    if (g.dtype !== "f32") throw new Error(`clipGradNorm: gradient ${g} must be f32`);
+    rt.dispatch({
+      op: "clip-partial",
+      code: PARTIAL,
+      buffers: [part.buffer, g.buffer],
+      params: new Params().u32(g.size, at).buffer,
+      workgroups: [slots[i]!],
+    });
+    at += slots[i]!;
+  });
+  if (grads.length === 0) {
+    rt.write(part.buffer, new Float32Array(1));
+  }
+  rt.dispatch({
+    op: "clip-total",
+    code: TOTAL,
+    buffers: [norm.buffer, factor.buffer, part.buffer],
+    params: new Params().u32(totalSlots).f32(maxNorm).buffer,
+    workgroups: [1],
+  });
+  if (Number.isFinite(maxNorm)) {
+    for (const g of grads) {
+      rt.dispatch({
+        op: "clip-scale",
+        code: SCALE,
+        buffers: [g.buffer, factor.buffer],
+        params: new Params().u32(g.size).buffer,
+        workgroups: grid(Math.ceil(g.size / 256)),
+      });
+    }
+  }
+  part.dispose();
+  factor.dispose();
+  return norm;
+}
