@@ -1,2 +1,15 @@
-// Public API of this package; filled as modules land.
-export {};
+/**
+ * @irforge/model: Mistral/Llama causal LMs on WebGPU from Hugging Face
+ * checkpoints — config, safetensors, tokenizers, the model, generation,
+ * parity with transformers.
+ *
+ * @module
+ */
+
+export * from "./config.ts";
+export * from "./safetensors/mod.ts";
+export * from "./tokenizer/mod.ts";
+export * from "./causal_lm.ts";
+export * from "./model_inputs.ts";
+export * from "./load.ts";
+export * from "./parity.ts";

@@ -1,0 +1,301 @@
+/**
+ * The Mistral/Llama causal language model on the GPU engine: embedding,
+ * decoder layers (RMSNorm, q/k/v/o with grouped-query attention, RoPE, fused
+ * masked attention, SwiGLU MLP), final norm, LM head (tied or not).
+ *
+ * Parameters keep Hugging Face names (`model.layers.0.self_attn.q_proj.weight`)
+ * so checkpoints, gradients and adapters line up with transformers and peft.
+ *
+ * @module
+ */
+
+import {
+  add,
+  attention,
+  attentionScoresForRows,
+  crossEntropy,
+  embedding,
+  linear,
+  mul,
+  permute,
+  reshape,
+  rmsNorm,
+  rope,
+  ropeTable,
+  silu,
+  Tensor,
+  tidy,
+  variable,
+} from "@irforge/tensor";
+import type { ModelConfig } from "./config.ts";
+import type { ModelInputs } from "./model_inputs.ts";
+
+/** Names of the seven linear projections of a decoder layer. */
+export const PROJECTIONS = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+] as const;
+
+/** One of {@link PROJECTIONS}. */
+export type Projection = typeof PROJECTIONS[number];
+
+/** HF module path of a projection, e.g. `model.layers.3.self_attn.q_proj`. */
+export function projectionPath(layer: number, projection: Projection): string {
+  const group = projection === "gate_proj" || projection === "up_proj" ||
+      projection === "down_proj"
+    ? "mlp"
+    : "self_attn";
+  return `model.layers.${layer}.${group}.${projection}`;
+}
+
+/**
+ * Something that adds to a base projection's output, e.g. a LoRA adapter:
+ * returns the delta for input `x` (or `null` when it has none for `path`).
+ */
+export interface ProjectionDelta {
+  /** Delta `[..., out]` for the module at `path` given its input `x` `[..., in]`. */
+  delta(path: string, x: Tensor): Tensor | null;
+}
+
+/** A base weight in a form other than a plain tensor (e.g. NF4-quantised). */
+export interface QuantizedLinear {
+  /** y = x·Wᵀ with W dequantised on the fly. */
+  apply(x: Tensor): Tensor;
+  /** Frees the weight. */
+  dispose(): void;
+}
+
+/** What {@link CausalLM.forward} should return besides the final hidden state. */
+export interface ForwardOptions {
+  /** `"logits"` (default) applies the LM head; `"hidden"` stops after the final norm. */
+  output?: "logits" | "hidden";
+  /**
+   * Also return layer `layer`'s scaled pre-softmax attention scores of the
+   * query rows `rows` (R distinct token indices per batch row, −1 = unused)
+   * against every key: `[B, Hq, R, T]`, masked entries −inf. Differentiable
+   * (the BlockRank auxiliary loss).
+   */
+  attentionScores?: { layer: number; rows: number[][] };
+  /** Skip the layers after the one whose scores were asked for (attention-based ranking). */
+  stopAfterScores?: boolean;
+}
+
+/** What {@link CausalLM.forward} returns. */
+export interface ForwardResult {
+  /** `[B, T, V]` when logits were asked for. */
+  logits?: Tensor;
+  /** `[B, T, hidden]` after the final norm when `output: "hidden"`. */
+  hidden?: Tensor;
+  /** `[B, Hq, R, T]` when attention scores were asked for. */
+  attentionScores?: Tensor;
+}
+
+/** Keys and values of every layer for incremental decoding: `[B, Hkv, T, D]` each. */
+export interface LayerCache {
+  keys: Tensor;
+  values: Tensor;
+}
+
+/**
+ * A Mistral/Llama causal LM whose parameters live on the GPU.
+ *
+ * Ownership: the model owns its parameter tensors; `dispose()` frees them.
+ */
+export class CausalLM {
+  /** Architecture. */
+  readonly config: ModelConfig;
+  /** Parameters by HF name (the LM head is absent when tied). */
+  readonly params: Map<string, Tensor>;
+  /** Quantised base projections by HF module path (QLoRA), used instead of `params`. */
+  readonly quantized = new Map<string, QuantizedLinear>();
+  /** Adds adapter deltas to projections (LoRA); `null` for none. */
+  adapter: ProjectionDelta | null = null;
+  #ropeTable: Tensor;
+
+  /** Wraps parameters (HF names) already on the GPU; takes ownership. */
+  constructor(config: ModelConfig, params: Map<string, Tensor>) {
+    this.config = config;
+    this.params = params;
+    const positions = Math.max(config.maxPositionEmbeddings, 1);
+    this.#ropeTable = ropeTable(positions, config.headDim, config.ropeTheta).keep();
+    for (const name of expectedParameterNames(config)) {
+      if (!params.has(name)) throw new Error(`model: parameter ${name} is missing`);
+    }
+  }
+
+  /** The HF name → tensor map of trainable (non-quantised) parameters. */
+  parameters(): Map<string, Tensor> {
+    return this.params;
+  }
+
+  /** Makes every parameter trainable (full fine-tuning) or frozen. */
+  setTrainable(trainable: boolean): void {
+    for (const p of this.params.values()) {
+      if (trainable) variable(p);
+      else p.requiresGrad = false;
+    }
+  }
+
+  /** The RoPE cos/sin table used by every layer. */
+  get ropeTable(): Tensor {
+    return this.#ropeTable;
+  }
+
+  #weight(name: string): Tensor {
+    const w = this.params.get(name);
+    if (!w) throw new Error(`model: parameter ${name} is missing`);
+    return w;
+  }
+
+  /** y = x·Wᵀ for projection `path` (base weight, quantised or not, plus adapter delta). */
+  project(path: string, x: Tensor): Tensor {
+    const q = this.quantized.get(path);
+    const base = q ? q.apply(x) : linear(x, this.#weight(`${path}.weight`));
+    const delta = this.adapter?.delta(path, x) ?? null;
+    return delta ? add(base, delta) : base;
+  }
+
+  /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */
+  embed(inputIds: Tensor): Tensor {
+    return embedding(this.#weight("model.embed_tokens.weight"), inputIds);
+  }
+
+  /**
+   * One decoder layer on `h` `[B, T, hidden]`. When `scoreRows` is given,
+   * also returns the layer's pre-softmax scores of those rows.
+   */
+  layer(
+    index: number,
+    h: Tensor,
+    inputs: ModelInputs,
+    scoreRows?: number[][],
+  ): { h: Tensor; scores?: Tensor; keys: Tensor; values: Tensor } {
+    const c = this.config;
+    const [B, T] = h.shape as [number, number, number];
+    const p = `model.layers.${index}`;
+    const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
+    const q = rope(
+      reshape(this.project(`${p}.self_attn.q_proj`, x), [B, T, c.numHeads, c.headDim]),
+      inputs.positionIds,
+      this.#ropeTable,
+    );
+    const k = rope(
+      reshape(this.project(`${p}.self_attn.k_proj`, x), [B, T, c.numKvHeads, c.headDim]),
+      inputs.positionIds,
+      this.#ropeTable,
+    );
+    const v = reshape(this.project(`${p}.self_attn.v_proj`, x), [B, T, c.numKvHeads, c.headDim]);
+    // The fused kernel wants heads before time: [B, H, T, D].
+    const qh = permute(q, [0, 2, 1, 3]);
+    const kh = permute(k, [0, 2, 1, 3]);
+    const vh = permute(v, [0, 2, 1, 3]);
+    const a = attention(qh, kh, vh, inputs.mask);
+    const scores = scoreRows ? attentionScoresForRows(qh, kh, inputs.mask, scoreRows) : undefined;
+    const merged = reshape(permute(a, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
+    const h1 = add(h, this.project(`${p}.self_attn.o_proj`, merged));
+    const x2 = rmsNorm(h1, this.#weight(`${p}.post_attention_layernorm.weight`), c.rmsNormEps);
+    const gated = mul(
+      silu(this.project(`${p}.mlp.gate_proj`, x2)),
+      this.project(`${p}.mlp.up_proj`, x2),
+    );
+    const h2 = add(h1, this.project(`${p}.mlp.down_proj`, gated));
+    return { h: h2, scores, keys: kh, values: vh };
+  }
+
+  /**
+   * Runs the model. Temporaries are freed; the returned tensors belong to the
+   * caller. Gradients are recorded when parameters require them.
+   */
+  forward(inputs: ModelInputs, options: ForwardOptions = {}): ForwardResult {
+    return tidy(() => {
+      let h = this.embed(inputs.inputIds);
+      let attentionScores: Tensor | undefined;
+      const wanted = options.attentionScores;
+      if (wanted && (wanted.layer < 0 || wanted.layer >= this.config.numLayers)) {
+        throw new Error(
+          `model: attention scores asked for layer ${wanted.layer}, the model has ${this.config.numLayers}`,
+        );
+      }
+      for (let l = 0; l < this.config.numLayers; l++) {
+        const out = this.layer(l, h, inputs, wanted?.layer === l ? wanted.rows : undefined);
+        h = out.h;
+        if (out.scores) {
+          attentionScores = out.scores;
+          if (options.stopAfterScores) return { attentionScores };
+        }
+      }
+      const normed = rmsNorm(h, this.#weight("model.norm.weight"), this.config.rmsNormEps);
+      if (options.output === "hidden") return { hidden: normed, attentionScores };
+      return { logits: this.lmHead(normed), attentionScores };
+    });
+  }
+
+  /** Logits `[..., V]` of final hidden states `[..., hidden]`. */
+  lmHead(hidden: Tensor): Tensor {
+    const head = this.config.tieWordEmbeddings
+      ? this.#weight("model.embed_tokens.weight")
+      : this.#weight("lm_head.weight");
+    return linear(hidden, head);
+  }
+
+  /**
+   * HF causal-LM loss of `logits` `[B, T, V]` against `labels` `[B, T]`
+   * (−100 = ignored): position t predicts label t+1; mean over counted tokens.
+   * The shift happens on the labels (host side), so logits are not copied.
+   */
+  static shiftedTargets(labels: Int32Array, batch: number, length: number): Int32Array {
+    const targets = new Int32Array(batch * length).fill(-100);
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t + 1 < length; t++) targets[b * length + t] = labels[b * length + t + 1]!;
+    }
+    return targets;
+  }
+
+  /** Mean token cross-entropy of `logits` `[B, T, V]` against already-shifted i32 targets `[B·T]`. */
+  static lmLoss(logits: Tensor, shiftedTargets: Tensor): Tensor {
+    const V = logits.shape[logits.rank - 1]!;
+    return crossEntropy(reshape(logits, [logits.size / V, V]), shiftedTargets);
+  }
+
+  /** Frees every parameter and the RoPE table. */
+  dispose(): void {
+    for (const p of this.params.values()) {
+      p.grad?.dispose();
+      p.dispose();
+    }
+    for (const q of this.quantized.values()) q.dispose();
+    this.#ropeTable.dispose();
+  }
+}
+
+/** The HF parameter names a model of `config` has, in checkpoint order. */
+export function expectedParameterNames(config: ModelConfig): string[] {
+  const names = ["model.embed_tokens.weight"];
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
+    for (const proj of PROJECTIONS) names.push(`${projectionPath(l, proj)}.weight`);
+  }
+  names.push("model.norm.weight");
+  if (!config.tieWordEmbeddings) names.push("lm_head.weight");
+  return names;
+}
+
+/** The `[rows, cols]` shape of each parameter of `config`. */
+export function parameterShape(config: ModelConfig, name: string): number[] {
+  const { hiddenSize: h, numHeads, numKvHeads, headDim: d, intermediateSize: f, vocabSize: v } =
+    config;
+  if (name === "model.embed_tokens.weight" || name === "lm_head.weight") return [v, h];
+  if (name.endsWith("layernorm.weight") || name === "model.norm.weight") return [h];
+  if (name.endsWith("q_proj.weight")) return [numHeads * d, h];
+  if (name.endsWith("k_proj.weight") || name.endsWith("v_proj.weight")) return [numKvHeads * d, h];
+  if (name.endsWith("o_proj.weight")) return [h, numHeads * d];
+  if (name.endsWith("gate_proj.weight") || name.endsWith("up_proj.weight")) return [f, h];
+  if (name.endsWith("down_proj.weight")) return [h, f];
+  throw new Error(`model: unknown parameter ${name}`);
+}

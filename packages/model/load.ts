@@ -1,0 +1,125 @@
+/**
+ * Loading a Hugging Face model directory onto the GPU and saving one back.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { Tensor } from "@irforge/tensor";
+import { CausalLM, expectedParameterNames, parameterShape } from "./causal_lm.ts";
+import { loadModelConfig, type ModelConfig, saveModelConfig } from "./config.ts";
+import { CheckpointError } from "./safetensors/checkpoint_error.ts";
+import { openCheckpoint } from "./safetensors/checkpoint.ts";
+import { saveCheckpoint } from "./safetensors/writer.ts";
+
+/** Options of {@link loadCausalLM}. */
+export interface LoadOptions {
+  /** Parameter dtype on the GPU: `f32` (default) or `f16` (frozen bases). */
+  dtype?: "f32" | "f16";
+  /** Called after each tensor with (loaded, total) counts. */
+  onProgress?: (loaded: number, total: number) => void;
+}
+
+/**
+ * Loads `config.json` and the safetensors weights (single or sharded) of a
+ * Hugging Face Mistral/Llama directory. Tensors are read one at a time, so a
+ * checkpoint is never wholly in JS memory. A missing tensor or a shape that
+ * disagrees with the config stops with an error naming file and tensor.
+ */
+export async function loadCausalLM(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
+  const config = await loadModelConfig(dir);
+  const checkpoint = await openCheckpoint(dir);
+  const names = expectedParameterNames(config);
+  const params = new Map<string, Tensor>();
+  try {
+    for (const [i, name] of names.entries()) {
+      if (!checkpoint.has(name)) {
+        throw new CheckpointError(
+          checkpoint.path,
+          name,
+          "the model needs this tensor but the checkpoint lacks it",
+        );
+      }
+      const info = checkpoint.info(name);
+      const expected = parameterShape(config, name);
+      if (info.shape.join() !== expected.join()) {
+        throw new CheckpointError(
+          info.file,
+          name,
+          `shape [${info.shape.join(", ")}] does not match config.json, which implies [${
+            expected.join(", ")
+          }]`,
+        );
+      }
+      const dtype = options.dtype ?? "f32";
+      // Norm weights stay f32: they are tiny and the norm computes in f32.
+      const asF16 = dtype === "f16" && expected.length === 2;
+      const data = await checkpoint.read(name, { as: "f32" });
+      params.set(name, Tensor.fromArray(data, expected, asF16 ? "f16" : "f32").keep());
+      options.onProgress?.(i + 1, names.length);
+    }
+  } catch (e) {
+    for (const t of params.values()) t.dispose();
+    throw e;
+  } finally {
+    checkpoint.close();
+  }
+  return new CausalLM(config, params);
+}
+
+/** Builds a model from host weights by HF name (tests, merges, random init). */
+export function causalLMFromArrays(
+  config: ModelConfig,
+  weights: Map<string, ArrayLike<number>>,
+): CausalLM {
+  const params = new Map<string, Tensor>();
+  for (const name of expectedParameterNames(config)) {
+    const w = weights.get(name);
+    if (!w) throw new Error(`model: weight ${name} is missing`);
+    params.set(name, Tensor.fromArray(Float32Array.from(w), parameterShape(config, name)).keep());
+  }
+  return new CausalLM(config, params);
+}
+
+/** Reads every parameter back to the host as f32, by HF name. */
+export async function parametersToArrays(model: CausalLM): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of model.params) out.set(name, (await t.toArray()) as Float32Array);
+  return out;
+}
+
+/**
+ * Saves the model as a Hugging Face directory (`config.json` +
+ * `model.safetensors`, sharded past `maxShardBytes`, default 2 GB) that
+ * `transformers` loads. Weights are written as F32, one tensor at a time.
+ */
+export async function saveCausalLM(
+  model: CausalLM,
+  dir: string,
+  options: { maxShardBytes?: number; weights?: Map<string, Float32Array> } = {},
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await saveModelConfig(dir, model.config);
+  const names = expectedParameterNames(model.config);
+  const tensors = names.map((name) =>
+    [name, {
+      dtype: "F32" as const,
+      shape: parameterShape(model.config, name),
+      data: async () => {
+        const given = options.weights?.get(name);
+        if (given) return given;
+        return (await model.params.get(name)!.toArray()) as Float32Array;
+      },
+    }] as const
+  );
+  await saveCheckpoint(dir, tensors, { maxShardBytes: options.maxShardBytes });
+}
+
+/** `dir/config.json` exists (a quick check before loading). */
+export function isModelDirectory(dir: string): boolean {
+  try {
+    return Deno.statSync(join(dir, "config.json")).isFile;
+  } catch {
+    return false;
+  }
+}
