@@ -12,7 +12,6 @@
  * @module
  */
 
-import { join } from "node:path";
 import {
   HashWordTokenizer,
   hotpotToSft,
