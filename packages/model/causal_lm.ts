@@ -166,8 +166,50 @@ export class CausalLM {
   }
 
   /**
-   * One decoder layer on `h` `[B, T, hidden]`. When `scoreRows` is given,
-   * also returns the layer's pre-softmax scores of those rows.
+   * The attention half's inputs of layer `index`: RoPE'd queries `[B, T, Hq, D]`
+   * and keys, and values `[B, T, Hkv, D]`, from the residual stream `h`.
+   */
+  queryKeyValue(
+    index: number,
+    h: Tensor,
+    positionIds: Tensor,
+  ): { q: Tensor; k: Tensor; v: Tensor } {
+    const c = this.config;
+    const [B, T] = h.shape as [number, number, number];
+    const p = `model.layers.${index}`;
+    const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
+    const heads = (proj: string, n: number) =>
+      reshape(this.project(`${p}.self_attn.${proj}`, x), [B, T, n, c.headDim]);
+    return {
+      q: rope(heads("q_proj", c.numHeads), positionIds, this.#ropeTable),
+      k: rope(heads("k_proj", c.numKvHeads), positionIds, this.#ropeTable),
+      v: heads("v_proj", c.numKvHeads),
+    };
+  }
+
+  /**
+   * The rest of layer `index` after attention: output projection and
+   * residual, then the SwiGLU MLP and residual. `attended` is `[B, T, Hq·D]`.
+   */
+  finishLayer(index: number, h: Tensor, attended: Tensor): Tensor {
+    const p = `model.layers.${index}`;
+    const h1 = add(h, this.project(`${p}.self_attn.o_proj`, attended));
+    const x2 = rmsNorm(
+      h1,
+      this.#weight(`${p}.post_attention_layernorm.weight`),
+      this.config.rmsNormEps,
+    );
+    const gated = mul(
+      silu(this.project(`${p}.mlp.gate_proj`, x2)),
+      this.project(`${p}.mlp.up_proj`, x2),
+    );
+    return add(h1, this.project(`${p}.mlp.down_proj`, gated));
+  }
+
+  /**
+   * One decoder layer on `h` `[B, T, hidden]` with the fused masked attention.
+   * Also returns the layer's keys and values `[B, Hkv, T, D]` (for a KV cache)
+   * and, when `scoreRows` is given, the pre-softmax scores of those rows.
    */
   layer(
     index: number,
@@ -177,19 +219,7 @@ export class CausalLM {
   ): { h: Tensor; scores?: Tensor; keys: Tensor; values: Tensor } {
     const c = this.config;
     const [B, T] = h.shape as [number, number, number];
-    const p = `model.layers.${index}`;
-    const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
-    const q = rope(
-      reshape(this.project(`${p}.self_attn.q_proj`, x), [B, T, c.numHeads, c.headDim]),
-      inputs.positionIds,
-      this.#ropeTable,
-    );
-    const k = rope(
-      reshape(this.project(`${p}.self_attn.k_proj`, x), [B, T, c.numKvHeads, c.headDim]),
-      inputs.positionIds,
-      this.#ropeTable,
-    );
-    const v = reshape(this.project(`${p}.self_attn.v_proj`, x), [B, T, c.numKvHeads, c.headDim]);
+    const { q, k, v } = this.queryKeyValue(index, h, inputs.positionIds);
     // The fused kernel wants heads before time: [B, H, T, D].
     const qh = permute(q, [0, 2, 1, 3]);
     const kh = permute(k, [0, 2, 1, 3]);
@@ -197,14 +227,7 @@ export class CausalLM {
     const a = attention(qh, kh, vh, inputs.mask);
     const scores = scoreRows ? attentionScoresForRows(qh, kh, inputs.mask, scoreRows) : undefined;
     const merged = reshape(permute(a, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
-    const h1 = add(h, this.project(`${p}.self_attn.o_proj`, merged));
-    const x2 = rmsNorm(h1, this.#weight(`${p}.post_attention_layernorm.weight`), c.rmsNormEps);
-    const gated = mul(
-      silu(this.project(`${p}.mlp.gate_proj`, x2)),
-      this.project(`${p}.mlp.up_proj`, x2),
-    );
-    const h2 = add(h1, this.project(`${p}.mlp.down_proj`, gated));
-    return { h: h2, scores, keys: kh, values: vh };
+    return { h: this.finishLayer(index, h, merged), scores, keys: kh, values: vh };
   }
 
   /**

@@ -13,3 +13,4 @@ export * from "./causal_lm.ts";
 export * from "./model_inputs.ts";
 export * from "./load.ts";
 export * from "./parity.ts";
+export * from "./generate.ts";
