@@ -1,19 +1,21 @@
 /**
- * Placeholder-free hook for `deno task parity --adapter`: until the LoRA
- * module lands, asking for an adapter is a clear error.
+ * The hook `deno task parity --adapter DIR` uses: loads a peft adapter onto
+ * the model (base frozen) and names its factors as peft's live parameters,
+ * which is how the fixture's gradients are keyed
+ * (`grad.base_model.model.<path>.lora_A.default.weight`).
  *
  * @module
  */
 
-import type { CausalLM } from "../causal_lm.ts";
 import type { Tensor } from "@irforge/tensor";
+import type { CausalLM } from "../causal_lm.ts";
+import { loadLoraAdapter } from "./io.ts";
 
 /** Loads a peft adapter onto `model`; returns its parameters by fixture gradient name. */
-export function attachAdapterForParity(
-  _model: CausalLM,
+export async function attachAdapterForParity(
+  model: CausalLM,
   dir: string,
 ): Promise<Map<string, Tensor>> {
-  return Promise.reject(
-    new Error(`parity: LoRA adapters are not supported yet (asked for ${dir})`),
-  );
+  const adapter = await loadLoraAdapter(model, dir);
+  return adapter.namedParameters("default");
 }
