@@ -142,7 +142,7 @@ export class LoraAdapter implements ProjectionDelta {
     const p = this.config.loraDropout;
     // Each call gets its own mask: seed mixed with a running call counter.
     const input = this.training && p > 0
-      ? dropout(x, p, mixSeed(this.#seed, this.#dropoutCalls++))
+      ? dropout(x, p, loraDropoutSeed(this.#seed, this.#dropoutCalls++))
       : x;
     return scale(linear(linear(input, m.a), m.b), this.scaling);
   }
@@ -231,9 +231,13 @@ export class LoraAdapter implements ProjectionDelta {
   }
 }
 
-function mixSeed(seed: number, counter: number): number {
-  // splitmix32-style finaliser of (seed, counter).
-  let z = (seed ^ Math.imul(counter + 1, 0x9e3779b9)) >>> 0;
+/**
+ * Dropout seed of the adapter's `call`-th dropout application (0-based,
+ * counted over all modules in call order) for adapter seed `seed`: a
+ * splitmix32-style mix, so masks differ per call but are reproducible.
+ */
+export function loraDropoutSeed(seed: number, call: number): number {
+  let z = ((seed >>> 0) ^ Math.imul(call + 1, 0x9e3779b9)) >>> 0;
   z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
   return (z ^ (z >>> 16)) >>> 0;
