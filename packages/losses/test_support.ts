@@ -33,6 +33,8 @@ export interface LossCheck {
   grad?: boolean;
   /** Value tolerance (default F32_TOL). */
   tol?: number;
+  /** Absolute value tolerance, for references that are (near) zero (default 0). */
+  atol?: number;
   /** Gradient tolerance (default GRAD_TOL). */
   gradTol?: number;
 }
@@ -60,7 +62,9 @@ export async function checkLoss(check: LossCheck): Promise<LossCheckResult> {
     const value = await out.loss.item();
     const expected = check.ref(values);
     assert(Number.isFinite(value), `loss is ${value}`);
-    assertClose([value], [expected], check.tol ?? F32_TOL, `${check.loss.name} value`);
+    if (!(Math.abs(value - expected) <= (check.atol ?? 0))) {
+      assertClose([value], [expected], check.tol ?? F32_TOL, `${check.loss.name} value`);
+    }
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics ?? {})) {
       metrics[k] = typeof v === "number" ? v : await v.item();
