@@ -27,15 +27,18 @@ for (const inBatch of [true, false]) {
   }
 }
 
-gpuTest("infonce: several positives from labels, scores given directly, alias info_nce", async () => {
-  const labels = [1, 1, 0, 0, 2, 0, 1, 0, 1];
-  await checkLoss({
-    loss: createLoss("info_nce", { temperature: 0.5 }),
-    params: [{ data: randomValues(Q * Q * G, 3), shape: [Q, Q * G] }],
-    inputs: ([s]) => ({ scores: s, labels }),
-    ref: ([s]) => refInfoNCE(s!, Q, 0.5, true, labels),
-  });
-});
+gpuTest(
+  "infonce: several positives from labels, scores given directly, alias info_nce",
+  async () => {
+    const labels = [1, 1, 0, 0, 2, 0, 1, 0, 1];
+    await checkLoss({
+      loss: createLoss("info_nce", { temperature: 0.5 }),
+      params: [{ data: randomValues(Q * Q * G, 3), shape: [Q, Q * G] }],
+      inputs: ([s]) => ({ scores: s, labels }),
+      ref: ([s]) => refInfoNCE(s!, Q, 0.5, true, labels),
+    });
+  },
+);
 
 gpuTest("infonce: temperature 1e-3 with cosine scores stays finite and exact", async () => {
   const r = await checkLoss({

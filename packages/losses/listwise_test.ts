@@ -101,22 +101,25 @@ for (const weighted of [false, true]) {
   });
 }
 
-gpuTest("ranknet: all-equal scores (loss log 2, exact gradient at s_i = s_j); no pairs → 0", async () => {
-  const r = await checkLoss({
-    loss: createLoss("ranknet"),
-    params: [{ data: new Float64Array(N * L).fill(1), shape: [N, L] }],
-    inputs: ([s]) => ({ scores: s, labels }),
-    ref: ([s]) => refRankNet(s!, labels, N, false),
-  });
-  assert(Math.abs(r.value - Math.LN2) < 1e-6);
-  const none = await checkLoss({
-    loss: createLoss("ranknet"),
-    params: [{ data: randomValues(N * L, 9), shape: [N, L] }],
-    inputs: ([s]) => ({ scores: s, labels: new Array(N * L).fill(1) }),
-    ref: () => 0,
-  });
-  assert.equal(none.value, 0);
-});
+gpuTest(
+  "ranknet: all-equal scores (loss log 2, exact gradient at s_i = s_j); no pairs → 0",
+  async () => {
+    const r = await checkLoss({
+      loss: createLoss("ranknet"),
+      params: [{ data: new Float64Array(N * L).fill(1), shape: [N, L] }],
+      inputs: ([s]) => ({ scores: s, labels }),
+      ref: ([s]) => refRankNet(s!, labels, N, false),
+    });
+    assert(Math.abs(r.value - Math.LN2) < 1e-6);
+    const none = await checkLoss({
+      loss: createLoss("ranknet"),
+      params: [{ data: randomValues(N * L, 9), shape: [N, L] }],
+      inputs: ([s]) => ({ scores: s, labels: new Array(N * L).fill(1) }),
+      ref: () => 0,
+    });
+    assert.equal(none.value, 0);
+  },
+);
 
 for (
   const options of [
