@@ -1,0 +1,257 @@
+/**
+ * `Nf4Linear`: a frozen linear layer whose weight stays NF4 on the GPU.
+ * y = x·Wᵀ is a tiled matmul that dequantises W while loading each tile into
+ * workgroup memory (no dequantised copy of W ever exists); the backward for
+ * x, dx = dy·W, is the same kernel reading W untransposed. W gets no
+ * gradient. Accumulation is f32.
+ *
+ * Tiles: 64×64 outputs per workgroup of 16×16 threads (4×4 each), K steps
+ * of 16; bounds are checked, so any M, N, K works.
+ *
+ * @module
+ */
+
+import { cast, defineOp, getRuntime, maxBindingBytes, NF4_LEVELS, Tensor } from "@irforge/tensor";
+import type { QuantizedLinear } from "../causal_lm.ts";
+import { dynamicMapCached } from "./double_quant.ts";
+import { type Nf4Weight, toWords } from "./nf4_weight.ts";
+
+const BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
+
+/**
+ * WGSL of C[M, N] = A[M, K] · op(W) where W is the NF4 weight `[out, in]`:
+ * `transposed` (forward): op(W)[k, n] = W[n, k] (N = out, K = in);
+ * otherwise (backward for x): op(W)[k, n] = W[k, n] (K = out, N = in).
+ */
+function kernelCode(aType: "f32" | "f16", transposed: boolean, doubleQuant: boolean): string {
+  const levels = NF4_LEVELS.map((v) => v.toPrecision(17)).join(", ");
+  const scaleBindings = doubleQuant
+    ? `@group(0) @binding(3) var<storage, read> QABS: array<u32>;
+@group(0) @binding(4) var<storage, read> QSCALE: array<f32>;
+@group(0) @binding(5) var<storage, read> QMAP: array<f32>;`
+    : `@group(0) @binding(3) var<storage, read> ABSMAX: array<f32>;`;
+  const absmaxOf = doubleQuant
+    ? `let q = (QABS[blk >> 2u] >> (8u * (blk & 3u))) & 255u;
+  return QMAP[q] * QSCALE[blk / 256u] + pf(5u);`
+    : `return ABSMAX[blk];`;
+  const loadB = transposed
+    ? "let kk = e % BK; let col = e / BK; let elem = n * wIn + k;"
+    : "let kk = e / BN; let col = e % BN; let elem = k * wIn + n;";
+  const paramsBinding = doubleQuant ? 6 : 4;
+  return `${aType === "f16" ? "enable f16;\n" : ""}
+struct Params { v: array<vec4<u32>, 16> }
+@group(0) @binding(${paramsBinding}) var<uniform> P: Params;
+fn pu(i: u32) -> u32 { return P.v[i >> 2u][i & 3u]; }
+fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
+const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; const TN = ${TN}u;
+@group(0) @binding(0) var<storage, read_write> C: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<${aType}>;
+@group(0) @binding(2) var<storage, read> CODES: array<u32>;
+${scaleBindings}
+var<private> LEVELS: array<f32, 16> = array<f32, 16>(${levels});
+var<workgroup> As: array<f32, ${BK * BM}>;
+var<workgroup> Bs: array<f32, ${BK * BN}>;
+fn absmaxOf(blk: u32) -> f32 {
+  ${absmaxOf}
+}
+fn weightAt(e: u32) -> f32 {
+  // Element 2j is the high nibble of byte j; bytes are little-endian in words.
+  let shift = 8u * ((e >> 1u) & 3u) + select(0u, 4u, (e & 1u) == 0u);
+  let code = (CODES[e >> 3u] >> shift) & 15u;
+  return LEVELS[code] * absmaxOf(e / pu(4u));
+}
+@compute @workgroup_size(${BN / TN}, ${BM / TM})
+fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let M = pu(0u); let N = pu(1u); let K = pu(2u); let wIn = pu(3u);
+  let tid = l.y * ${BN / TN}u + l.x;
+  let m0 = w.y * BM; let n0 = w.x * BN;
+  var acc: array<f32, ${TM * TN}>;
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var e = tid; e < BM * BK; e += ${(BM / TM) * (BN / TN)}u) {
+      let kk = e % BK; let row = e / BK;
+      let m = m0 + row;
+      var v = 0.0;
+      if (m < M && k0 + kk < K) { v = f32(A[m * K + k0 + kk]); }
+      As[kk * BM + row] = v;
+    }
+    for (var e = tid; e < BN * BK; e += ${(BM / TM) * (BN / TN)}u) {
+      ${loadB.replace("let elem", "let n = n0 + col; let k = k0 + kk; let elem")}
+      var v = 0.0;
+      if (n < N && k < K) { v = weightAt(elem); }
+      Bs[kk * BN + col] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, ${TM}>;
+      var b: array<f32, ${TN}>;
+      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + l.y * TM + i]; }
+      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + l.x * TN + j]; }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + l.y * TM + i;
+    if (m >= M) { continue; }
+    for (var j = 0u; j < TN; j++) {
+      let n = n0 + l.x * TN + j;
+      if (n < N) { C[m * N + n] = acc[i * TN + j]; }
+    }
+  }
+}`;
+}
+
+function paramsOf(u: number[], offset: number): ArrayBuffer {
+  const view = new DataView(new ArrayBuffer(256));
+  u.forEach((v, i) => view.setUint32(4 * i, v >>> 0, true));
+  view.setFloat32(4 * u.length, offset, true);
+  return view.buffer;
+}
+
+/** Runs C = A · op(W) for a 2-D `a` `[M, K]`; see {@link kernelCode}. */
+function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
+  const [out, inFeatures] = weight.shape;
+  const [M, K] = a.shape as [number, number];
+  const N = transposed ? out : inFeatures;
+  const expectedK = transposed ? inFeatures : out;
+  if (K !== expectedK) {
+    throw new Error(`nf4 linear: input ${a} does not fit weight [${out}, ${inFeatures}]`);
+  }
+  if (a.dtype !== "f32" && a.dtype !== "f16") {
+    throw new Error(`nf4 linear: input must be f32/f16, got ${a}`);
+  }
+  const c = Tensor.empty([M, N], "f32");
+  if (M === 0 || N === 0) return c;
+  const dq = weight.storage.doubleQuant;
+  const buffers = dq
+    ? [
+      c.buffer,
+      a.buffer,
+      weight.storage.codes.buffer,
+      dq.codes.buffer,
+      dq.scales.buffer,
+      dq.map.buffer,
+    ]
+    : [c.buffer, a.buffer, weight.storage.codes.buffer, weight.storage.absmax!.buffer];
+  getRuntime().dispatch({
+    op: transposed ? "nf4_linear" : "nf4_linear_dx",
+    code: kernelCode(a.dtype, transposed, dq !== null),
+    buffers,
+    params: paramsOf([M, N, K, inFeatures, weight.blockSize], dq?.offset ?? 0),
+    workgroups: [Math.ceil(N / BN), Math.ceil(M / BM)],
+  });
+  return c;
+}
+
+const nf4LinearOp = defineOp<{ weight: Nf4Linear }>({
+  name: "nf4_linear",
+  forward: ([x], { weight }) => {
+    const inFeatures = x!.shape[x!.rank - 1]!;
+    const x2 = x!.shareAs([x!.size / inFeatures, inFeatures]);
+    const y = nf4Matmul(x2, weight, true);
+    return { output: y.shareAs([...x!.shape.slice(0, -1), weight.shape[0]]) };
+  },
+  backward: (dy, { inputs, attrs }) => {
+    const x = inputs[0]!;
+    const out = attrs.weight.shape[0];
+    const dx = nf4Matmul(dy.shareAs([dy.size / out, out]), attrs.weight, false)
+      .shareAs(x.shape);
+    return [x.dtype === "f16" ? cast(dx, "f16") : dx];
+  },
+});
+
+/** GPU storage of an {@link Nf4Linear}. */
+export interface Nf4Storage {
+  /** Packed codes as u32 words. */
+  codes: Tensor;
+  /** f32 absmax per block (plain). */
+  absmax: Tensor | null;
+  /** Double-quantised absmax. */
+  doubleQuant: { codes: Tensor; scales: Tensor; map: Tensor; offset: number } | null;
+}
+
+/**
+ * A frozen NF4 linear layer implementing `QuantizedLinear` (see module docs).
+ * Ownership: owns its GPU storage (`dispose()`).
+ */
+export class Nf4Linear implements QuantizedLinear {
+  /** `[out, in]`. */
+  readonly shape: [number, number];
+  /** Elements per absmax block. */
+  readonly blockSize: number;
+  /** GPU buffers. */
+  readonly storage: Nf4Storage;
+
+  private constructor(shape: [number, number], blockSize: number, storage: Nf4Storage) {
+    this.shape = shape;
+    this.blockSize = blockSize;
+    this.storage = storage;
+  }
+
+  /** Uploads a host-quantised weight. */
+  static upload(w: Nf4Weight): Nf4Linear {
+    const limit = maxBindingBytes();
+    if (w.codes.length > limit) {
+      throw new Error(`nf4 linear: ${w.codes.length} bytes of codes exceed one binding (${limit})`);
+    }
+    const words = (bytes: Uint8Array) =>
+      Tensor.fromArray(toWords(bytes), [Math.max(1, Math.ceil(bytes.length / 4))], "u32").keep();
+    const codes = words(w.codes);
+    const storage: Nf4Storage = w.doubleQuant
+      ? {
+        codes,
+        absmax: null,
+        doubleQuant: {
+          codes: words(w.doubleQuant.codes),
+          scales: Tensor.fromArray(w.doubleQuant.scales, [w.doubleQuant.scales.length]).keep(),
+          map: Tensor.fromArray(dynamicMapCached(), [256]).keep(),
+          offset: w.doubleQuant.offset,
+        },
+      }
+      : {
+        codes,
+        absmax: Tensor.fromArray(w.absmax!, [w.absmax!.length]).keep(),
+        doubleQuant: null,
+      };
+    return new Nf4Linear(w.shape, w.blockSize, storage);
+  }
+
+  /** y = x·Wᵀ, x `[..., in]` → `[..., out]` f32; differentiable in x only. */
+  apply(x: Tensor): Tensor {
+    if (x.shape[x.rank - 1] !== this.shape[1]) {
+      throw new Error(`nf4 linear: input ${x} does not take weight [${this.shape.join(", ")}]`);
+    }
+    return nf4LinearOp([x], { weight: this });
+  }
+
+  /** Bytes of GPU storage held (codes + scales). */
+  get byteLength(): number {
+    const s = this.storage;
+    const parts = [
+      s.codes,
+      s.absmax,
+      s.doubleQuant?.codes,
+      s.doubleQuant?.scales,
+      s.doubleQuant?.map,
+    ];
+    return parts.reduce((sum, t) => sum + (t ? t.byteLength : 0), 0);
+  }
+
+  /** Frees the GPU storage. */
+  dispose(): void {
+    const s = this.storage;
+    for (
+      const t of [
+        s.codes,
+        s.absmax,
+        s.doubleQuant?.codes,
+        s.doubleQuant?.scales,
+        s.doubleQuant?.map,
+      ]
+    ) {
+      t?.dispose();
+    }
+  }
+}
