@@ -19,3 +19,4 @@ export * from "./sentencepiece.ts";
 export * from "./sentencepiece_model.ts";
 export * from "./protobuf.ts";
 export * from "./load.ts";
+export * from "./hf_tokenizer_json.ts";
