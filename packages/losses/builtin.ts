@@ -4,6 +4,7 @@
  * @module
  */
 
+import { binaryCrossEntropy, binaryCrossEntropyOptions } from "./binary_cross_entropy.ts";
 import { blockrankAux, blockrankAuxOptions } from "./blockrank_aux.ts";
 import { combined, combinedOptions } from "./combined.ts";
 import { cosine, cosineOptions } from "./cosine.ts";
@@ -18,6 +19,7 @@ import { kl, klOptions } from "./kl.ts";
 import { lambdarank, lambdarankOptions } from "./lambdarank.ts";
 import { listnet, listnetOptions } from "./listnet.ts";
 import { lm, lmOptions } from "./lm.ts";
+import { marginMse, marginMseOptions } from "./margin_mse.ts";
 import { matryoshka, matryoshkaOptions } from "./matryoshka.ts";
 import { mse, mseOptions } from "./mse.ts";
 import { ranknet, ranknetOptions } from "./ranknet.ts";
@@ -60,6 +62,15 @@ if (resolveLossName("infonce") === undefined) {
   registerLoss("cosine", cosine, {
     options: cosineOptions,
     description: "mean (1 − cos) between student and teacher rows",
+  });
+  registerLoss("margin_mse", marginMse, {
+    options: marginMseOptions,
+    description: "MSE between student and teacher score margins (positive − negative)",
+  });
+  registerLoss("binary_cross_entropy", binaryCrossEntropy, {
+    aliases: ["bce"],
+    options: binaryCrossEntropyOptions,
+    description: "pointwise BCE with logits",
   });
   registerLoss("distill_phase1", distillPhase1, {
     options: distillPhase1Options,

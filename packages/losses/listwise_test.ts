@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "@irforge/tensor/testing";
 import { createLoss } from "./mod.ts";
-import { refKL, refLambdaLoss, refListNet, refRankNet, refScores } from "./reference.ts";
+import {
+  refBCE,
+  refKL,
+  refLambdaLoss,
+  refListNet,
+  refMarginMSE,
+  refRankNet,
+  refScores,
+} from "./reference.ts";
 import { checkLoss, randomValues } from "./test_support.ts";
 
 const N = 2, L = 5;
@@ -163,3 +171,34 @@ gpuTest("lambdarank: all-equal scores, eps clamps at huge score gaps", async () 
   });
   assert(r.value > 0);
 });
+
+gpuTest("margin_mse: student margins vs teacher margins (one and several negatives)", async () => {
+  for (const width of [2, 4]) {
+    const teacher = randomValues(3 * width, 12, 3);
+    await checkLoss({
+      loss: createLoss("margin_mse"),
+      params: [{ data: randomValues(3 * width, 13), shape: [3, width] }],
+      inputs: ([s]) => ({ scores: s, labels: teacher }),
+      ref: ([s]) => refMarginMSE(s!, teacher, 3),
+    });
+  }
+});
+
+gpuTest(
+  "binary_cross_entropy: soft labels, padding with −inf, large logits stay finite",
+  async () => {
+    const y = [1, 0, 0.25, 1, 0, 0, 1, 0.5, 0, 1];
+    await checkLoss({
+      loss: createLoss("bce"),
+      params: [{ data: paddedScores(14), shape: [N, L] }],
+      inputs: ([s]) => ({ scores: s, labels: y, mask }),
+      ref: ([s]) => refBCE(s!, y, mask),
+    });
+    await checkLoss({
+      loss: createLoss("binary_cross_entropy"),
+      params: [{ data: randomValues(N * L, 15, 60), shape: [N, L] }],
+      inputs: ([s]) => ({ scores: s, labels: y }),
+      ref: ([s]) => refBCE(s!, y),
+    });
+  },
+);

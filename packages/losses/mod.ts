@@ -55,5 +55,7 @@ export {
   distillPhase2,
   distillPhase2Options,
 } from "./distill.ts";
+export { marginMse, marginMseOptions } from "./margin_mse.ts";
+export { binaryCrossEntropy, binaryCrossEntropyOptions } from "./binary_cross_entropy.ts";
 export { matryoshka, matryoshkaOptions, prefixInputs } from "./matryoshka.ts";
 export { combined, combinedOptions, computeWeighted, type WeightedPart } from "./combined.ts";

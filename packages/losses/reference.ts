@@ -293,3 +293,30 @@ export function refPrefix(x: ArrayLike<number>, width: number, dim: number): Flo
   for (let r = 0; r < rows; r++) for (let j = 0; j < dim; j++) out[r * dim + j] = x[r * width + j]!;
   return out;
 }
+
+/** Margin-MSE: mean over lists and negatives of ((s0 − sj) − (t0 − tj))². */
+export function refMarginMSE(s: ArrayLike<number>, t: ArrayLike<number>, N: number): number {
+  const L = s.length / N;
+  let total = 0;
+  for (let n = 0; n < N; n++) {
+    for (let j = 1; j < L; j++) {
+      total += ((s[n * L]! - s[n * L + j]!) - (t[n * L]! - t[n * L + j]!)) ** 2;
+    }
+  }
+  return total / (N * (L - 1));
+}
+
+/** Mean BCE with logits over unpadded entries. */
+export function refBCE(
+  s: ArrayLike<number>,
+  y: ArrayLike<number>,
+  mask?: ArrayLike<number>,
+): number {
+  let total = 0, count = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (mask && mask[i] !== 1) continue;
+    total += y[i]! * softplus(-s[i]!) + (1 - y[i]!) * softplus(s[i]!);
+    count++;
+  }
+  return total / count;
+}

@@ -14,6 +14,7 @@ import { checkLoss, randomValues } from "./test_support.ts";
 
 Deno.test("registry: built-in names and aliases", () => {
   assert.deepEqual(availableLosses().filter((n) => !n.startsWith("test_")), [
+    "binary_cross_entropy",
     "blockrank_aux",
     "combined",
     "cosine",
@@ -24,6 +25,7 @@ Deno.test("registry: built-in names and aliases", () => {
     "lambdarank",
     "listnet",
     "lm",
+    "margin_mse",
     "matryoshka",
     "mse",
     "ranknet",
