@@ -1,2 +1,15 @@
-// Public API of this package; filled as modules land.
-export {};
+/**
+ * `@irforge/trainer`: configuration, the training loop, recipes, the run
+ * directory, schedules, RNG and progress reporting.
+ *
+ * @module
+ */
+
+export * from "./config/mod.ts";
+export * from "./schedule.ts";
+export * from "./run_dir.ts";
+export * from "./rng.ts";
+export * from "./progress.ts";
+export * from "./loop.ts";
+export * from "./recipes/mod.ts";
+export * from "./default/mod.ts";

@@ -1,0 +1,231 @@
+/**
+ * Trove-style bi-encoder: queries and passages are embedded by the same
+ * decoder (hidden states pooled mean/last/cls, optionally L2-normalised),
+ * trained with InfoNCE (or KL) over in-batch and hard negatives on BEIR
+ * data, and evaluated by exact top-k retrieval over the corpus with
+ * trec_eval-exact metrics.
+ *
+ * Data: `queries_path`, `corpus_path`, `qrels_path` (or `data_path`, a BEIR
+ * folder with `qrels/train.tsv`); negatives per `negative_source`: `random`
+ * corpus documents, `run` (hard negatives from `run_path`), `qrels` (judged
+ * grades below `min_score`, default 1), or `in_batch` only (`group_size` 1).
+ * Evaluation: `eval_qrels_path` (queries from `eval_data_path` or the same
+ * queries file) against the whole corpus.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { noGrad, type Tensor, tidy } from "@irforge/tensor";
+import type { CausalLM, TokenBatch } from "@irforge/model";
+import { disposeInputs, uploadInputs } from "@irforge/model";
+import {
+  BinaryDataset,
+  type BinaryDatasetOptions,
+  collate,
+  type CollatedBatch,
+  collateRetrieval,
+  type Corpus,
+  encodeText,
+  materializeQrels,
+  passageText,
+  type Qrels,
+  type Queries,
+  readBeirCorpus,
+  readBeirQrels,
+  readBeirQueries,
+  readRun,
+  type TextTokenizer,
+} from "@irforge/data";
+import { createLoss, type Loss, lossInfo } from "@irforge/losses";
+import { evaluateRetriever } from "@irforge/eval";
+import type { Config } from "../config/schema.ts";
+import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
+import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import { pool, type Pooling } from "./pooling.ts";
+import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
+
+/** Token batch of collated rows (what `uploadInputs` takes). */
+export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
+  return {
+    batch: batch.rows,
+    length: batch.length,
+    inputIds: batch.inputIds,
+    positionIds: batch.position,
+    segment: batch.segment,
+    block: batch.block,
+    kind: batch.kind,
+  };
+}
+
+/** Embeds collated rows: forward to the final hidden state, then pooling. */
+export function embedBatch(
+  model: CausalLM,
+  batch: CollatedBatch,
+  pooling: Pooling,
+  normalize: boolean,
+): Tensor {
+  const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  try {
+    const { hidden } = model.forward(inputs, { output: "hidden" });
+    return tidy(() => pool(hidden!, batch.attentionMask, pooling, normalize));
+  } finally {
+    disposeInputs(inputs);
+  }
+}
+
+/** The BEIR data a bi-encoder trains and evaluates on. */
+export interface RetrievalData {
+  corpus: Corpus;
+  queries: Queries;
+  trainQrels: Qrels;
+  evalQueries: Queries | null;
+  evalQrels: Qrels | null;
+}
+
+/** Reads the BEIR files named in `config.data`. */
+export async function readRetrievalData(config: Config): Promise<RetrievalData> {
+  const d = config.data;
+  const dir = d.data_path;
+  const corpusPath = d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : null);
+  const queriesPath = d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null);
+  const qrelsPath = d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null);
+  if (!corpusPath || !queriesPath || !qrelsPath) {
+    throw new Error("data: the bi-encoder needs corpus_path, queries_path and qrels_path");
+  }
+  const corpus = await readBeirCorpus(corpusPath);
+  const queries = await readBeirQueries(queriesPath);
+  const trainQrels = await readBeirQrels(qrelsPath, { corpus, queries });
+  let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
+  if (d.eval_qrels_path) {
+    evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;
+    evalQrels = await readBeirQrels(d.eval_qrels_path, { corpus, queries: evalQueries });
+  }
+  return { corpus, queries, trainQrels, evalQueries, evalQrels };
+}
+
+/** Creates the configured ranking loss, passing `temperature` when the loss takes one. */
+export function configuredLoss(config: Config, fallback: string): Loss {
+  const name = config.training.loss ?? fallback;
+  const options: Record<string, unknown> = {};
+  if ("temperature" in lossInfo(name).options) options.temperature = config.training.temperature;
+  return createLoss(name, { ...options, ...config.training.loss_options });
+}
+
+/** Options of {@link biencoderTask}. */
+export interface BiencoderOptions {
+  /** Data already read (default: read from the config). */
+  data?: RetrievalData;
+  /** Progress lines of evaluation (default: none). */
+  log?: (line: string) => void;
+}
+
+/** Builds the bi-encoder training task of `config`. */
+export async function biencoderTask(
+  config: Config,
+  options: BiencoderOptions = {},
+): Promise<TrainingTask & { model: CausalLM; tokenizer: TextTokenizer; dispose(): void }> {
+  const data = options.data ?? await readRetrievalData(config);
+  const { model, tokenizer, trainable } = await loadModel(config);
+  const d = config.data, t = config.training;
+  const pooling = config.model.pooling;
+  const normalize = config.model.normalize;
+  const minScore = d.min_score ?? 1;
+  const positives = materializeQrels([{
+    qrels: data.trainQrels,
+    corpus: data.corpus,
+    queries: data.queries,
+    minScore,
+    maxScore: d.max_score ?? undefined,
+    name: d.qrels_path ?? d.data_path ?? "qrels",
+  }]);
+  const datasetOptions: BinaryDatasetOptions = {
+    positives,
+    groupSize: d.negative_source === "in_batch" ? 1 : d.group_size,
+    seed: d.dataset_seed,
+  };
+  if (d.negative_source === "random") datasetOptions.randomCorpus = data.corpus;
+  if (d.negative_source === "qrels") {
+    datasetOptions.negatives = materializeQrels([{
+      qrels: data.trainQrels,
+      corpus: data.corpus,
+      queries: data.queries,
+      maxScore: minScore,
+    }]);
+    datasetOptions.randomCorpus = data.corpus;
+  }
+  if (d.negative_source === "run") {
+    if (!d.run_path) throw new Error('data.negative_source "run" needs data.run_path');
+    datasetOptions.runNegatives = { run: await readRun(d.run_path), corpus: data.corpus };
+    datasetOptions.randomCorpus = data.corpus;
+  }
+  const dataset = new BinaryDataset(datasetOptions);
+  if (dataset.length === 0) throw new Error("data: no training query has a positive document");
+  const batchSize = t.per_device_train_batch_size;
+  const batchesPerEpoch = Math.ceil(dataset.length / batchSize);
+  const loss = configuredLoss(config, "infonce");
+  const collateOptions = {
+    queryMaxLen: d.query_max_len,
+    passageMaxLen: d.passage_max_len,
+    padToMultipleOf: d.pad_to_multiple_of ?? 8,
+  };
+
+  const encoder = (maxLength: number) => (texts: readonly string[]): Promise<Float32Array> => {
+    const batch = collate(
+      texts.map((text) => {
+        const ids = encodeText(tokenizer, text, { maxLength, appendEos: true, prependBos: true });
+        return { inputIds: ids, labels: ids.map(() => -100) };
+      }),
+      { padId: tokenizer.padId, padToMultipleOf: collateOptions.padToMultipleOf },
+    );
+    const embeddings = noGrad(() => tidy(() => embedBatch(model, batch, pooling, normalize)));
+    return embeddings.toArray().finally(() => embeddings.dispose()) as Promise<Float32Array>;
+  };
+
+  const evaluate = async (): Promise<EvalOutcome> => {
+    if (!data.evalQrels || !data.evalQueries) throw new Error("no evaluation data");
+    const documents = new Map<string, string>();
+    for (const [id, doc] of data.corpus) documents.set(id, passageText(doc));
+    const result = await evaluateRetriever({
+      queries: data.evalQueries,
+      documents,
+      qrels: data.evalQrels,
+      encodeQueries: encoder(d.query_max_len),
+      encodeDocuments: encoder(d.passage_max_len),
+    }, { k: 100, batchSize: t.per_device_eval_batch_size, measures: RETRIEVAL_MEASURES });
+    return evaluationToOutcome(result.evaluation, result.run, "biencoder");
+  };
+
+  return {
+    recipe: "biencoder",
+    model,
+    tokenizer,
+    parameters: trainable,
+    batchesPerEpoch,
+    async microBatch(epoch, index) {
+      const order = epochPermutation(dataset.length, d.dataset_seed, epoch);
+      const items = order.slice(index * batchSize, (index + 1) * batchSize)
+        .map((i) => dataset.get(i, epoch));
+      const batch = collateRetrieval(items, tokenizer, collateOptions);
+      const q = embedBatch(model, batch.queries, pooling, normalize);
+      const p = embedBatch(model, batch.passages, pooling, normalize);
+      const out = await loss.compute({
+        queryEmbeddings: q,
+        passageEmbeddings: p,
+        labels: batch.labels,
+      });
+      const tokens = sumOf(batch.queries.attentionMask) + sumOf(batch.passages.attentionMask);
+      return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
+    },
+    evaluate: data.evalQrels ? evaluate : undefined,
+    saveWeights: (dir) => saveWeights(dir, trainable),
+    loadWeights: (dir) => loadWeights(dir, trainable),
+    dispose: () => model.dispose(),
+  };
+}
+
+function sumOf(values: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < values.length; i++) s += values[i]!;
+  return s;
+}

@@ -1,0 +1,46 @@
+/**
+ * Recipes by name: each builds a {@link TrainingTask} from a configuration.
+ * A recipe that is not built yet stops with a clear error, never a stand-in.
+ *
+ * @module
+ */
+
+import type { Config, Recipe } from "../config/schema.ts";
+import type { TrainingTask } from "../loop.ts";
+import { biencoderTask } from "./biencoder.ts";
+
+export * from "./biencoder.ts";
+export * from "./model_setup.ts";
+export * from "./pooling.ts";
+export * from "./metrics.ts";
+
+/** A task plus the resources it holds. */
+export type BuiltTask = TrainingTask & { dispose(): void };
+
+/** Options every recipe builder accepts. */
+export interface BuildOptions {
+  /** Progress lines (default console.log). */
+  log?: (line: string) => void;
+}
+
+const BUILDERS: Partial<
+  Record<Recipe, (config: Config, options: BuildOptions) => Promise<BuiltTask>>
+> = {
+  biencoder: (config, options) => biencoderTask(config, options),
+};
+
+/** Recipes that can train today. */
+export function builtRecipes(): Recipe[] {
+  return Object.keys(BUILDERS) as Recipe[];
+}
+
+/** Builds the task of `config.recipe`; throws "recipe X is not built yet" for the others. */
+export function buildTask(config: Config, options: BuildOptions = {}): Promise<BuiltTask> {
+  const builder = BUILDERS[config.recipe];
+  if (!builder) {
+    throw new Error(
+      `recipe ${config.recipe} is not built yet (available: ${builtRecipes().join(", ")})`,
+    );
+  }
+  return builder(config, options);
+}
