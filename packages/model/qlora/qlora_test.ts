@@ -1,0 +1,273 @@
+import assert from "node:assert/strict";
+import { sharedPathOrSkip } from "@irforge/data/shared-data";
+import {
+  backward,
+  dequantizeNf4Cpu,
+  mul,
+  NF4_LEVELS,
+  noGrad,
+  quantizeNf4Cpu,
+  randnArray,
+  sum,
+  Tensor,
+  variable,
+} from "@irforge/tensor";
+import { assertClose, F32_TOL, gpuTest, relativeError } from "@irforge/tensor/testing";
+import { CausalLM } from "../causal_lm.ts";
+import { loadCausalLM } from "../load.ts";
+import { loadLoraAdapter, readLoraAdapter } from "../lora/io.ts";
+import { loraScaling } from "../lora/config.ts";
+import { loadModelConfig } from "../config.ts";
+import { referenceForward, type ReferenceLora } from "../reference_cpu.ts";
+import { causalInputs, disposeInputs } from "../model_inputs.ts";
+import { openCheckpoint } from "../safetensors/checkpoint.ts";
+import {
+  DOUBLE_QUANT_BLOCK,
+  doubleDequantize,
+  doubleQuantize,
+  dynamicMap,
+} from "./double_quant.ts";
+import { MISTRAL_7B_SHAPE, qloraMemory } from "./memory.ts";
+import { Nf4Linear } from "./nf4_linear.ts";
+import {
+  dequantizeNf4Weight,
+  NF4_MAX_GAP,
+  nf4BlockScales,
+  nf4Layout,
+  quantizeNf4Weight,
+} from "./nf4_weight.ts";
+import { quantizeModelNf4 } from "./quantize_model.ts";
+
+Deno.test("NF4 table and dynamic map are bitsandbytes'", () => {
+  assert.equal(NF4_LEVELS.length, 16);
+  assert.equal(NF4_LEVELS[0], -1);
+  assert.equal(NF4_LEVELS[7], 0);
+  assert.equal(NF4_LEVELS[15], 1);
+  assert.equal(NF4_LEVELS[1], -0.6961928009986877);
+  assert.equal(NF4_LEVELS[14], 0.7229568362236023);
+  assert.ok(Math.abs(NF4_MAX_GAP - (1 - 0.6961928009986877)) < 1e-12);
+  const map = dynamicMap();
+  assert.equal(map.length, 256);
+  assert.equal(map[255], 1);
+  assert.equal(map.filter((v) => v === 0).length, 1);
+  for (let i = 1; i < 256; i++) assert.ok(map[i]! > map[i - 1]!, `sorted at ${i}`);
+  // Smallest magnitude: 1e-6 · (0.1 + 1)/2 (decade 10^-6 has a single midpoint).
+  assert.ok(Math.abs(map[128]! - 5.5e-7) < 1e-12, `${map[128]}`);
+  // Largest below 1: 1 · midpoint of the last step of linspace(0.1, 1, 65).
+  assert.ok(Math.abs(map[254]! - (1 - 0.9 / 128)) < 1e-6, `${map[254]}`);
+});
+
+Deno.test("quantise → dequantise: per-element error within NF4's bound (plain and double-quant)", () => {
+  const shape: [number, number] = [37, 150]; // blocks straddle rows; n not a multiple of 64
+  const n = shape[0] * shape[1];
+  const w = Float32Array.from(randnArray(n, 4, 0, 0.05));
+  for (let i = 0; i < n; i += 97) w[i] = w[i]! * 8; // outliers
+  const plain = quantizeNf4Weight(w, shape);
+  // Our codes are the tensor package's (same packing, nearest level).
+  const ref = quantizeNf4Cpu(w, 64);
+  assert.deepEqual(plain.codes, ref.codes);
+  const deq = dequantizeNf4Weight(plain);
+  assert.deepEqual(deq, dequantizeNf4Cpu(ref, n));
+  const absmax = plain.absmax!;
+  for (let e = 0; e < n; e++) {
+    const bound = absmax[Math.floor(e / 64)]! * NF4_MAX_GAP / 2;
+    assert.ok(Math.abs(w[e]! - deq[e]!) <= bound * (1 + 1e-6), `element ${e}`);
+  }
+  // Double quantisation: the scales' own error, then the combined bound.
+  const dq = quantizeNf4Weight(w, shape, { doubleQuant: true });
+  assert.deepEqual(dq.codes, plain.codes);
+  const map = dynamicMap();
+  let mapGap = 0;
+  for (let i = 1; i < 256; i++) mapGap = Math.max(mapGap, map[i]! - map[i - 1]!);
+  const scales = nf4BlockScales(dq);
+  for (let b = 0; b < absmax.length; b++) {
+    const s = dq.doubleQuant!.scales[Math.floor(b / DOUBLE_QUANT_BLOCK)]!;
+    assert.ok(
+      Math.abs(scales[b]! - absmax[b]!) <= s * mapGap / 2 * (1 + 1e-5) + 1e-9,
+      `scale ${b}`,
+    );
+  }
+  const deq2 = dequantizeNf4Weight(dq);
+  for (let e = 0; e < n; e++) {
+    const b = Math.floor(e / 64);
+    const bound = absmax[b]! * NF4_MAX_GAP / 2 + Math.abs(scales[b]! - absmax[b]!);
+    assert.ok(Math.abs(w[e]! - deq2[e]!) <= bound * (1 + 1e-6), `dq element ${e}`);
+  }
+  const rel = relativeError(deq2, w).relative;
+  assert.ok(rel > 0 && rel < 0.2, `relative error ${rel}`);
+});
+
+Deno.test("double quantisation: bitsandbytes recipe (mean offset, 256-blocks, nearest code)", () => {
+  const absmax = Float32Array.from(randnArray(600, 8, 0.2, 0.03), Math.abs);
+  const dq = doubleQuantize(absmax);
+  const mean = absmax.reduce((a, b) => a + b, 0) / absmax.length;
+  assert.ok(Math.abs(dq.offset - mean) < 1e-6);
+  assert.equal(dq.scales.length, 3);
+  const centred = Array.from(absmax.subarray(0, 256), (v) => Math.abs(v - dq.offset));
+  assert.ok(Math.abs(dq.scales[0]! - Math.max(...centred)) < 1e-7);
+  // The max-magnitude element of each group maps exactly to ±1 · scale.
+  const back = doubleDequantize(dq);
+  const worst = Math.max(...Array.from(back, (v, i) => Math.abs(v - absmax[i]!)));
+  assert.ok(worst < 0.02 * Math.max(...dq.scales), `worst ${worst}`);
+});
+
+function cpuMatmul(
+  x: Float64Array,
+  m: number,
+  k: number,
+  w: Float64Array,
+  n: number,
+  transposed: boolean,
+) {
+  // transposed: y[m, n] = Σ_k x[m,k]·W[n,k]; else y[m, n] = Σ_k x[m,k]·W[k,n].
+  const y = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += x[i * k + t]! * (transposed ? w[j * k + t]! : w[t * n + j]!);
+      y[i * n + j] = s;
+    }
+  }
+  return y;
+}
+
+for (const doubleQuant of [false, true]) {
+  gpuTest(
+    `NF4 matmul kernel vs float64 reference on the dequantised weight (doubleQuant ${doubleQuant})`,
+    async () => {
+      const [out, inF, rows] = [45, 70, 37]; // none a multiple of the 64×64×16 tiles
+      const w = randnArray(out * inF, 21, 0, 0.1);
+      const q = quantizeNf4Weight(w, [out, inF], { doubleQuant });
+      const deq = dequantizeNf4Weight(q);
+      const lin = Nf4Linear.upload(q);
+      assert.equal(lin.byteLength, nf4Layout(out * inF, { doubleQuant }).totalBytes);
+      const xs = Float64Array.from(Float32Array.from(randnArray(rows * inF, 22)));
+      const x = variable(Tensor.fromArray(xs, [1, rows, inF]));
+      const y = lin.apply(x);
+      assert.deepEqual(y.shape, [1, rows, out]);
+      assertClose(await y.toArray(), cpuMatmul(xs, rows, inF, deq, out, true), F32_TOL, "forward");
+      // dL/dx for L = Σ y ⊙ g is g·Ŵ.
+      const g = Float64Array.from(Float32Array.from(randnArray(rows * out, 23)));
+      const gt = Tensor.fromArray(g, [1, rows, out]);
+      backward(sum(mul(y, gt)));
+      assert.ok(x.grad);
+      assertClose(await x.grad!.toArray(), cpuMatmul(g, rows, out, deq, inF, false), F32_TOL, "dx");
+      x.grad!.dispose();
+      for (const t of [x, y, gt]) t.dispose();
+      lin.dispose();
+    },
+  );
+}
+
+async function fixtureLogits(model: CausalLM, ids: number[][]) {
+  const inputs = causalInputs(ids);
+  const l = noGrad(() => model.forward(inputs).logits!);
+  const v = (await l.toArray()) as Float32Array;
+  l.dispose();
+  disposeInputs(inputs);
+  return v;
+}
+
+gpuTest(
+  "QLoRA on the fixture: NF4 base + peft adapter = float64 reference on dequantised weights; grads only reach the adapter",
+  async () => {
+    const dir = sharedPathOrSkip("QLoRA fixture", "fixtures", "hf-mistral-tiny");
+    if (!dir) return;
+    const fx = await openCheckpoint(`${dir}/fixture.safetensors`);
+    const flat = (await fx.read("input_ids", { as: "native" })) as Int32Array;
+    const labels = (await fx.read("labels", { as: "native" })) as Int32Array;
+    const [B, T] = fx.info("input_ids").shape as [number, number];
+    fx.close();
+    const ids = Array.from({ length: B }, (_, b) => Array.from(flat.subarray(b * T, (b + 1) * T)));
+    const config = await loadModelConfig(dir);
+    const ck = await openCheckpoint(dir);
+    const weights = new Map<string, Float64Array>();
+    for (const name of ck.names()) {
+      weights.set(name, Float64Array.from(await ck.read(name, { as: "f32" })));
+    }
+    const shapes = new Map(ck.names().map((n) => [n, ck.info(n).shape as [number, number]]));
+    ck.close();
+    const adapterArrays = await readLoraAdapter(dir);
+    const lora = new Map<string, ReferenceLora>();
+    for (const [path, { a, b }] of adapterArrays.modules) {
+      lora.set(path, {
+        a: Float64Array.from(a),
+        b: Float64Array.from(b),
+        r: adapterArrays.config.r,
+        scale: loraScaling(adapterArrays.config),
+      });
+    }
+    const model = await loadCausalLM(dir);
+    const adapter = await loadLoraAdapter(model, dir);
+    const f32Logits = await fixtureLogits(model, ids);
+    for (const doubleQuant of [false, true]) {
+      const m: CausalLM = doubleQuant ? await loadCausalLM(dir) : model;
+      if (doubleQuant) m.adapter = adapter;
+      const paths: string[] = [];
+      await quantizeModelNf4(m, { doubleQuant, onProgress: (_d, _t, p) => paths.push(p) });
+      assert.equal(paths.length, 14);
+      assert.equal(m.quantized.size, 14);
+      assert.ok(![...m.params.keys()].some((k) => k.includes("_proj")), "float projections freed");
+      const logits = await fixtureLogits(m, ids);
+      // Independent reference: float64 forward with the dequantised projections.
+      const dequantised = new Map(weights);
+      for (const [name, w] of weights) {
+        if (!name.endsWith("_proj.weight")) continue;
+        dequantised.set(
+          name,
+          dequantizeNf4Weight(quantizeNf4Weight(w, shapes.get(name)!, { doubleQuant })),
+        );
+      }
+      const expected = referenceForward(config, dequantised, { inputIds: ids, lora });
+      assertClose(logits, expected, F32_TOL, `QLoRA logits (doubleQuant ${doubleQuant})`);
+      // Quantisation error against the f32 model: this fixture's weights are
+      // N(0, 0.05) at width 64, so NF4's per-weight error shows fully (the
+      // float64 reference measures the same 0.208).
+      const rel = relativeError(logits, f32Logits).relative;
+      console.log(
+        `QLoRA logits vs f32 (doubleQuant ${doubleQuant}): relative error ${rel.toExponential(3)}`,
+      );
+      assert.ok(rel > 0 && rel <= 0.3, `relative logits error ${rel}`);
+      // Backward: adapter grads finite and non-zero, base has none.
+      m.setTrainable(false);
+      const inputs = causalInputs(ids);
+      const targets = Tensor.fromArray(CausalLM.shiftedTargets(labels, B, T), [B * T], "i32");
+      const { logits: lt } = m.forward(inputs);
+      const loss = CausalLM.lmLoss(lt!, targets);
+      backward(loss);
+      for (const [name, p] of adapter.namedParameters()) {
+        assert.ok(p.grad, `${name} has no gradient`);
+        const gv = (await p.grad!.toArray()) as Float32Array;
+        assert.ok(gv.every(Number.isFinite), `${name} gradient not finite`);
+        assert.ok(gv.some((v) => v !== 0), `${name} gradient is zero`);
+        p.grad!.dispose();
+        p.grad = null;
+      }
+      for (const [name, p] of m.params) assert.equal(p.grad, null, `${name} (base) got a gradient`);
+      for (const t of [lt!, loss, targets]) t.dispose();
+      disposeInputs(inputs);
+      if (doubleQuant) m.dispose();
+    }
+    adapter.dispose();
+    model.dispose();
+  },
+);
+
+Deno.test("memory: a 7B-shaped model's NF4 linears + f16 embeddings/lm_head fit in 4.5 GiB", () => {
+  const plain = qloraMemory(MISTRAL_7B_SHAPE, { doubleQuant: false });
+  const dq = qloraMemory(MISTRAL_7B_SHAPE, { doubleQuant: true });
+  // 32 layers × (2·4096² + 2·1024·4096 + 3·14336·4096) quantised elements.
+  const perLayer = 2 * 4096 * 4096 + 2 * 1024 * 4096 + 3 * 14336 * 4096;
+  assert.equal(plain.quantizedElements, 32 * perLayer);
+  assert.equal(plain.nf4CodeBytes, 32 * perLayer / 2);
+  assert.equal(plain.nf4ScaleBytes, 32 * perLayer / 64 * 4);
+  assert.equal(plain.embeddingBytes, 32768 * 4096 * 2);
+  assert.equal(plain.lmHeadBytes, 32768 * 4096 * 2);
+  assert.ok(plain.totalBytes <= 4.5 * 2 ** 30, `${plain.totalBytes / 2 ** 30} GiB`);
+  assert.ok(dq.totalBytes < plain.totalBytes);
+  assert.ok(dq.nf4ScaleBytes < plain.nf4ScaleBytes / 3.5);
+  console.log(
+    `7B QLoRA base: ${(plain.totalBytes / 2 ** 30).toFixed(3)} GiB, ` +
+      `double-quant ${(dq.totalBytes / 2 ** 30).toFixed(3)} GiB`,
+  );
+});
