@@ -14,3 +14,5 @@ export * from "./model_inputs.ts";
 export * from "./load.ts";
 export * from "./parity.ts";
 export * from "./generate.ts";
+export * from "./lora/mod.ts";
+export * from "./qlora/mod.ts";
