@@ -21,6 +21,10 @@
  * left-padded rows. The tests below check that, and that non-uniform explicit
  * positions are honoured.
  *
+ * Left padding with labels −100 on pads only makes the last pad's row
+ * predict the first real token (as in HF); that row's value depends on the
+ * attention implementation, see `padRowFeedsLoss`.
+ *
  * BlockRank layouts are not covered here (the reference has no block mask);
  * the attention kernel tests cover them.
  */
@@ -87,10 +91,11 @@ function realTokens(c: ModelCase): number[] {
 /**
  * Whether some pad row's logits are counted by the loss: with left padding
  * and labels −100 only on pads, the last pad predicts the first real token.
- * HF does the same; the value of that row is implementation-defined (the
+ * HF does the same, but that row's value is implementation-defined: the
  * reference and the GPU give a query that sees no key zero attention output,
- * HF's eager path attends uniformly), so training data should also ignore
- * the first label after left padding.
+ * while HF's depends on its attention implementation (eager attends
+ * uniformly to every key). Training data should also ignore the first label
+ * after left padding.
  */
 function padRowFeedsLoss(c: ModelCase): boolean {
   const labels = c.labels ?? labelsFor(c.ids, c.attentionMask);
@@ -182,6 +187,11 @@ function assertDiscriminates(a: ArrayLike<number>, b: ArrayLike<number>, what: s
 
 gpuTest("model configs: right padding via attention_mask (Mistral, GQA 2)", async () => {
   const mask = [maskRow(T, "right"), maskRow(7, "right")];
+  // In a causal model right pads come after every real token, so no real row
+  // can see them with or without the mask: this case checks that the mask
+  // path (pad queries that see no key) keeps everything finite, leaves real
+  // rows, loss and gradients intact, and the pad embedding row silent. The
+  // left-padding and sliding-window cases are the ones the mask decides.
   const c = makeCase(tinyConfig({ padTokenId: PAD }), 11, { mask });
   const run = await checkCase(c, "right padding");
 
