@@ -59,9 +59,48 @@ export function tapeLength(): number {
   return tape.length;
 }
 
+/** What the tape holds: nodes, saved tensor references, and the bytes those reference. */
+export interface TapeStats {
+  /** Recorded op applications. */
+  nodes: number;
+  /** Saved tensor references (several may share one storage). */
+  savedTensors: number;
+  /** Sum of the saved tensors' data bytes (shared storage counted once per reference). */
+  savedBytes: number;
+}
+
+/** Counts what the current tape keeps alive (tests, memory reports). */
+export function tapeStats(): TapeStats {
+  let savedTensors = 0;
+  let savedBytes = 0;
+  for (const node of tape) {
+    savedTensors += node.saved.length;
+    for (const t of node.saved) savedBytes += t.byteLength;
+  }
+  return { nodes: tape.length, savedTensors, savedBytes };
+}
+
+/**
+ * Runs `fn` with `nodes` as the tape, then puts the previous tape back
+ * (internal: activation checkpointing records and backpropagates a layer on
+ * a tape of its own). Ops recorded inside go into `nodes`; a `backward` or
+ * `releaseTape` inside consumes `nodes` only.
+ */
+export function withTape<T>(nodes: TapeNode[], fn: () => T): T {
+  const outer = tape;
+  tape = nodes;
+  try {
+    return fn();
+  } finally {
+    tape = outer;
+  }
+}
+
 /** Drops the tape and the saved tensors it holds, without computing gradients. */
 export function releaseTape(): void {
   for (const node of tape) for (const t of node.saved) t.dispose();
+  // Emptied in place so that a tape swapped in by `withTape` is released too.
+  tape.length = 0;
   tape = [];
 }
 

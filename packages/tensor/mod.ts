@@ -79,3 +79,5 @@ export { cosineSimilarity, l2Normalize } from "./ops/l2norm.ts";
 export * from "./nf4.ts";
 export { AdamW, type AdamWOptions, type AdamWState } from "./optim/adamw.ts";
 export { clipGradNorm } from "./optim/clip.ts";
+export { type TapeStats, tapeStats } from "./autograd.ts";
+export { checkpoint } from "./checkpoint.ts";
