@@ -9,6 +9,7 @@
  * @module
  */
 
+import { dirname, join } from "node:path";
 import { backward, Tensor } from "@irforge/tensor";
 import { CausalLM } from "./causal_lm.ts";
 import { causalInputs, disposeInputs } from "./model_inputs.ts";
@@ -59,12 +60,16 @@ export async function runParity(
   gradients: Map<string, Tensor> = model.params,
 ): Promise<ParityReport> {
   const fixture = await openCheckpoint(fixturePath);
+  // peft's LoRA fixture keeps only logits, loss and gradients; its inputs are in fixture.safetensors beside it.
+  const source = fixture.has("input_ids")
+    ? fixture
+    : await openCheckpoint(join(dirname(fixturePath), "fixture.safetensors"));
   try {
-    const ids = await fixture.read("input_ids", { as: "native" });
-    const [batch, length] = fixture.info("input_ids").shape as [number, number];
-    const labels = fixture.has("labels") ? await fixture.read("labels", { as: "native" }) : ids;
-    const attentionMask = fixture.has("attention_mask")
-      ? rows(await fixture.read("attention_mask", { as: "native" }) as Int32Array, batch, length)
+    const ids = await source.read("input_ids", { as: "native" });
+    const [batch, length] = source.info("input_ids").shape as [number, number];
+    const labels = source.has("labels") ? await source.read("labels", { as: "native" }) : ids;
+    const attentionMask = source.has("attention_mask")
+      ? rows(await source.read("attention_mask", { as: "native" }) as Int32Array, batch, length)
       : undefined;
     const inputs = causalInputs(rows(ids as Int32Array, batch, length), {
       attentionMask,
@@ -112,5 +117,6 @@ export async function runParity(
     };
   } finally {
     fixture.close();
+    if (source !== fixture) source.close();
   }
 }
