@@ -16,3 +16,4 @@ export * from "./parity.ts";
 export * from "./generate.ts";
 export * from "./lora/mod.ts";
 export * from "./qlora/mod.ts";
+export * from "./pooling.ts";
