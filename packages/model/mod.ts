@@ -17,3 +17,4 @@ export * from "./generate.ts";
 export * from "./lora/mod.ts";
 export * from "./qlora/mod.ts";
 export * from "./pooling.ts";
+export * from "./checkpointing.ts";
