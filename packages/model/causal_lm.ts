@@ -117,14 +117,24 @@ export class CausalLM {
   adapter: ProjectionDelta | null = null;
   #ropeTable: Tensor;
 
-  /** Wraps parameters (HF names) already on the GPU; takes ownership. */
-  constructor(config: ModelConfig, params: Map<string, Tensor>) {
+  /**
+   * Wraps parameters (HF names) already on the GPU; takes ownership. A
+   * projection may instead be given in `quantized` by module path (QLoRA
+   * loads a checkpoint straight into NF4 this way).
+   */
+  constructor(
+    config: ModelConfig,
+    params: Map<string, Tensor>,
+    quantized: Map<string, QuantizedLinear> = new Map(),
+  ) {
     this.config = config;
     this.params = params;
+    for (const [path, q] of quantized) this.quantized.set(path, q);
     const positions = Math.max(config.maxPositionEmbeddings, 1);
     this.#ropeTable = ropeTable(positions, config.headDim, config.ropeTheta).keep();
     for (const name of expectedParameterNames(config)) {
-      if (!params.has(name)) throw new Error(`model: parameter ${name} is missing`);
+      if (params.has(name) || this.quantized.has(name.replace(/\.weight$/, ""))) continue;
+      throw new Error(`model: parameter ${name} is missing`);
     }
   }
 
@@ -144,6 +154,33 @@ export class CausalLM {
   /** The RoPE cos/sin table used by every layer. */
   get ropeTable(): Tensor {
     return this.#ropeTable;
+  }
+
+  /**
+   * Makes the RoPE table cover position `maxPosition`. HF computes cos/sin
+   * for any position id, so the table grows (doubling) rather than clamp.
+   */
+  ensurePositions(maxPosition: number): void {
+    const rows = this.#ropeTable.shape[0]!;
+    if (maxPosition < rows) return;
+    const grown = Math.max(maxPosition + 1, rows * 2);
+    this.#ropeTable.dispose();
+    this.#ropeTable = ropeTable(grown, this.config.headDim, this.config.ropeTheta).keep();
+  }
+
+  /** Throws when a sliding window that matters is missing from (or differs in) the mask. */
+  #checkWindow(inputs: ModelInputs): void {
+    const window = this.config.slidingWindow;
+    const given = inputs.mask.meta.window;
+    const matters = (window !== null && window < inputs.length) || given > 0;
+    if (matters && given !== (window ?? 0)) {
+      throw new Error(
+        `model: sliding_window is ${window ?? "none"} but the inputs were built with window ${
+          given || "none"
+        }; ` +
+          "pass the config's slidingWindow when building inputs",
+      );
+    }
   }
 
   #weight(name: string): Tensor {
@@ -235,6 +272,8 @@ export class CausalLM {
    * caller. Gradients are recorded when parameters require them.
    */
   forward(inputs: ModelInputs, options: ForwardOptions = {}): ForwardResult {
+    this.#checkWindow(inputs);
+    this.ensurePositions(inputs.maxPosition);
     return tidy(() => {
       let h = this.embed(inputs.inputIds);
       let attentionScores: Tensor | undefined;

@@ -98,6 +98,7 @@ function prefill(model: CausalLM, prompt: number[], cache: CacheEntry[]): Tensor
   const inputs = causalInputs([prompt], { window: model.config.slidingWindow });
   try {
     return tidy(() => {
+      model.ensurePositions(inputs.maxPosition);
       let h = model.embed(inputs.inputIds);
       for (let l = 0; l < model.config.numLayers; l++) {
         const out = model.layer(l, h, inputs);
@@ -123,6 +124,7 @@ function logitsOf(model: CausalLM, hidden: Tensor): Tensor {
  */
 function decodeStep(model: CausalLM, token: number, position: number, cache: CacheEntry[]): Tensor {
   const c = model.config;
+  model.ensurePositions(position);
   const ids = Tensor.fromArray(Int32Array.of(token), [1, 1], "i32");
   const pos = Tensor.fromArray(Int32Array.of(position), [1, 1], "i32");
   try {
@@ -172,7 +174,6 @@ export async function generate(
     throw new Error("generate: the prompt is empty (start it with the BOS id)");
   }
   const maxNew = options.maxNewTokens ?? 64;
-  const limit = model.config.maxPositionEmbeddings;
   const stop = new Set(options.stopTokens ?? model.config.eosTokenIds);
   const random = sampler(options.seed ?? 0);
   const cache: CacheEntry[] = [];
@@ -186,7 +187,7 @@ export async function generate(
       produced.push(next);
       options.onToken?.(next);
       const position = prompt.length + n;
-      if (stop.has(next) || n + 1 === maxNew || position + 1 >= limit) break;
+      if (stop.has(next) || n + 1 === maxNew) break;
       logits = noGrad(() => decodeStep(model, next, position, cache));
     }
   } finally {

@@ -6,7 +6,15 @@
 
 import { join } from "node:path";
 import { Tensor } from "@irforge/tensor";
-import { CausalLM, expectedParameterNames, parameterShape } from "./causal_lm.ts";
+import {
+  CausalLM,
+  expectedParameterNames,
+  parameterShape,
+  PROJECTIONS,
+  type QuantizedLinear,
+} from "./causal_lm.ts";
+import { Nf4Linear } from "./qlora/nf4_linear.ts";
+import { type Nf4Options, quantizeNf4Weight } from "./qlora/nf4_weight.ts";
 import { loadModelConfig, type ModelConfig, saveModelConfig } from "./config.ts";
 import { CheckpointError } from "./safetensors/checkpoint_error.ts";
 import { openCheckpoint } from "./safetensors/checkpoint.ts";
@@ -18,7 +26,14 @@ export interface LoadOptions {
   dtype?: "f32" | "f16";
   /** Called after each tensor with (loaded, total) counts. */
   onProgress?: (loaded: number, total: number) => void;
+  /**
+   * QLoRA: quantise the seven projections of every layer to NF4 as they are
+   * read (`load_in_4bit`), so the float weights never sit on the GPU.
+   */
+  nf4?: Nf4Options;
 }
+
+const projectionSuffixes = PROJECTIONS.map((p) => `.${p}.weight`);
 
 /**
  * Loads `config.json` and the safetensors weights (single or sharded) of a
@@ -31,6 +46,7 @@ export async function loadCausalLM(dir: string, options: LoadOptions = {}): Prom
   const checkpoint = await openCheckpoint(dir);
   const names = expectedParameterNames(config);
   const params = new Map<string, Tensor>();
+  const quantized = new Map<string, QuantizedLinear>();
   try {
     for (const [i, name] of names.entries()) {
       if (!checkpoint.has(name)) {
@@ -55,16 +71,22 @@ export async function loadCausalLM(dir: string, options: LoadOptions = {}): Prom
       // Norm weights stay f32: they are tiny and the norm computes in f32.
       const asF16 = dtype === "f16" && expected.length === 2;
       const data = await checkpoint.read(name, { as: "f32" });
-      params.set(name, Tensor.fromArray(data, expected, asF16 ? "f16" : "f32").keep());
+      if (options.nf4 && projectionSuffixes.some((s) => name.endsWith(s))) {
+        const weight = quantizeNf4Weight(data, expected as [number, number], options.nf4);
+        quantized.set(name.slice(0, -".weight".length), Nf4Linear.upload(weight));
+      } else {
+        params.set(name, Tensor.fromArray(data, expected, asF16 ? "f16" : "f32").keep());
+      }
       options.onProgress?.(i + 1, names.length);
     }
   } catch (e) {
     for (const t of params.values()) t.dispose();
+    for (const q of quantized.values()) q.dispose();
     throw e;
   } finally {
     checkpoint.close();
   }
-  return new CausalLM(config, params);
+  return new CausalLM(config, params, quantized);
 }
 
 /** Builds a model from host weights by HF name (tests, merges, random init). */

@@ -389,14 +389,11 @@ gpuTest(
   },
 );
 
-// KNOWN BUG, ignored unless IRFORGE_KNOWN_BUGS=1 so the suite stays green
-// until it is fixed: CausalLM builds its RoPE table with
-// maxPositionEmbeddings rows and the rope kernel clamps larger position ids
-// to the last row, so tokens past max_position_embeddings silently get the
-// wrong rotation. HF's default RoPE computes cos/sin for any position id.
+// Regression: the RoPE table used to stop at maxPositionEmbeddings and the
+// kernel clamped larger ids; HF computes cos/sin for any position id, and
+// CausalLM.ensurePositions now grows the table.
 Deno.test({
-  name: "model configs: KNOWN BUG positions ≥ max_position_embeddings match HF (no clamping)",
-  ignore: Deno.env.get("IRFORGE_KNOWN_BUGS") !== "1",
+  name: "model configs: positions ≥ max_position_embeddings match HF (no clamping)",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

@@ -26,6 +26,8 @@ export interface ModelInputs {
   batch: number;
   /** Tokens per row. */
   length: number;
+  /** The largest position id (RoPE tables must cover it). */
+  maxPosition: number;
 }
 
 /** Per-token arrays of a batch, flat `[B·T]` (what `@irforge/data`'s collator emits). */
@@ -87,6 +89,7 @@ export function uploadInputs(batch: TokenBatch, window: number | null): ModelInp
     mask: new AttentionMask(currentDevice().gpu, meta),
     batch: B,
     length: T,
+    maxPosition: positions.reduce((m, p) => Math.max(m, p), 0),
   };
 }
 
