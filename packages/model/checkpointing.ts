@@ -9,8 +9,17 @@
  * @module
  */
 
-import { checkpoint, rmsNorm, type Tensor, tidy } from "@irforge/tensor";
+import {
+  checkpoint,
+  isGradEnabled,
+  isReplayableState,
+  type ReplayableState,
+  rmsNorm,
+  type Tensor,
+  tidy,
+} from "@irforge/tensor";
 import type { CausalLM, ForwardOptions, ForwardResult } from "./causal_lm.ts";
+import { LoraAdapter } from "./lora/adapter.ts";
 import type { ModelInputs } from "./model_inputs.ts";
 
 /**
@@ -19,6 +28,11 @@ import type { ModelInputs } from "./model_inputs.ts";
  * The mask and position ids are closed over (they need no gradient); the
  * layer whose attention scores are asked for runs without checkpointing,
  * since its scores leave the layer. With grad mode off it is a plain forward.
+ *
+ * An adapter whose output depends on host state it advances (LoRA dropout
+ * draws each mask's seed from a call counter) must implement
+ * `ReplayableState` so that the recomputation sees the same masks; a
+ * training LoRA adapter with dropout that does not is refused.
  */
 export function forwardWithCheckpointing(
   model: CausalLM,
@@ -34,6 +48,16 @@ export function forwardWithCheckpointing(
   }
   const norm = model.params.get("model.norm.weight");
   if (!norm) throw new Error("model: parameter model.norm.weight is missing");
+  const adapter = model.adapter;
+  const state: ReplayableState[] = isReplayableState(adapter) ? [adapter] : [];
+  if (
+    isGradEnabled() && state.length === 0 && adapter instanceof LoraAdapter &&
+    adapter.training && adapter.config.loraDropout > 0
+  ) {
+    throw new Error(
+      "gradient checkpointing: the LoRA adapter applies dropout with a running seed counter but cannot rewind it (no saveState/restoreState), so the recomputed layers would draw other masks; set lora dropout to 0 or turn checkpointing off",
+    );
+  }
   return tidy(() => {
     let h = model.embed(inputs.inputIds);
     let attentionScores: Tensor | undefined;
@@ -44,7 +68,7 @@ export function forwardWithCheckpointing(
         attentionScores = out.scores;
         if (options.stopAfterScores) return { attentionScores };
       } else {
-        h = checkpoint(([x]) => model.layer(l, x!, inputs).h, [h]);
+        h = checkpoint(([x]) => model.layer(l, x!, inputs).h, [h], { state });
       }
     }
     const normed = rmsNorm(h, norm, model.config.rmsNormEps);

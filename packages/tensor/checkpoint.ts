@@ -15,9 +15,11 @@
  * tape (parameters used inside `fn` get their `.grad` exactly as without
  * checkpointing) and hands the inputs' gradients to the outer tape.
  *
- * `fn` must be deterministic (dropout: same seed in both runs) and must not
- * use tensors that require grad and were computed outside it; pass those in
- * `inputs` (parameters, i.e. leaves, may be closed over).
+ * `fn` must compute the same thing when run again: host state it advances
+ * (e.g. a dropout-seed counter) must be handed over as a
+ * {@link ReplayableState} so that the recomputation starts from the same
+ * state. It must not use tensors that require grad and were computed outside
+ * it; pass those in `inputs` (parameters, i.e. leaves, may be closed over).
  *
  * @module
  */
@@ -33,6 +35,31 @@ import {
 } from "./autograd.ts";
 import { tidy } from "./scope.ts";
 import type { Tensor } from "./tensor.ts";
+
+/**
+ * Host state that a checkpointed function reads and advances (a dropout call
+ * counter, an RNG): saved before the forward, restored for the recomputation
+ * in backward, then put back to where the forward left it.
+ */
+export interface ReplayableState {
+  /** A snapshot of the current state. */
+  saveState(): unknown;
+  /** Returns to a snapshot taken by {@link saveState}. */
+  restoreState(state: unknown): void;
+}
+
+/** Options of {@link checkpoint}. */
+export interface CheckpointOptions {
+  /** State `fn` advances, rewound for the recomputation. */
+  state?: readonly ReplayableState[];
+}
+
+/** Whether `x` implements {@link ReplayableState}. */
+export function isReplayableState(x: unknown): x is ReplayableState {
+  return typeof x === "object" && x !== null &&
+    typeof (x as ReplayableState).saveState === "function" &&
+    typeof (x as ReplayableState).restoreState === "function";
+}
 
 /** Views of `inputs` that share their storage but not their tape history. */
 function leafViews(inputs: readonly Tensor[], requiresGrad: readonly boolean[]): Tensor[] {
@@ -79,11 +106,17 @@ function runRecorded(
  * the same as for `fn(inputs)` — bit-identical when `fn` is deterministic.
  * With grad mode off this is just `fn(inputs)`.
  */
-export function checkpoint(fn: (inputs: Tensor[]) => Tensor, inputs: readonly Tensor[]): Tensor {
+export function checkpoint(
+  fn: (inputs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  options: CheckpointOptions = {},
+): Tensor {
   for (const t of inputs) {
     if (t.disposed) throw new Error(`checkpoint: input ${t} was disposed`);
   }
   if (!isGradEnabled()) return fn([...inputs]);
+  const states = options.state ?? [];
+  const stateBefore = states.map((s) => s.saveState());
   const wanted = inputs.map((t) => t.requiresGrad);
   const views = leafViews(inputs, wanted);
   const nodes: TapeNode[] = [];
@@ -105,6 +138,8 @@ export function checkpoint(fn: (inputs: Tensor[]) => Tensor, inputs: readonly Te
     saved,
     backward: (dy) => {
       const again = leafViews(saved, wanted);
+      const stateNow = states.map((s) => s.saveState());
+      states.forEach((s, i) => s.restoreState(stateBefore[i]));
       try {
         const inner: TapeNode[] = [];
         const recomputed = runRecorded(fn, again, inner);
@@ -121,6 +156,7 @@ export function checkpoint(fn: (inputs: Tensor[]) => Tensor, inputs: readonly Te
           return grad;
         });
       } finally {
+        states.forEach((s, i) => s.restoreState(stateNow[i]));
         for (const v of again) {
           v.grad?.dispose();
           v.dispose();

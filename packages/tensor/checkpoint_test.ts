@@ -166,3 +166,36 @@ gpuTest("checkpoint: without grad it is fn; closing over a non-leaf is refused",
   assert.equal(memoryStats().liveBuffers, before);
   for (const t of [x, w, layer!.up, layer!.upBias, layer!.down]) t.dispose();
 });
+
+gpuTest("checkpoint: host state advanced inside fn is rewound for the recomputation", async () => {
+  // fn draws a fresh dropout seed per call from a counter, as the LoRA adapter does.
+  const counter = {
+    calls: 0,
+    saveState: () => counter.calls,
+    restoreState: (s: unknown) => void (counter.calls = s as number),
+  };
+  const gradsOf = async (mode: "plain" | "replayed" | "unreplayed") => {
+    counter.calls = 0;
+    const [layer] = makeParams(4);
+    const params = [layer!.up, layer!.upBias, layer!.down];
+    const x = Tensor.fromArray(Float32Array.from(randnArray(batch * width, 8)), [batch, width]);
+    const fn = (t: Tensor) => block(layer!, t, 100 + counter.calls++);
+    const loss = tidy(() => {
+      const y = mode === "plain"
+        ? fn(x)
+        : checkpoint(([t]) => fn(t!), [x], mode === "replayed" ? { state: [counter] } : {});
+      return sum(mul(y, y));
+    });
+    backward(loss);
+    loss.dispose();
+    const grads = await Promise.all(params.map((p) => p.grad!.toArray()));
+    assert.equal(counter.calls, mode === "unreplayed" ? 2 : 1);
+    zeroGrad(params);
+    for (const t of [...params, x]) t.dispose();
+    return grads;
+  };
+  const plain = await gradsOf("plain");
+  assert.deepEqual(await gradsOf("replayed"), plain);
+  // Without the state the recomputation draws another mask: the gradients are wrong.
+  assert.notDeepEqual(await gradsOf("unreplayed"), plain);
+});

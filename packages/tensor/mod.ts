@@ -80,4 +80,9 @@ export * from "./nf4.ts";
 export { AdamW, type AdamWOptions, type AdamWState } from "./optim/adamw.ts";
 export { clipGradNorm } from "./optim/clip.ts";
 export { type TapeStats, tapeStats } from "./autograd.ts";
-export { checkpoint } from "./checkpoint.ts";
+export {
+  checkpoint,
+  type CheckpointOptions,
+  isReplayableState,
+  type ReplayableState,
+} from "./checkpoint.ts";
