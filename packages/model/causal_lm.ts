@@ -13,11 +13,14 @@ import {
   add,
   attention,
   attentionScoresForRows,
+  checkpoint,
   crossEntropy,
   embedding,
+  isReplayableState,
   linear,
   mul,
   permute,
+  type ReplayableState,
   reshape,
   rmsNorm,
   rope,
@@ -115,6 +118,12 @@ export class CausalLM {
   readonly quantized = new Map<string, QuantizedLinear>();
   /** Adds adapter deltas to projections (LoRA); `null` for none. */
   adapter: ProjectionDelta | null = null;
+  /**
+   * Activation checkpointing: keep only each decoder layer's input on the
+   * tape and recompute the layer in backward (one extra forward per layer).
+   * The layer whose attention scores are asked for is never checkpointed.
+   */
+  gradientCheckpointing = false;
   #ropeTable: Tensor;
 
   /**
@@ -283,7 +292,13 @@ export class CausalLM {
           `model: attention scores asked for layer ${wanted.layer}, the model has ${this.config.numLayers}`,
         );
       }
+      // An adapter with host state (LoRA dropout counters) is rewound for the recomputation.
+      const state: ReplayableState[] = isReplayableState(this.adapter) ? [this.adapter] : [];
       for (let l = 0; l < this.config.numLayers; l++) {
+        if (this.gradientCheckpointing && wanted?.layer !== l) {
+          h = checkpoint(([x]) => this.layer(l, x!, inputs).h, [h], { state });
+          continue;
+        }
         const out = this.layer(l, h, inputs, wanted?.layer === l ? wanted.rows : undefined);
         h = out.h;
         if (out.scores) {

@@ -96,6 +96,16 @@ export class LoraAdapter implements ProjectionDelta {
   #seed: number;
   #dropoutCalls = 0;
 
+  /** The dropout call counter, so activation checkpointing can rewind it (`ReplayableState`). */
+  saveState(): unknown {
+    return this.#dropoutCalls;
+  }
+
+  /** Restores the counter saved by {@link saveState}: a re-run draws the same dropout masks. */
+  restoreState(state: unknown): void {
+    this.#dropoutCalls = state as number;
+  }
+
   /** Wraps factor tensors (taken over). */
   constructor(config: LoraConfig, modules: Map<string, LoraModule>, seed = 0) {
     this.config = config;

@@ -204,7 +204,7 @@ Deno.test("tokenizer: bad files and paths give clear errors", async () => {
     );
     await assert.rejects(() => loadTokenizer(dir), /no tokenizer\.model in this directory/);
     await Deno.writeTextFile(join(dir, "tokenizer.json"), "{}");
-    await assert.rejects(() => loadTokenizer(dir), /only tokenizer\.json found/);
+    await assert.rejects(() => loadTokenizer(dir), /not a tokenizer\.json \(no "model" object\)/);
     const bad = join(dir, "tokenizer.model");
     await Deno.writeFile(bad, new Uint8Array([0x0a, 0x50, 0x01]));
     await assert.rejects(
