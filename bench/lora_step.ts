@@ -1,0 +1,194 @@
+/**
+ * 7B-shaped LoRA training step (hidden 4096, 32 layers, 32 heads / 8 KV
+ * heads of 128, FFN 14336, vocab 32768; LoRA r=16, α=32, no dropout, on
+ * q,k,v,o; one sequence of 4,096 tokens; gradient checkpointing on) with
+ * the frozen base in f16 and in NF4 (QLoRA, double-quantised scales). Both
+ * bases are made on the GPU from random values layer by layer, so a 7B model
+ * never sits in f32 anywhere (`lib/random_model.ts`). Reports ms/step,
+ * tokens/s and peak GPU memory (tensor pool), and prints
+ * `qloraMemory(MISTRAL_7B_SHAPE)`. Tiny config on CPU adapters.
+ *
+ * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--tokens N]
+ *
+ * @module
+ */
+
+import {
+  type CausalLM,
+  disposeInputs,
+  LoraAdapter,
+  loraConfig,
+  MISTRAL_7B_SHAPE,
+  type ModelConfig,
+  qloraMemory,
+} from "@irforge/model";
+import {
+  AdamW,
+  emptyCache,
+  memoryStats,
+  resetPeakMemory,
+  syncGpu,
+  type Tensor,
+} from "@irforge/tensor";
+import { openDevice } from "./lib/device.ts";
+import { modelBytes, randomCausalLM, randomNf4CausalLM } from "./lib/random_model.ts";
+import {
+  describeEnvironment,
+  environment,
+  formatBytes,
+  parseSuiteArgs,
+  printRows,
+  type Row,
+  writeResult,
+} from "./lib/report.ts";
+import { countReadbacks, randomLmBatch, trainStep } from "./lib/train_step.ts";
+
+/** The tiny stand-in for CPU adapters (same structure, 7B proportions not kept). */
+export const LORA_TINY: ModelConfig = {
+  ...MISTRAL_7B_SHAPE,
+  hiddenSize: 64,
+  intermediateSize: 224,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 16,
+  vocabSize: 512,
+  maxPositionEmbeddings: 256,
+};
+
+const device = await openDevice();
+const args = parseSuiteArgs(
+  Deno.args,
+  device.isCpuAdapter,
+  { base: { type: "string", default: "f16,nf4" }, tokens: { type: "string" } },
+  device.isCpuAdapter ? { reps: 2, warmup: 1 } : { reps: 5, warmup: 1 },
+);
+const env = environment(device.adapter, {
+  cpuAdapter: device.isCpuAdapter,
+  timestamps: device.hasTimestamps,
+});
+console.log(`lora_step · ${describeEnvironment(env)} · shape ${args.shape}`);
+
+const full = args.shape === "full";
+const config = full ? MISTRAL_7B_SHAPE : LORA_TINY;
+const tokens = Number(args.values.tokens ?? (full ? 4096 : 128));
+const lora = loraConfig({
+  r: 16,
+  loraAlpha: 32,
+  loraDropout: 0,
+  targetModules: ["q_proj", "k_proj", "v_proj", "o_proj"],
+});
+const bases = String(args.values.base).split(",");
+for (const b of bases) {
+  if (b !== "f16" && b !== "nf4") throw new Error(`--base takes f16 and/or nf4, got "${b}"`);
+}
+
+for (const doubleQuant of [false, true]) {
+  const m = qloraMemory(MISTRAL_7B_SHAPE, { doubleQuant });
+  console.log(
+    `  qloraMemory(MISTRAL_7B_SHAPE${doubleQuant ? ", double quant" : ""}): total ${
+      formatBytes(m.totalBytes)
+    } = NF4 codes ${formatBytes(m.nf4CodeBytes)} + scales ${formatBytes(m.nf4ScaleBytes)} + ` +
+      `embedding ${formatBytes(m.embeddingBytes)} + LM head ${formatBytes(m.lmHeadBytes)} + norms ${
+        formatBytes(m.normBytes)
+      } (${(m.quantizedElements / 1e9).toFixed(3)} G quantised elements)`,
+  );
+}
+
+function buildBase(base: "f16" | "nf4"): CausalLM {
+  const t0 = performance.now();
+  const model = base === "f16"
+    ? randomCausalLM(config, { seed: 11, weightDtype: "f16" })
+    : randomNf4CausalLM(config, {
+      seed: 11,
+      doubleQuant: true,
+      headDtype: "f16",
+      onProgress: (done, total) => {
+        if (done % 32 === 0 || done === total) {
+          console.log(
+            `    nf4 projections ${done}/${total} (${
+              ((performance.now() - t0) / 1e3).toFixed(1)
+            } s)`,
+          );
+        }
+      },
+    });
+  console.log(
+    `  ${base} base: ${formatBytes(modelBytes(model))} on the GPU, built in ${
+      ((performance.now() - t0) / 1e3).toFixed(1)
+    } s`,
+  );
+  return model;
+}
+
+const rows: Row[] = [];
+for (const base of bases as ("f16" | "nf4")[]) {
+  if (base === "f16" && !device.hasF16) {
+    console.log("  f16 base skipped: the adapter does not offer shader-f16");
+    continue;
+  }
+  const model = buildBase(base);
+  model.gradientCheckpointing = true;
+  const adapter = LoraAdapter.create(config, lora, { seed: 3 }).attach(model);
+  adapter.training = true;
+  const optimizer = new AdamW([...adapter.parameters().values()], { weightDecay: 0 });
+  const { inputs, targets } = randomLmBatch(1, tokens, config.vocabSize);
+  await syncGpu();
+
+  for (let i = 0; i < args.warmup; i++) trainStep(model, inputs, targets, optimizer).dispose();
+  await syncGpu();
+  resetPeakMemory();
+  const losses: Tensor[] = [];
+  const { value: totalMs, reads } = await countReadbacks(async () => {
+    const t0 = performance.now();
+    for (let i = 0; i < args.reps; i++) losses.push(trainStep(model, inputs, targets, optimizer));
+    await syncGpu();
+    return performance.now() - t0;
+  });
+  if (reads !== 0) throw new Error(`lora_step: ${reads} readbacks during the timed steps`);
+  const mem = memoryStats();
+  const lastLoss = (await losses[losses.length - 1]!.toArray())[0]!;
+  for (const l of losses) l.dispose();
+  if (!Number.isFinite(lastLoss)) throw new Error(`lora_step: loss is ${lastLoss}`);
+  const msPerStep = totalMs / args.reps;
+  rows.push({
+    model: full ? "mistral-7b-shape" : "tiny",
+    base,
+    loraR: lora.r,
+    targets: lora.targetModules.join(","),
+    tokens,
+    gradientCheckpointing: true,
+    trainableParameters: adapter.parameterCount,
+    baseBytes: modelBytes(model),
+    steps: args.reps,
+    msPerStep,
+    tokensPerSecond: tokens / (msPerStep / 1e3),
+    peakLiveBytes: mem.peakLiveBytes,
+    peakReservedBytes: mem.peakReservedBytes,
+    lastLoss,
+  });
+  console.log(
+    `  ${base}: ${msPerStep.toFixed(1)} ms/step, peak live ${formatBytes(mem.peakLiveBytes)}`,
+  );
+  disposeInputs(inputs);
+  targets.dispose();
+  optimizer.dispose();
+  adapter.dispose();
+  model.dispose();
+  await syncGpu();
+  emptyCache();
+}
+printRows(rows);
+const file = await writeResult({
+  suite: "lora_step",
+  shape: args.shape,
+  environment: env,
+  rows,
+  notes: {
+    config,
+    lora,
+    qloraMemory: qloraMemory(MISTRAL_7B_SHAPE, { doubleQuant: true }),
+    timing: `${args.reps} steps back to back after ${args.warmup} warm-up, one syncGpu at the end`,
+  },
+});
+console.log(`wrote ${file}`);
