@@ -10,9 +10,12 @@
  * dimension otherwise (accumulating into C). The left operand and the output
  * must each fit one binding.
  *
- * Tile sizes are parameters ({@link MatmulTiles}) so a kernel lab can tune
- * them; vec4 loads are not used yet (element loads, coalesced along the
- * contiguous dimension of each operand).
+ * Kernels come from the generated family in `matmul_kernels.ts` (tile sizes,
+ * per-thread register blocks, buffering, padding); the variant for a call is
+ * the tuning table's choice for its shape class (`matmul_table.ts`), and
+ * vec4 global loads/stores are used per operand wherever its contiguous
+ * extent, leading dimension and offsets are multiples of 4 (scalar loads
+ * otherwise, so odd shapes and split bindings keep working).
  *
  * @module
  */
@@ -23,123 +26,62 @@ import { TensorTooLargeError } from "../pool.ts";
 import { defineOp } from "../registry.ts";
 import { getRuntime, maxBindingBytes, Params } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
+import {
+  type Activation,
+  matmulKernelCode,
+  type MatmulKernelSpec,
+  type MatmulTiles,
+  type MatmulVariant,
+  variantName,
+  variantProblem,
+} from "./matmul_kernels.ts";
+import { chooseMatmulVariant } from "./matmul_table.ts";
 import { gelu, mapRaw, silu } from "./elementwise.ts";
 import { reduceRaw, sumToShape } from "./reduce.ts";
 
-/** Tile configuration: BM×BN output tile per workgroup, BK deep, TM×TN per thread. */
-export interface MatmulTiles {
-  /** Output rows per workgroup. */
-  bm: number;
-  /** Output columns per workgroup. */
-  bn: number;
-  /** Reduction depth per tile step. */
-  bk: number;
-  /** Rows per thread. */
-  tm: number;
-  /** Columns per thread. */
-  tn: number;
-}
+export type { Activation, MatmulTiles, MatmulVariant } from "./matmul_kernels.ts";
 
-/** The default tiles (256 threads, 8 KiB workgroup memory). */
+/** The tiles of the small variant (64×64×16, 4×4 per thread, 256 threads). */
 export const DEFAULT_TILES: MatmulTiles = { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
-let tiles: MatmulTiles = DEFAULT_TILES;
 
-/** Sets the tiles used from now on (kernel lab / tuning). */
-export function setMatmulTiles(t: MatmulTiles): void {
-  if (t.bm % t.tm || t.bn % t.tn) throw new Error("matmul tiles: bm % tm and bn % tn must be 0");
-  tiles = { ...t };
+let override: MatmulVariant | undefined;
+
+/**
+ * Forces one variant for every matmul from now on (kernel lab, tests);
+ * `undefined` returns to the tuning table ({@link useMatmulTuning}).
+ */
+export function setMatmulVariant(v: MatmulVariant | undefined): void {
+  if (v) {
+    const problem = variantProblem(v);
+    if (problem) throw new Error(`matmul variant ${variantName(v)}: ${problem}`);
+  }
+  override = v ? { ...v } : undefined;
 }
 
-/** Epilogue activation. */
-export type Activation = "none" | "silu" | "gelu";
+/**
+ * Sets the tiles used from now on (vec4 loads where aligned, single
+ * buffering, no padding); see {@link setMatmulVariant} for the other knobs.
+ */
+export function setMatmulTiles(t: MatmulTiles): void {
+  setMatmulVariant({ ...t, vec4: true, buffering: "single", pad: 0 });
+}
 
-const ACT: Record<Activation, string> = {
-  none: "v",
-  silu: "v / (1.0 + exp(-v))",
-  gelu:
-    "0.5 * v * (1.0 + tanh(clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0)))",
-};
+let trace: MatmulKernelSpec[] | undefined;
 
-function matmulCode(
-  aType: string,
-  bType: string,
-  transA: boolean,
-  transB: boolean,
-  bias: boolean,
-  act: Activation,
-  t: MatmulTiles,
-): string {
-  const tx = t.bn / t.tn, ty = t.bm / t.tm, nt = tx * ty;
-  const loadA = transA
-    ? "let kk = e / BM; let row = e % BM;"
-    : "let kk = e % BK; let row = e / BK;";
-  const idxA = transA ? "aBase + (k0 + kk) * lda + m" : "aBase + m * lda + k0 + kk";
-  const loadB = transB
-    ? "let kk = e % BK; let col = e / BK;"
-    : "let kk = e / BN; let col = e % BN;";
-  const idxB = transB ? "bBase + n * ldb + k0 + kk" : "bBase + (k0 + kk) * ldb + n";
-  const nb = bias ? 4 : 3;
-  return `${enables(aType, bType)}${paramsBlock(nb)}
-const BM = ${t.bm}u; const BN = ${t.bn}u; const BK = ${t.bk}u; const TM = ${t.tm}u; const TN = ${t.tn}u;
-@group(0) @binding(0) var<storage, read_write> C: array<f32>;
-@group(0) @binding(1) var<storage, read> A: array<${aType}>;
-@group(0) @binding(2) var<storage, read> B: array<${bType}>;
-${bias ? "@group(0) @binding(3) var<storage, read> BIAS: array<f32>;" : ""}
-var<workgroup> As: array<f32, ${t.bk * t.bm}>;
-var<workgroup> Bs: array<f32, ${t.bk * t.bn}>;
-@compute @workgroup_size(${tx}, ${ty})
-fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let M = pu(0u); let N = pu(1u); let K = pu(2u);
-  let aBase = pu(3u) + w.z * pu(4u);
-  let bBase = pu(5u) + w.z * pu(6u);
-  let cBase = pu(7u) + w.z * pu(8u);
-  let lda = pu(9u); let ldb = pu(10u); let ldc = pu(11u);
-  let accumulate = pu(12u); let biasBase = pu(13u);
-  let tid = l.y * ${tx}u + l.x;
-  let m0 = w.y * BM; let n0 = w.x * BN;
-  var acc: array<f32, ${t.tm * t.tn}>;
-  for (var k0 = 0u; k0 < K; k0 += BK) {
-    for (var e = tid; e < BM * BK; e += ${nt}u) {
-      ${loadA}
-      let m = m0 + row;
-      var v = 0.0;
-      if (m < M && k0 + kk < K) { v = f32(A[${idxA}]); }
-      As[kk * BM + row] = v;
-    }
-    for (var e = tid; e < BN * BK; e += ${nt}u) {
-      ${loadB}
-      let n = n0 + col;
-      var v = 0.0;
-      if (n < N && k0 + kk < K) { v = f32(B[${idxB}]); }
-      Bs[kk * BN + col] = v;
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var a: array<f32, ${t.tm}>;
-      var b: array<f32, ${t.tn}>;
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + l.y * TM + i]; }
-      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + l.x * TN + j]; }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
-      }
-    }
-    workgroupBarrier();
+/**
+ * Runs `fn` and returns the kernel specs of every matmul launch it recorded
+ * (which variant and which operands went through vec4 loads).
+ */
+export function traceMatmulKernels<T>(fn: () => T): { result: T; kernels: MatmulKernelSpec[] } {
+  const outer = trace;
+  const kernels: MatmulKernelSpec[] = [];
+  trace = kernels;
+  try {
+    return { result: fn(), kernels };
+  } finally {
+    trace = outer;
+    outer?.push(...kernels);
   }
-  for (var i = 0u; i < TM; i++) {
-    let m = m0 + l.y * TM + i;
-    if (m >= M) { continue; }
-    for (var j = 0u; j < TN; j++) {
-      let n = n0 + l.x * TN + j;
-      if (n >= N) { continue; }
-      let ci = cBase + m * ldc + n;
-      var v = acc[i * TN + j];
-      if (accumulate != 0u) { v += C[ci]; }
-      ${bias ? "v += BIAS[biasBase + n];" : "let unusedBias = biasBase;"}
-      C[ci] = ${ACT[act]};
-    }
-  }
-}`;
 }
 
 /** Options of {@link matmul}. */
@@ -200,11 +142,28 @@ function align(rowBytes: number, alignment: number): number {
   return alignment / g(rowBytes, alignment);
 }
 
-/** Launches C = op(A)·op(B) (+ bias, activation) without autograd (internal). */
+const codeCache = new Map<string, string>();
+
+/** Generated WGSL of `spec`, memoised (generation costs more than the lookup). */
+function kernelCode(spec: MatmulKernelSpec): string {
+  const key = JSON.stringify(spec);
+  let code = codeCache.get(key);
+  if (code === undefined) {
+    code = matmulKernelCode(spec);
+    codeCache.set(key, code);
+  }
+  return code;
+}
+
+/**
+ * Launches C = op(A)·op(B) (+ bias, activation) without autograd (internal).
+ * `variant` forces a kernel variant (tuning); otherwise the one forced by
+ * {@link setMatmulVariant} or the tuning table's choice for the shape class.
+ */
 export function matmulRaw(
   a: Tensor,
   b: Tensor,
-  o: MatmulOptions & { bias?: Tensor; activation?: Activation } = {},
+  o: MatmulOptions & { bias?: Tensor; activation?: Activation; variant?: MatmulVariant } = {},
 ): Tensor {
   const transA = o.transA ?? false, transB = o.transB ?? false;
   const p = plan(a, b, transA, transB);
@@ -226,8 +185,17 @@ export function matmulRaw(
   if (p.batch > 65535) throw new Error(`matmul: batch ${p.batch} > 65535`);
   const rt = getRuntime();
   const lda = transA ? p.M : p.K;
-  const code = (bias: boolean, activation: Activation) =>
-    matmulCode(a.dtype, b.dtype, transA, transB, bias, activation, tiles);
+  const variant = o.variant ?? override ?? chooseMatmulVariant({
+    M: p.M,
+    N: p.N,
+    K: p.K,
+    batch: p.batch,
+    transA,
+    transB,
+    aType: a.dtype as "f32" | "f16",
+    bType: b.dtype as "f32" | "f16",
+  }, rt.device);
+  const quad = (...xs: number[]) => xs.every((x) => x % 4 === 0);
   const launch = (
     bBinding: GPUBufferBinding,
     rows: {
@@ -241,6 +209,21 @@ export function matmulRaw(
     },
   ) => {
     const bias = rows.bias && o.bias !== undefined;
+    // vec4 access needs every vec4 wholly inside or outside the operand:
+    // contiguous extent, leading dimension and offsets all multiples of 4.
+    const spec: MatmulKernelSpec = {
+      variant,
+      aType: a.dtype as "f32" | "f16",
+      bType: b.dtype as "f32" | "f16",
+      transA,
+      transB,
+      vecA: variant.vec4 && quad(lda, rows.aOff, p.aBS, transA ? p.M : rows.k),
+      vecB: variant.vec4 && quad(rows.ldb, p.bBS, transB ? rows.k : rows.n),
+      vecC: variant.vec4 && quad(p.N, rows.cOff, rows.n),
+      bias,
+      activation: rows.acc ? "none" : act,
+    };
+    trace?.push(spec);
     const params = new Params().u32(
       p.M,
       rows.n,
@@ -259,12 +242,12 @@ export function matmulRaw(
     );
     rt.dispatch({
       op: "matmul",
-      code: code(bias, rows.acc ? "none" : act),
+      code: kernelCode(spec),
       buffers: bias
         ? [out.buffer, a.buffer, bBinding, o.bias!.buffer]
         : [out.buffer, a.buffer, bBinding],
       params: params.buffer,
-      workgroups: [Math.ceil(rows.n / tiles.bn), Math.ceil(p.M / tiles.bm), p.batch],
+      workgroups: [Math.ceil(rows.n / variant.bn), Math.ceil(p.M / variant.bm), p.batch],
     });
   };
   if (b.byteLength <= limit) {
