@@ -1,10 +1,15 @@
 /**
  * `deno task bench`: runs every benchmark suite in turn, each in its own
  * process, at shapes fit for the adapter present (tiny on CPU adapters):
- * the kernel lab, IR metrics and BM25 indexing, and packing. Results are
- * printed; suites that write JSON put it in `bench/results/`.
+ * the kernel lab, IR metrics and BM25 indexing, packing, fused attention,
+ * the `mistral-small` step, the 7B-shaped LoRA step, and the peers
+ * (irforge, TensorFlow.js, jax-js on the same workloads). Results are
+ * printed; suites that write JSON put it in `bench/results/`
+ * (`deno run -A bench/compare.ts` turns them into tables).
  *
- * `deno task bench kernels eval` runs only the named suites.
+ * `deno task bench kernels eval` runs only the named suites; flags after
+ * `--` go to every suite named, which must understand them
+ * (`deno task bench attention model_step lora_step -- --full`).
  *
  * @module
  */
@@ -13,9 +18,18 @@ const suites: Record<string, string> = {
   kernels: "bench/kernels.ts",
   eval: "bench/eval.ts",
   packing: "bench/packing.ts",
+  attention: "bench/attention.ts",
+  model_step: "bench/model_step.ts",
+  lora_step: "bench/lora_step.ts",
+  "peers-irforge": "bench/peers/irforge.ts",
+  "peers-tfjs": "bench/peers/tfjs.ts",
+  "peers-jax": "bench/peers/jax.ts",
 };
 
-const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(suites);
+const dashDash = Deno.args.indexOf("--");
+const names = dashDash < 0 ? Deno.args : Deno.args.slice(0, dashDash);
+const suiteFlags = dashDash < 0 ? [] : Deno.args.slice(dashDash + 1);
+const wanted = names.length > 0 ? names : Object.keys(suites);
 let failed = 0;
 for (const name of wanted) {
   const file = suites[name];
@@ -25,7 +39,7 @@ for (const name of wanted) {
   }
   console.log(`\n== ${name} (${file}) ==`);
   const status = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", file],
+    args: ["run", "-A", file, ...suiteFlags],
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
     stdout: "inherit",
     stderr: "inherit",
