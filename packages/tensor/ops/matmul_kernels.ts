@@ -418,3 +418,63 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) ti
   ${spec.bias ? "" : "let unusedBias = biasBase;"}
 }`;
 }
+
+const member = (
+  bm: number,
+  bn: number,
+  bk: number,
+  tm: number,
+  tn: number,
+  buffering: MatmulBuffering,
+  pad: number,
+  vec4 = true,
+): MatmulVariant => ({ bm, bn, bk, tm, tn, vec4, buffering, pad });
+
+/**
+ * The curated members of the family: what the tests check and the tuner
+ * sweeps by default. Members that exceed a device's workgroup memory or
+ * thread limits are skipped there (`variantProblem`).
+ */
+export const MATMUL_FAMILY: readonly MatmulVariant[] = [
+  member(64, 64, 16, 4, 4, "single", 0),
+  member(64, 64, 16, 4, 4, "single", 0, false),
+  member(64, 64, 16, 4, 4, "double", 4),
+  member(64, 64, 32, 4, 4, "prefetch", 4),
+  member(64, 64, 16, 8, 8, "double", 4),
+  member(128, 64, 16, 8, 4, "double", 4),
+  member(64, 128, 16, 4, 8, "double", 4),
+  member(128, 64, 32, 8, 4, "prefetch", 4),
+  member(128, 128, 8, 8, 8, "double", 4),
+  member(128, 128, 8, 4, 8, "double", 4),
+  member(128, 128, 16, 8, 8, "single", 0),
+  member(128, 128, 16, 8, 8, "prefetch", 4),
+  member(128, 128, 16, 8, 8, "double", 4),
+  member(128, 128, 32, 8, 8, "single", 4),
+];
+
+/**
+ * Every combination of tiles, depths, buffering and padding the generator
+ * supports at sizes worth trying on a large GPU (the tuner's `--all` grid).
+ */
+export function matmulVariantGrid(): MatmulVariant[] {
+  const tiles: [number, number, number, number][] = [
+    [64, 64, 4, 4],
+    [64, 64, 8, 8],
+    [128, 64, 8, 4],
+    [64, 128, 4, 8],
+    [128, 128, 8, 8],
+    [128, 128, 4, 8],
+    [128, 128, 8, 4],
+    [128, 256, 8, 8],
+    [256, 128, 8, 8],
+  ];
+  const out: MatmulVariant[] = [];
+  for (const [bm, bn, tm, tn] of tiles) {
+    for (const bk of [8, 16, 32]) {
+      for (const buffering of ["single", "prefetch", "double"] as const) {
+        for (const pad of [0, 4]) out.push(member(bm, bn, bk, tm, tn, buffering, pad));
+      }
+    }
+  }
+  return out;
+}

@@ -6,42 +6,10 @@ import { tidy } from "../scope.ts";
 import { Tensor } from "../tensor.ts";
 import { mul } from "./elementwise.ts";
 import { linear, matmul } from "./matmul.ts";
+import { refMatmul } from "./matmul_reference.ts";
 import { sum } from "./reduce.ts";
 
 const f32 = (v: ArrayLike<number>) => Float64Array.from(Float32Array.from(v));
-
-/** float64 batched op(A)·op(B); `aB`/`bB` are 0 for a broadcast 2-D operand. */
-function refMatmul(
-  a: Float64Array,
-  b: Float64Array,
-  d: {
-    batch: number;
-    M: number;
-    N: number;
-    K: number;
-    tA: boolean;
-    tB: boolean;
-    aB: boolean;
-    bB: boolean;
-  },
-): Float64Array {
-  const c = new Float64Array(d.batch * d.M * d.N);
-  for (let z = 0; z < d.batch; z++) {
-    const ao = d.aB ? z * d.M * d.K : 0, bo = d.bB ? z * d.K * d.N : 0;
-    for (let m = 0; m < d.M; m++) {
-      for (let n = 0; n < d.N; n++) {
-        let s = 0;
-        for (let k = 0; k < d.K; k++) {
-          const av = a[ao + (d.tA ? k * d.M + m : m * d.K + k)]!;
-          const bv = b[bo + (d.tB ? n * d.K + k : k * d.N + n)]!;
-          s += av * bv;
-        }
-        c[z * d.M * d.N + m * d.N + n] = s;
-      }
-    }
-  }
-  return c;
-}
 
 const CASES: [number, number, number, number][] = [
   [1, 1, 1, 1],
