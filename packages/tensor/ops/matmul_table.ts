@@ -339,13 +339,16 @@ export function chooseMatmulVariant(
   return fitsDevice(v, device.limits) ? v : SMALL_VARIANT;
 }
 
-const fitCache = new WeakMap<MatmulVariant, boolean>();
+// Per device limits, whether each variant object fits (lookups run per call).
+const fitCache = new WeakMap<MatmulLimits, WeakMap<MatmulVariant, boolean>>();
 
 function fitsDevice(v: MatmulVariant, limits: MatmulLimits): boolean {
-  let ok = fitCache.get(v);
+  let perLimits = fitCache.get(limits);
+  if (!perLimits) fitCache.set(limits, perLimits = new WeakMap());
+  let ok = perLimits.get(v);
   if (ok === undefined) {
     ok = variantProblem(v, limits) === undefined;
-    fitCache.set(v, ok);
+    perLimits.set(v, ok);
   }
   return ok;
 }

@@ -1,0 +1,269 @@
+/**
+ * Matmul autotuning: {@link tuneMatmul} times kernel variants at given shapes
+ * (GPU timestamps when the device has `timestamp-query`, else wall clock
+ * around `onSubmittedWorkDone`), checks each variant's output, and builds a
+ * tuning table (best variant per shape class) that `matmul` uses once
+ * activated ({@link useMatmulTuning}), saved ({@link writeMatmulTuningFile})
+ * and loaded again ({@link loadMatmulTuning} or `IRFORGE_MATMUL_TUNING`).
+ *
+ * @module
+ */
+
+import { noGrad } from "../autograd.ts";
+import { currentDevice } from "../device.ts";
+import { randnArray } from "../random.ts";
+import { getRuntime } from "../runtime.ts";
+import { tidy } from "../scope.ts";
+import { Tensor } from "../tensor.ts";
+import { relativeError } from "../testing/assert_close.ts";
+import { matmulRaw } from "./matmul.ts";
+import {
+  MATMUL_FAMILY,
+  type MatmulVariant,
+  variantName,
+  variantProblem,
+} from "./matmul_kernels.ts";
+import { refMatmul } from "./matmul_reference.ts";
+import {
+  type MatmulShape,
+  type MatmulShapeClass,
+  type MatmulTuningTable,
+  shapeClass,
+  shapeName,
+  SMALL_VARIANT,
+} from "./matmul_table.ts";
+
+export * from "./matmul_table.ts";
+
+/** Options of {@link tuneMatmul}. */
+export interface TuneMatmulOptions {
+  /** Timed runs per variant and shape (median reported); default 5. */
+  reps?: number;
+  /**
+   * Check every variant's output (default true): against a float64 CPU
+   * product for small shapes (M·N·K·batch ≤ 2²⁴), else against the scalar
+   * 64×64 variant on up to 1 Mi leading and trailing elements.
+   */
+  verify?: boolean;
+  /** Called after each measurement (progress output). */
+  onProgress?: (m: MatmulMeasurement, done: number, total: number) => void;
+}
+
+/** One variant timed at one shape. */
+export interface MatmulMeasurement {
+  /** The shape. */
+  shape: MatmulShape;
+  /** Readable shape (`nt f32 8192×768×2048`). */
+  shapeName: string;
+  /** The variant. */
+  variant: MatmulVariant;
+  /** Readable variant. */
+  variantName: string;
+  /** Median milliseconds per product (NaN when skipped). */
+  ms: number;
+  /** 2·M·N·K·batch / time, in TFLOP/s (NaN when skipped). */
+  tflops: number;
+  /** Relative error of the output against the check (see {@link TuneMatmulOptions.verify}). */
+  error?: number;
+  /** Why the variant was not timed or not eligible (device limits, wrong output, error). */
+  skipped?: string;
+}
+
+/** What {@link tuneMatmul} returns. */
+export interface MatmulTuningResult {
+  /** Every variant × shape. */
+  measurements: MatmulMeasurement[];
+  /** Best variant per shape class, default = best geometric-mean rate over all shapes. */
+  table: MatmulTuningTable;
+  /** How the timings were taken. */
+  timing: "gpu-timestamps" | "wall-clock";
+}
+
+const SMALL_PRODUCT = 1 << 24;
+
+/** Largest error a correct variant shows, relative to max |C| (f32 or any f16 operand). */
+function tolerance(shape: MatmulShape): number {
+  return shape.aType === "f16" || shape.bType === "f16" ? 2e-2 : 1e-3;
+}
+
+/** Median of `xs`. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Reads up to `limit` leading and trailing f32 values of `t` (or all of it). */
+async function sampleOutput(t: Tensor, limit: number): Promise<Float32Array> {
+  const rt = getRuntime();
+  if (t.size <= 2 * limit) return new Float32Array(await rt.read(t.buffer, t.size * 4));
+  const head = new Float32Array(await rt.read(t.buffer, limit * 4));
+  const tail = new Float32Array(await rt.read(t.buffer, limit * 4, (t.size - limit) * 4));
+  const out = new Float32Array(2 * limit);
+  out.set(head);
+  out.set(tail, limit);
+  return out;
+}
+
+/**
+ * Times every candidate at every shape and returns the measurements and the
+ * best table. Candidates the device cannot run (workgroup memory, threads)
+ * or whose output is wrong are recorded as skipped and never chosen.
+ */
+export async function tuneMatmul(
+  shapes: readonly MatmulShape[],
+  candidates: readonly MatmulVariant[] = MATMUL_FAMILY,
+  options: TuneMatmulOptions = {},
+): Promise<MatmulTuningResult> {
+  const device = currentDevice();
+  const rt = getRuntime();
+  const reps = Math.max(1, options.reps ?? 5);
+  const verify = options.verify ?? true;
+  const measurements: MatmulMeasurement[] = [];
+  const total = shapes.length * candidates.length;
+  const timing = device.hasTimestamps ? "gpu-timestamps" : "wall-clock";
+  for (const shape of shapes) {
+    const batch = shape.batch ?? 1;
+    const { M, N, K } = shape;
+    const aType = shape.aType ?? "f32", bType = shape.bType ?? "f32";
+    const aData = randnArray(batch * M * K, 11), bData = randnArray(batch * K * N, 12);
+    const lead = batch > 1 ? [batch] : [];
+    const a = Tensor.fromArray(aData, [...lead, ...(shape.transA ? [K, M] : [M, K])], aType);
+    const b = Tensor.fromArray(bData, [...lead, ...(shape.transB ? [N, K] : [K, N])], bType);
+    const flops = 2 * M * N * K * batch;
+    const run = (variant: MatmulVariant) =>
+      noGrad(() =>
+        tidy(() => matmulRaw(a, b, { transA: shape.transA, transB: shape.transB, variant }))
+      );
+    let expected: ArrayLike<number> | undefined;
+    let limit = 1 << 20; // elements read back from each end of C (whole C for float64 checks)
+    if (verify) {
+      if (M * N * K * batch <= SMALL_PRODUCT) {
+        limit = Infinity;
+        const round = (x: Float64Array, t: string) =>
+          Float64Array.from(t === "f16" ? Float16Array.from(x) : Float32Array.from(x));
+        expected = refMatmul(round(aData, aType), round(bData, bType), {
+          batch,
+          M,
+          N,
+          K,
+          tA: shape.transA ?? false,
+          tB: shape.transB ?? false,
+          aB: batch > 1,
+          bB: batch > 1,
+        });
+      } else {
+        const c = run({ ...SMALL_VARIANT, vec4: false });
+        expected = await sampleOutput(c, limit);
+        c.dispose();
+      }
+    }
+    for (const variant of candidates) {
+      const m: MatmulMeasurement = {
+        shape,
+        shapeName: shapeName(shape),
+        variant,
+        variantName: variantName(variant),
+        ms: NaN,
+        tflops: NaN,
+      };
+      const problem = variantProblem(variant, device.limits);
+      if (problem) {
+        m.skipped = problem;
+      } else {
+        try {
+          const first = run(variant); // compiles the pipeline
+          if (expected) {
+            const got = await sampleOutput(first, limit);
+            m.error = relativeError(got, expected).relative;
+            if (!(m.error <= tolerance(shape))) m.skipped = `wrong output (error ${m.error})`;
+          } else {
+            await rt.sync();
+          }
+          first.dispose();
+          const samples: number[] = [];
+          for (let i = 0; i < reps && !m.skipped; i++) {
+            if (rt.startTiming()) {
+              run(variant).dispose();
+              const spans = await rt.stopTiming();
+              samples.push(spans.reduce((s, [, ns]) => s + ns, 0) / 1e6);
+            } else {
+              const t0 = performance.now();
+              run(variant).dispose();
+              await rt.sync();
+              samples.push(performance.now() - t0);
+            }
+          }
+          if (samples.length) {
+            m.ms = median(samples);
+            m.tflops = flops / (m.ms / 1e3) / 1e12;
+          }
+        } catch (e) {
+          m.skipped = `error: ${(e as Error).message}`;
+          await rt.checkErrors().catch(() => {});
+        }
+      }
+      measurements.push(m);
+      options.onProgress?.(m, measurements.length, total);
+    }
+    a.dispose();
+    b.dispose();
+  }
+  return {
+    measurements,
+    table: bestTable(measurements, device.adapter.description),
+    timing,
+  };
+}
+
+/**
+ * Builds a table from measurements: per shape class, the variant with the
+ * least total time over that class's shapes (among variants valid on all of
+ * them); default, the variant with the best geometric-mean rate over all
+ * shapes (falls back to the small variant when nothing was valid).
+ */
+export function bestTable(
+  measurements: readonly MatmulMeasurement[],
+  adapter?: string,
+): MatmulTuningTable {
+  const valid = measurements.filter((m) => !m.skipped && Number.isFinite(m.ms));
+  const byClass = new Map<string, { cls: MatmulShapeClass; ms: MatmulMeasurement[] }>();
+  for (const m of measurements) {
+    const cls = shapeClass(m.shape);
+    const key = JSON.stringify(cls);
+    if (!byClass.has(key)) byClass.set(key, { cls, ms: [] });
+  }
+  for (const m of valid) byClass.get(JSON.stringify(shapeClass(m.shape)))!.ms.push(m);
+  const table: MatmulTuningTable = {
+    version: 1,
+    default: SMALL_VARIANT,
+    entries: [],
+  };
+  if (adapter) table.adapter = adapter;
+  const shapesOf = (ms: readonly MatmulMeasurement[]) => new Set(ms.map((m) => m.shapeName));
+  const pick = (ms: readonly MatmulMeasurement[], score: (rows: MatmulMeasurement[]) => number) => {
+    const shapes = shapesOf(ms);
+    const perVariant = new Map<string, MatmulMeasurement[]>();
+    for (const m of ms) perVariant.set(m.variantName, [...perVariant.get(m.variantName) ?? [], m]);
+    let best: MatmulMeasurement[] | undefined, bestScore = Infinity;
+    for (const rows of perVariant.values()) {
+      if (rows.length !== shapes.size) continue; // must run everywhere in the group
+      const s = score(rows);
+      if (s < bestScore) [best, bestScore] = [rows, s];
+    }
+    return best;
+  };
+  for (const { cls, ms } of byClass.values()) {
+    const best = pick(ms, (rows) => rows.reduce((s, m) => s + m.ms, 0));
+    if (!best) continue;
+    const top = best.reduce((x, y) => (x.tflops >= y.tflops ? x : y));
+    table.entries.push({
+      match: cls,
+      variant: top.variant,
+      tflops: Number(top.tflops.toPrecision(4)),
+      measuredAt: best.map((m) => m.shapeName).join(", "),
+    });
+  }
+  const overall = pick(valid, (rows) => -rows.reduce((s, m) => s + Math.log(m.tflops), 0));
+  if (overall) table.default = overall[0]!.variant;
+  return table;
+}
