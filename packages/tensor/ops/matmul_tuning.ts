@@ -33,6 +33,7 @@ import {
   SMALL_VARIANT,
 } from "./matmul_table.ts";
 
+export * from "./matmul_kernels.ts";
 export * from "./matmul_table.ts";
 
 /** Options of {@link tuneMatmul}. */
@@ -125,19 +126,21 @@ export async function tuneMatmul(
     const batch = shape.batch ?? 1;
     const { M, N, K } = shape;
     const aType = shape.aType ?? "f32", bType = shape.bType ?? "f32";
-    const aData = randnArray(batch * M * K, 11), bData = randnArray(batch * K * N, 12);
-    const lead = batch > 1 ? [batch] : [];
-    const a = Tensor.fromArray(aData, [...lead, ...(shape.transA ? [K, M] : [M, K])], aType);
-    const b = Tensor.fromArray(bData, [...lead, ...(shape.transB ? [N, K] : [K, N])], bType);
     const flops = 2 * M * N * K * batch;
+    let a: Tensor | undefined, b: Tensor | undefined;
     const run = (variant: MatmulVariant) =>
       noGrad(() =>
-        tidy(() => matmulRaw(a, b, { transA: shape.transA, transB: shape.transB, variant }))
+        tidy(() => matmulRaw(a!, b!, { transA: shape.transA, transB: shape.transB, variant }))
       );
     let expected: ArrayLike<number> | undefined;
     let limit = 1 << 20; // elements read back from each end of C (whole C for float64 checks)
-    if (verify) {
-      if (M * N * K * batch <= SMALL_PRODUCT) {
+    let shapeProblem: string | undefined;
+    try {
+      const aData = randnArray(batch * M * K, 11), bData = randnArray(batch * K * N, 12);
+      const lead = batch > 1 ? [batch] : [];
+      a = Tensor.fromArray(aData, [...lead, ...(shape.transA ? [K, M] : [M, K])], aType);
+      b = Tensor.fromArray(bData, [...lead, ...(shape.transB ? [N, K] : [K, N])], bType);
+      if (verify && M * N * K * batch <= SMALL_PRODUCT) {
         limit = Infinity;
         const round = (x: Float64Array, t: string) =>
           Float64Array.from(t === "f16" ? Float16Array.from(x) : Float32Array.from(x));
@@ -151,11 +154,15 @@ export async function tuneMatmul(
           aB: batch > 1,
           bB: batch > 1,
         });
-      } else {
+      } else if (verify) {
         const c = run({ ...SMALL_VARIANT, vec4: false });
         expected = await sampleOutput(c, limit);
         c.dispose();
       }
+    } catch (e) {
+      // E.g. an operand larger than one storage binding: no variant can run it.
+      shapeProblem = `shape not runnable: ${(e as Error).message}`;
+      await rt.checkErrors().catch(() => {});
     }
     for (const variant of candidates) {
       const m: MatmulMeasurement = {
@@ -166,7 +173,7 @@ export async function tuneMatmul(
         ms: NaN,
         tflops: NaN,
       };
-      const problem = variantProblem(variant, device.limits);
+      const problem = shapeProblem ?? variantProblem(variant, device.limits);
       if (problem) {
         m.skipped = problem;
       } else {
@@ -205,8 +212,8 @@ export async function tuneMatmul(
       measurements.push(m);
       options.onProgress?.(m, measurements.length, total);
     }
-    a.dispose();
-    b.dispose();
+    a?.dispose();
+    b?.dispose();
   }
   return {
     measurements,
