@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run ON THE GPU MACHINE from the repo root (after bench/prepare_device.sh here, carrying
+# .deno and .gl): unpacks Deno, its npm cache and the Vulkan loader, then runs the suites
+# named in $SUITES (default: all Deno suites at full shape, then the PyTorch references),
+# writing results to bench/results and copying them to $OUT when set.
+#   SUITES="attention model_step" bash bench/run_on_gpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+export XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
+mkdir -p /tmp/deno-bin bench/results
+xz -dc .deno/deno.xz > /tmp/deno-bin/deno && chmod +x /tmp/deno-bin/deno
+tar -C /tmp -xJf .deno/dir.tar.xz
+export DENO_DIR=/tmp/dir PATH=/tmp/deno-bin:$PATH
+deno --version | head -1
+SUITES=${SUITES:-"kernels attention model_step lora_step peers-irforge peers-tfjs peers-jax torch-matmul torch-attention torch-model_step torch-lora_step"}
+status=0
+for s in $SUITES; do
+  echo "== $s =="
+  case $s in
+    kernels) deno run -A --cached-only bench/kernels.ts || status=1 ;;
+    torch-*) python3 bench/reference/${s#torch-}.py > bench/results/torch-${s#torch-}.jsonl || status=1
+             cat bench/results/torch-${s#torch-}.jsonl ;;
+    peers-*) deno run -A --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
+    *) deno run -A --cached-only bench/$s.ts --full || status=1 ;;
+  esac
+done
+deno run -A --cached-only bench/compare.ts | tee bench/results/compare.md
+if [ -n "${OUT:-}" ]; then
+  # $OUT returns at most 8 files: pack the results into one.
+  tar -C bench -czf "$OUT/results.tgz" results
+fi
+exit $status
