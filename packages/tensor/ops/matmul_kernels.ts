@@ -55,6 +55,12 @@ export interface MatmulVariant extends MatmulTiles {
   buffering: MatmulBuffering;
   /** Floats of padding after each k row of the workgroup tiles (0 or a multiple of 4). */
   pad: number;
+  /**
+   * Workgroup order: groups of this many tile rows sweep the columns
+   * together, so the B tiles they share stay in L2 (1 or absent: plain
+   * row-major order).
+   */
+  swizzle?: number;
 }
 
 /** Epilogue activation. */
@@ -120,6 +126,10 @@ export function variantProblem(v: MatmulVariant, limits?: MatmulLimits): string 
   if (v.bm % v.tm || v.bn % v.tn) return "bm % tm and bn % tn must be 0";
   if (v.bk % 4) return `bk (${v.bk}) must be a multiple of 4`;
   if (v.pad % 4) return `pad (${v.pad}) must be a multiple of 4`;
+  const swizzle = v.swizzle ?? 1;
+  if (!Number.isInteger(swizzle) || swizzle < 1) {
+    return `swizzle (${v.swizzle}) must be a positive integer`;
+  }
   if (!["single", "prefetch", "double"].includes(v.buffering)) {
     return `buffering "${v.buffering}" is not single, prefetch or double`;
   }
@@ -139,7 +149,8 @@ export function variantProblem(v: MatmulVariant, limits?: MatmulLimits): string 
 
 /** A short readable name, e.g. `128x128x16 8x8 double pad4 v4`. */
 export function variantName(v: MatmulVariant): string {
-  return `${v.bm}x${v.bn}x${v.bk} ${v.tm}x${v.tn} ${v.buffering} pad${v.pad}${
+  const swizzle = (v.swizzle ?? 1) > 1 ? ` sw${v.swizzle}` : "";
+  return `${v.bm}x${v.bn}x${v.bk} ${v.tm}x${v.tn} ${v.buffering} pad${v.pad}${swizzle}${
     v.vec4 ? " v4" : " scalar"
   }`;
 }
@@ -236,6 +247,21 @@ function loader(
     return body.join("\n      ");
   };
   return { decls, load, store };
+}
+
+/**
+ * WGSL computing the tile origin (m0, n0). With a swizzle of G, linear
+ * workgroup ids walk G tile rows column by column (grouped ordering), so
+ * concurrently running workgroups share B tiles as well as A tiles.
+ */
+function tileOrigin(swizzle: number, bm: number, bn: number): string {
+  if (swizzle <= 1) return `let m0 = w.y * ${bm}u; let n0 = w.x * ${bn}u;`;
+  return `let id = w.y * nw.x + w.x;
+  let perGroup = ${swizzle}u * nw.x;
+  let firstRow = (id / perGroup) * ${swizzle}u;
+  let rows = min(nw.y - firstRow, ${swizzle}u);
+  let inGroup = id % perGroup;
+  let m0 = (firstRow + inGroup % rows) * ${bm}u; let n0 = (inGroup / rows) * ${bn}u;`;
 }
 
 /** Generates the WGSL of one kernel of the family. */
@@ -401,7 +427,11 @@ ${spec.bias ? "@group(0) @binding(3) var<storage, read> BIAS: array<f32>;" : ""}
 var<workgroup> As: array<vec4<f32>, ${copies * tileA}>;
 var<workgroup> Bs: array<vec4<f32>, ${copies * tileB}>;
 @compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+fn main(
+  @builtin(workgroup_id) w: vec3<u32>,
+  @builtin(num_workgroups) nw: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+) {
   let M = pu(0u); let N = pu(1u); let K = pu(2u);
   let aBase = pu(3u) + w.z * pu(4u);
   let bBase = pu(5u) + w.z * pu(6u);
@@ -409,7 +439,7 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) ti
   let lda = pu(9u); let ldb = pu(10u); let ldc = pu(11u);
   let accumulate = pu(12u); let biasBase = pu(13u);
   let tx = tid % ${TX}u; let ty = tid / ${TX}u;
-  let m0 = w.y * ${v.bm}u; let n0 = w.x * ${v.bn}u;
+  ${tileOrigin(v.swizzle ?? 1, v.bm, v.bn)}
   ${accDecls.join(" ")}
   ${la.decls}
   ${lb.decls}
@@ -450,6 +480,8 @@ export const MATMUL_FAMILY: readonly MatmulVariant[] = [
   member(128, 128, 16, 8, 8, "prefetch", 4),
   member(128, 128, 16, 8, 8, "double", 4),
   member(128, 128, 32, 8, 8, "single", 4),
+  { ...member(128, 128, 8, 8, 8, "double", 4), swizzle: 8 },
+  { ...member(64, 64, 16, 4, 4, "double", 4), swizzle: 4 },
 ];
 
 /**
@@ -472,7 +504,11 @@ export function matmulVariantGrid(): MatmulVariant[] {
   for (const [bm, bn, tm, tn] of tiles) {
     for (const bk of [8, 16, 32]) {
       for (const buffering of ["single", "prefetch", "double"] as const) {
-        for (const pad of [0, 4]) out.push(member(bm, bn, bk, tm, tn, buffering, pad));
+        for (const pad of [0, 4]) {
+          for (const swizzle of [1, 8]) {
+            out.push({ ...member(bm, bn, bk, tm, tn, buffering, pad), swizzle });
+          }
+        }
       }
     }
   }

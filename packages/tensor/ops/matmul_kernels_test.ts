@@ -49,6 +49,8 @@ const CASES: Case[] = [
   { batch: 1, M: 64, N: 64, K: 64 },
   { batch: 1, M: 128, N: 96, K: 72 },
   { batch: 1, M: 7, N: 64, K: 16 },
+  // Several tile rows and columns: swizzled orders with a partial last group.
+  { batch: 1, M: 330, N: 136, K: 8 },
   { batch: 3, M: 20, N: 24, K: 12 },
   { batch: 3, M: 7, N: 13, K: 5, bcast: "b" },
   { batch: 3, M: 12, N: 8, K: 36, bcast: "a" },

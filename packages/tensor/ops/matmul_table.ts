@@ -217,6 +217,10 @@ function parseVariant(raw: unknown, source: string, field: string): MatmulVarian
     buffering: r.buffering as MatmulVariant["buffering"],
     pad: r.pad as number,
   };
+  if (r.swizzle !== undefined) {
+    if (typeof r.swizzle !== "number") throw fail(`${field}.swizzle`, "expected a number");
+    v.swizzle = r.swizzle;
+  }
   const problem = variantProblem(v);
   if (problem) throw fail(field, problem);
   return v;
