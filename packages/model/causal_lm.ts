@@ -86,6 +86,11 @@ export interface ForwardOptions {
   attentionScores?: { layer: number; rows: number[][] };
   /** Skip the layers after the one whose scores were asked for (attention-based ranking). */
   stopAfterScores?: boolean;
+  /**
+   * Input embeddings `[B, T, hidden]` to use instead of looking up
+   * `inputs.inputIds` (e.g. NEFTune adds noise to `embed(ids)` first).
+   */
+  inputsEmbeds?: Tensor;
 }
 
 /** What {@link CausalLM.forward} returns. */
@@ -284,7 +289,7 @@ export class CausalLM {
     this.#checkWindow(inputs);
     this.ensurePositions(inputs.maxPosition);
     return tidy(() => {
-      let h = this.embed(inputs.inputIds);
+      let h = options.inputsEmbeds ?? this.embed(inputs.inputIds);
       let attentionScores: Tensor | undefined;
       const wanted = options.attentionScores;
       if (wanted && (wanted.layer < 0 || wanted.layer >= this.config.numLayers)) {

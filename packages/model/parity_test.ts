@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { sharedPathOrSkip } from "@irforge/data/shared-data";
+import { backward, sum, variable } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
+import { causalInputs, disposeInputs } from "./model_inputs.ts";
 import { loadCausalLM } from "./load.ts";
 import { PARITY_TOLERANCE, runParity } from "./parity.ts";
 
@@ -18,6 +20,24 @@ gpuTest(
     assert.ok(report.loss_abs_err <= PARITY_TOLERANCE.loss, `loss ${report.loss_abs_err}`);
     assert.ok(report.grad_max_rel_err <= PARITY_TOLERANCE.grad, `grad ${report.worst_grad}`);
     assert.ok(report.passed);
+    model.dispose();
+  },
+);
+
+gpuTest(
+  "forward from inputsEmbeds equals forward from ids, and gradients reach the embeddings",
+  async () => {
+    const dir = sharedPathOrSkip("inputsEmbeds", "fixtures", "hf-mistral-tiny");
+    if (!dir) return;
+    const model = await loadCausalLM(dir);
+    const inputs = causalInputs([[1, 17, 33, 5, 250, 9]]);
+    const fromIds = await model.forward(inputs).logits!.toArray();
+    const embeds = variable(model.embed(inputs.inputIds));
+    const { logits } = model.forward(inputs, { inputsEmbeds: embeds });
+    assert.deepEqual(await logits!.toArray(), fromIds);
+    backward(sum(logits!));
+    assert.ok(embeds.grad && (await embeds.grad.toArray()).some((v) => v !== 0));
+    disposeInputs(inputs);
     model.dispose();
   },
 );
