@@ -9,7 +9,7 @@ cd "$(git rev-parse --show-toplevel)"
 mkdir -p .deno .gl
 xz -9 -T0 -c "$(command -v deno)" > .deno/deno.xz
 tmp=$(mktemp -d)
-DENO_DIR="$tmp/dir" deno cache bench/main.ts bench/kernels.ts bench/attention.ts bench/model_step.ts \
+DENO_DIR="$tmp/dir" deno cache --no-lock bench/main.ts bench/kernels.ts bench/attention.ts bench/model_step.ts \
   bench/lora_step.ts bench/compare.ts bench/peers/irforge.ts bench/peers/tfjs.ts bench/peers/jax.ts
 find "$tmp/dir" -name '*.map' -delete
 tar -C "$tmp" -cf - dir | xz -6 -T0 > .deno/dir.tar.xz

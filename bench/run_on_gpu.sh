@@ -23,7 +23,7 @@ for s in $SUITES; do
     kernels) deno run -A --cached-only bench/kernels.ts || status=1 ;;
     torch-*) python3 bench/reference/${s#torch-}.py > bench/results/torch-${s#torch-}.jsonl || status=1
              cat bench/results/torch-${s#torch-}.jsonl ;;
-    peers-*) deno run -A --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
+    peers-*) deno run -A --no-lock --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
     *) deno run -A --cached-only bench/$s.ts --full || status=1 ;;
   esac
 done

@@ -21,7 +21,7 @@ import {
   nn,
   numpy as np,
   valueAndGrad,
-} from "@jax-js/jax";
+} from "npm:@jax-js/jax@0.1.25";
 import {
   describeEnvironment,
   environment,
@@ -36,8 +36,9 @@ import { checkMlpLoss, MLP_ADAM } from "./mlp_reference.ts";
 import { lcgArray, matmulRow, matmulShapes, mlpRow, mlpShape } from "./workloads.ts";
 
 const FRAMEWORK = "jax-js-webgpu";
-const VERSION = import.meta.resolve("@jax-js/jax").match(/jax-js\/jax[@/](\d[^/]*)/)?.[1] ??
-  "unknown";
+const VERSION =
+  import.meta.resolve("npm:@jax-js/jax@0.1.25").match(/jax-js\/jax[@/](\d[^/]*)/)?.[1] ??
+    "unknown";
 
 const devices = await init();
 if (!devices.includes("webgpu")) {
@@ -68,7 +69,10 @@ const env = environment(adapter, { cpuAdapter });
 console.log(`peers/jax ${VERSION} · ${describeEnvironment(env)} · shape ${args.shape}`);
 
 function matrix(rows: number, cols: number, seed: number, bound: number): JaxArray {
-  return np.array(lcgArray(rows * cols, seed, bound)).reshape([rows, cols]);
+  return np.array(lcgArray(rows * cols, seed, bound) as Float32Array<ArrayBuffer>).reshape([
+    rows,
+    cols,
+  ]);
 }
 
 const rows: Row[] = [];
