@@ -2,7 +2,7 @@
  * The training loop every recipe uses: gradient accumulation, global
  * grad-norm clipping, AdamW with the HF learning-rate schedule, logging to
  * `metrics.jsonl`, periodic evaluation, checkpoints with rotation, exact
- * resume, Ctrl-C handling and divergence detection.
+ * resume, Ctrl-C / SIGTERM handling and divergence detection.
  *
  * A recipe supplies a {@link TrainingTask}: the trainable parameters, how
  * many micro-batches an epoch has, a function computing the loss of one
@@ -107,7 +107,7 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Draw the progress bar / progress lines (default true). */
   progress?: boolean;
-  /** Install the SIGINT handler (default true). */
+  /** Install the SIGINT/SIGTERM handlers (default true). */
   handleSignals?: boolean;
   /**
    * Behave as if Ctrl-C arrived right after this optimizer step (tests of
@@ -293,7 +293,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     log("\ninterrupt: finishing the current step, then saving a checkpoint");
   };
   const handleSignals = options.handleSignals ?? true;
-  if (handleSignals) Deno.addSignalListener("SIGINT", onSignal);
+  // SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C, so a killed run is never left
+  // `running`: it checkpoints and ends `interrupted`.
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  if (handleSignals) { for (const signal of signals) Deno.addSignalListener(signal, onSignal); }
 
   const progress = options.progress === false ? null : new Progress({
     total: totalSteps,
@@ -486,7 +489,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     pending = [];
   } finally {
     progress?.finish();
-    if (handleSignals) Deno.removeSignalListener("SIGINT", onSignal);
+    if (handleSignals) {
+      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    }
     optimizer.zeroGrad();
     optimizer.dispose();
   }
