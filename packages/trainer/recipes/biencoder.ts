@@ -2,7 +2,8 @@
  * Trove-style bi-encoder: queries and passages are embedded by the same
  * decoder (hidden states pooled mean/last/cls, optionally L2-normalised),
  * trained with InfoNCE (or KL) over in-batch and hard negatives on BEIR
- * data, and evaluated by exact top-k retrieval over the corpus with
+ * data, and evaluated by exact top-k retrieval over the corpus (GPU
+ * scores, `exactTopKGpu`) with
  * trec_eval-exact metrics.
  *
  * Data: `queries_path`, `corpus_path`, `qrels_path` (or `data_path`, a BEIR
@@ -44,6 +45,7 @@ import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.t
 import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
 import { pool, type Pooling } from "./pooling.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { exactTopKGpu } from "./top_k.ts";
 
 /** Token batch of collated rows (what `uploadInputs` takes). */
 export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
@@ -192,6 +194,7 @@ export async function biencoderTask(
       qrels: data.evalQrels,
       encodeQueries: encoder(d.query_max_len),
       encodeDocuments: encoder(d.passage_max_len),
+      search: exactTopKGpu,
     }, { k: 100, batchSize: t.per_device_eval_batch_size, measures: RETRIEVAL_MEASURES });
     return evaluationToOutcome(result.evaluation, result.run, "biencoder");
   };
