@@ -1,8 +1,9 @@
 /**
  * What every recipe does with the model: load it (or initialise a tiny one
- * randomly from a `config.json`), check the adapter settings, make the
- * weights trainable, wrap the tokenizer for `@irforge/data`, and save/load
- * checkpoint weights.
+ * randomly from a `config.json`), optionally in 4-bit NF4 (QLoRA) and with a
+ * LoRA adapter, make the right weights trainable, wrap the tokenizer for
+ * `@irforge/data`, and save/load checkpoint weights (the full model, or the
+ * adapter alone in peft's format).
  *
  * @module
  */
@@ -10,13 +11,20 @@
 import { join, resolve } from "node:path";
 import { getRuntime, type Tensor } from "@irforge/tensor";
 import {
+  ADAPTER_CONFIG_NAME,
   CausalLM,
   causalLMFromArrays,
   expectedParameterNames,
   loadCausalLM,
   loadModelConfig,
   loadTokenizer,
+  LoraAdapter,
+  loraConfigFromTrainerConfig,
+  type Nf4Options,
   parameterShape,
+  quantizeModelNf4,
+  readLoraAdapter,
+  saveLoraAdapter,
 } from "@irforge/model";
 import { openCheckpoint, writeSafetensors } from "@irforge/model/safetensors";
 import { HashWordTokenizer, type TextTokenizer } from "@irforge/data";
@@ -32,29 +40,44 @@ export const RANDOM_INIT_PREFIX = "random-init:";
 
 /** A model ready to train and the tokenizer that goes with it. */
 export interface LoadedModel {
-  /** The model (parameters trainable). */
+  /** The model (base frozen when an adapter is attached). */
   model: CausalLM;
   /** Tokenizer in `@irforge/data`'s interface. */
   tokenizer: TextTokenizer;
-  /** Trainable parameters by name. */
+  /** Trainable parameters by name: the adapter's (peft keys) with LoRA, else the model's. */
   trainable: Map<string, Tensor>;
+  /** The LoRA adapter (`model.use_lora`), else `null`. */
+  adapter: LoraAdapter | null;
 }
 
-/** The configuration keys that ask for features not built yet, as one error. */
+/**
+ * Checks the adapter settings this engine cannot honour yet: 4-bit weights
+ * compute in float32 only (`bnb_4bit_compute_dtype`).
+ */
 export function checkAdapterSettings(config: Config): void {
-  if (config.model.use_lora || config.model.load_in_4bit) {
+  const m = config.model;
+  if (m.load_in_4bit && m.bnb_4bit_compute_dtype !== "float32") {
     throw new Error(
-      "model.use_lora / model.load_in_4bit: LoRA/QLoRA training is not available yet " +
-        "(packages/model/lora has not landed); set model.use_lora: false to fine-tune all weights",
+      `model.bnb_4bit_compute_dtype: "${m.bnb_4bit_compute_dtype}" is not supported yet; ` +
+        "the NF4 kernel dequantises to float32 (set model.bnb_4bit_compute_dtype: float32)",
     );
   }
 }
 
-/** Loads (or randomly initialises) the model of `config` and makes it trainable. */
+/**
+ * Loads (or randomly initialises) the model of `config`: NF4 base weights
+ * with `load_in_4bit`, a fresh LoRA adapter (seeded by `training.seed`) with
+ * `use_lora` — then only the adapter trains — and activation checkpointing
+ * with `gradient_checkpointing`.
+ */
 export async function loadModel(config: Config): Promise<LoadedModel> {
   checkAdapterSettings(config);
-  const source = config.model.model_name_or_path;
+  const m = config.model;
+  const source = m.model_name_or_path;
   if (source === null) throw new Error("model.model_name_or_path is required");
+  const nf4: Nf4Options | undefined = m.load_in_4bit
+    ? { doubleQuant: m.bnb_4bit_use_double_quant }
+    : undefined;
   let model: CausalLM;
   let tokenizer: TextTokenizer;
   if (source.startsWith(RANDOM_INIT_PREFIX)) {
@@ -70,9 +93,10 @@ export async function loadModel(config: Config): Promise<LoadedModel> {
       weights.set(name, values);
     }
     model = causalLMFromArrays(modelConfig, weights);
+    if (nf4) await quantizeModelNf4(model, nf4);
     tokenizer = new HashWordTokenizer(modelConfig.vocabSize);
   } else {
-    model = await loadCausalLM(source);
+    model = await loadCausalLM(source, nf4 ? { nf4 } : {});
     const sp = await loadTokenizer(source);
     const padId = sp.padId ?? sp.eosId ?? 0;
     tokenizer = {
@@ -83,8 +107,80 @@ export async function loadModel(config: Config): Promise<LoadedModel> {
       padId,
     };
   }
-  model.setTrainable(true);
-  return { model, tokenizer, trainable: model.parameters() };
+  model.gradientCheckpointing = config.training.gradient_checkpointing;
+  if (!m.use_lora) {
+    model.setTrainable(true);
+    return { model, tokenizer, trainable: model.parameters(), adapter: null };
+  }
+  const loraConfig = loraConfigFromTrainerConfig({ ...m, model_name_or_path: source });
+  const adapter = LoraAdapter.create(model.config, loraConfig, { seed: config.training.seed })
+    .attach(model);
+  adapter.training = true;
+  return { model, tokenizer, trainable: adapter.parameters(), adapter };
+}
+
+/**
+ * Gives the adapter's dropout a fresh, checkpointed starting point for one
+ * micro-batch: its call counter comes from the trainer's `rng`, so a resumed
+ * run draws the same dropout masks as an uninterrupted one.
+ */
+export function seedAdapterDropout(loaded: LoadedModel, rng: Rng): void {
+  if (loaded.adapter && loaded.adapter.config.loraDropout > 0) {
+    loaded.adapter.restoreState(rng.next());
+  }
+}
+
+/** Switches adapter dropout on (training) or off (evaluation). */
+export function setAdapterTraining(loaded: LoadedModel, training: boolean): void {
+  if (loaded.adapter) loaded.adapter.training = training;
+}
+
+/**
+ * Writes a checkpoint's weights: the adapter in peft's format
+ * (`adapter_config.json` + `adapter_model.safetensors`) with LoRA, else the
+ * full model as `model.safetensors`.
+ */
+export async function saveCheckpointWeights(dir: string, loaded: LoadedModel): Promise<void> {
+  if (loaded.adapter) await saveLoraAdapter(loaded.adapter, dir);
+  else await saveWeights(dir, loaded.trainable);
+}
+
+/**
+ * Loads what {@link saveCheckpointWeights} wrote back into the live tensors
+ * (in place, so the optimiser keeps its references). An adapter must match
+ * the configured one (rank, modules, shapes); errors name the file.
+ */
+export async function loadCheckpointWeights(dir: string, loaded: LoadedModel): Promise<void> {
+  if (!loaded.adapter) return await loadWeights(dir, loaded.trainable);
+  const adapter = loaded.adapter;
+  const saved = await readLoraAdapter(dir, loaded.model.config);
+  const where = join(dir, ADAPTER_CONFIG_NAME);
+  if (saved.config.r !== adapter.config.r || saved.config.loraAlpha !== adapter.config.loraAlpha) {
+    throw new Error(
+      `${where}: r ${saved.config.r} / lora_alpha ${saved.config.loraAlpha} differ from the ` +
+        `configured r ${adapter.config.r} / lora_alpha ${adapter.config.loraAlpha}`,
+    );
+  }
+  const missing = [...adapter.modules.keys()].filter((path) => !saved.modules.has(path));
+  const extra = [...saved.modules.keys()].filter((path) => !adapter.modules.has(path));
+  if (missing.length > 0 || extra.length > 0) {
+    throw new Error(
+      `${saved.file}: adapted modules differ from the configuration (missing: ${
+        missing.join(", ") || "none"
+      }; not configured: ${extra.join(", ") || "none"})`,
+    );
+  }
+  for (const [path, { a, b }] of adapter.modules) {
+    const arrays = saved.modules.get(path)!;
+    getRuntime().write(a.buffer, arrays.a);
+    getRuntime().write(b.buffer, arrays.b);
+  }
+}
+
+/** Frees the model and its adapter. */
+export function disposeLoaded(loaded: LoadedModel): void {
+  loaded.adapter?.dispose();
+  loaded.model.dispose();
 }
 
 /** Name of the full-model weights file of a checkpoint. */
