@@ -31,7 +31,7 @@ import {
   useMatmulTuning,
   variantName,
   writeMatmulTuningFile,
-} from "../packages/tensor/ops/matmul_tuning.ts";
+} from "@irforge/tensor/matmul-tuning";
 import {
   crossEntropy,
   describeNoGpu,

@@ -54,6 +54,8 @@ export {
   type MatmulOptions,
   type MatmulTiles,
   setMatmulTiles,
+  setMatmulVariant,
+  traceMatmulKernels,
 } from "./ops/matmul.ts";
 export { max, mean, sum, sumToShape } from "./ops/reduce.ts";
 export { concat, expand, permute, reshape, slice, transpose } from "./ops/shape.ts";
@@ -86,3 +88,10 @@ export {
   isReplayableState,
   type ReplayableState,
 } from "./checkpoint.ts";
+export {
+  loadMatmulTuning,
+  type MatmulTuningTable,
+  type MatmulVariant,
+  tuneMatmul,
+  useMatmulTuning,
+} from "./ops/matmul_tuning.ts";
