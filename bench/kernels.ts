@@ -20,7 +20,7 @@
 
 import { parseArgs } from "node:util";
 // Not re-exported by @irforge/tensor's mod.ts yet.
-import { traceMatmulKernels } from "../packages/tensor/ops/matmul.ts";
+import { traceMatmulKernels } from "@irforge/tensor";
 import {
   describeMatmulTuning,
   MATMUL_FAMILY,
