@@ -8,8 +8,10 @@
 import type { Config, Recipe } from "../config/schema.ts";
 import type { TrainingTask } from "../loop.ts";
 import { biencoderTask } from "./biencoder.ts";
+import { blockrankTask } from "./blockrank.ts";
 
 export * from "./biencoder.ts";
+export * from "./blockrank.ts";
 export * from "./model_setup.ts";
 export * from "./pooling.ts";
 export * from "./metrics.ts";
@@ -27,6 +29,7 @@ const BUILDERS: Partial<
   Record<Recipe, (config: Config, options: BuildOptions) => Promise<BuiltTask>>
 > = {
   biencoder: (config, options) => biencoderTask(config, options),
+  blockrank: (config, options) => blockrankTask(config, options),
 };
 
 /** Recipes that can train today. */
