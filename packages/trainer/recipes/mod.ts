@@ -9,9 +9,12 @@ import type { Config, Recipe } from "../config/schema.ts";
 import type { TrainingTask } from "../loop.ts";
 import { biencoderTask } from "./biencoder.ts";
 import { blockrankTask } from "./blockrank.ts";
+import { sftTask } from "./sft.ts";
 
 export * from "./biencoder.ts";
 export * from "./blockrank.ts";
+export * from "./sft.ts";
+export * from "./neftune.ts";
 export * from "./model_setup.ts";
 export * from "./pooling.ts";
 export * from "./metrics.ts";
@@ -30,6 +33,7 @@ const BUILDERS: Partial<
 > = {
   biencoder: (config, options) => biencoderTask(config, options),
   blockrank: (config, options) => blockrankTask(config, options),
+  sft: (config, options) => sftTask(config, options),
 };
 
 /** Recipes that can train today. */

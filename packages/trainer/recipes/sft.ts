@@ -1,0 +1,407 @@
+/**
+ * Supervised fine-tuning, qa-expert style: chat records (or HotpotQA
+ * questions turned into chats with `hotpotToSft`) become tokens whose
+ * labels cover only the assistant turns; the model learns them with the
+ * causal LM loss (`lm` of `@irforge/losses`).
+ *
+ * - `data.packing: true` packs several records into one row of
+ *   `max_seq_length` tokens with `@irforge/data` `packSequences`: each record
+ *   keeps its own segment id and positions restarting at 0, so attention never
+ *   crosses records, and the first label of each packed record is masked.
+ * - A record longer than `max_seq_length` has its longest user message
+ *   shortened (token by token, through the tokenizer) so that the answer
+ *   survives; the number of shortened records is logged.
+ * - `training.noisy_embedding_alpha` adds NEFTune noise to the input
+ *   embeddings during training only.
+ * - Evaluation (`eval_data_path`, or `train_test_split` of the training
+ *   records): teacher-forced LM loss on the held-out records, then greedy
+ *   generation of each held-out answer scored with qa-expert's token recall
+ *   and containment (`@irforge/eval` QA metrics).
+ *
+ * Data files: a JSON array or JSONL of either chat records
+ * `{"id"?, "messages": [{"role": "system"|"user"|"assistant", "content"}]}`
+ * (the last message is the assistant answer) or HotpotQA questions (either
+ * layout; recognised by `question` and `context`).
+ *
+ * @module
+ */
+
+import { noGrad, Tensor } from "@irforge/tensor";
+import { CausalLM, disposeInputs, generate, uploadInputs } from "@irforge/model";
+import {
+  asArray,
+  asObject,
+  type ChatMessage,
+  collate,
+  type CollatedBatch,
+  describe,
+  fieldLocation,
+  hotpotToSft,
+  IGNORE_INDEX,
+  InputError,
+  type LocatedRecord,
+  packSequences,
+  parseHotpotExample,
+  readJsonRecords,
+  recordWhere,
+  type SftRecord,
+  SkipLog,
+  stringField,
+  type TextTokenizer,
+  tokenizeChat,
+  type TokenSequence,
+} from "@irforge/data";
+import { createLoss, type Loss, resolveLossName } from "@irforge/losses";
+import { answerContainment, answerTokenRecall } from "@irforge/eval";
+import type { Config } from "../config/schema.ts";
+import { epochPermutation, type EvalOutcome } from "../loop.ts";
+import type { Rng } from "../rng.ts";
+import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import { tokenBatchOf } from "./biencoder.ts";
+import { noisyEmbeddings } from "./neftune.ts";
+
+const ROLES = new Set(["system", "user", "assistant"]);
+
+/** Parses one chat record `{id?, messages: [{role, content}]}` ending with an assistant turn. */
+export function parseChatRecord(record: LocatedRecord, index: number): SftRecord {
+  const where = recordWhere(record);
+  const object = asObject(record.value, where);
+  const id = object["id"] === undefined
+    ? `#${index}`
+    : stringField(object, "id", where, { numberAllowed: true, nonEmpty: true });
+  const raw = asArray(object["messages"], where, "messages");
+  const messages: ChatMessage[] = raw.map((value, i) => {
+    const messageWhere = recordWhere(record, `messages[${i}]`);
+    const message = asObject(value, messageWhere);
+    const role = stringField(message, "role", messageWhere);
+    if (!ROLES.has(role)) {
+      throw new InputError(
+        fieldLocation(messageWhere, "role"),
+        `expected "system", "user" or "assistant", found ${describe(role)}`,
+      );
+    }
+    return {
+      role: role as ChatMessage["role"],
+      content: stringField(message, "content", messageWhere),
+    };
+  });
+  if (messages.at(-1)?.role !== "assistant") {
+    throw new InputError(
+      fieldLocation(where, "messages"),
+      "the last message must be the assistant's answer (the SFT target)",
+    );
+  }
+  if (!messages.some((m) => m.role === "user")) {
+    throw new InputError(fieldLocation(where, "messages"), "no user message");
+  }
+  return { id, messages };
+}
+
+/** Reads SFT records: chat records, or HotpotQA questions made into chats by `hotpotToSft`. */
+export async function readSftRecords(
+  file: string,
+  skip: SkipLog = new SkipLog(false),
+): Promise<SftRecord[]> {
+  const records: SftRecord[] = [];
+  (await readJsonRecords(file, skip)).forEach((record, index) => {
+    try {
+      const value = record.value as Record<string, unknown> | null;
+      const isHotpot = value !== null && typeof value === "object" && "question" in value &&
+        "context" in value;
+      records.push(
+        isHotpot ? hotpotToSft(parseHotpotExample(record, index)) : parseChatRecord(record, index),
+      );
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      skip.report(error);
+    }
+  });
+  return records;
+}
+
+/** A record tokenised to fit `max_seq_length`. */
+export interface FittedRecord {
+  /** Record id. */
+  id: string;
+  /** Tokens and assistant-only labels. */
+  sequence: TokenSequence;
+  /** Whether a user message had to be shortened. */
+  shortened: boolean;
+  /** Index of the first labelled token (where the answer starts). */
+  answerStart: number;
+  /** The last assistant message (the gold answer). */
+  answer: string;
+}
+
+/**
+ * Tokenises `record` with assistant-only labels. When it is longer than
+ * `maxSeqLength`, the longest user message is cut (at token granularity,
+ * through `tokenizer.decode`) until the whole conversation fits, so the
+ * answer is kept; if the answer alone does not fit, the end is cut.
+ */
+export function fitRecord(
+  tokenizer: TextTokenizer,
+  record: SftRecord,
+  maxSeqLength: number,
+): FittedRecord {
+  let messages = record.messages;
+  let sequence = tokenizeChat(tokenizer, messages);
+  let shortened = false;
+  for (let attempt = 0; attempt < 8 && sequence.inputIds.length > maxSeqLength; attempt++) {
+    if (!tokenizer.decode) break;
+    let longest = -1;
+    messages.forEach((m, i) => {
+      if (
+        m.role === "user" && (longest < 0 || m.content.length > messages[longest]!.content.length)
+      ) {
+        longest = i;
+      }
+    });
+    if (longest < 0) break;
+    const ids = tokenizer.encode(messages[longest]!.content);
+    // Re-encoding decoded text can shift a token or two; cut a little extra.
+    const keep = Math.max(0, ids.length - (sequence.inputIds.length - maxSeqLength) - attempt - 1);
+    if (keep >= ids.length) break;
+    messages = messages.map((m, i) =>
+      i === longest ? { ...m, content: tokenizer.decode!(ids.slice(0, keep)) } : m
+    );
+    sequence = tokenizeChat(tokenizer, messages);
+    shortened = true;
+  }
+  if (sequence.inputIds.length > maxSeqLength) {
+    sequence = tokenizeChat(tokenizer, messages, { maxSeqLength });
+    shortened = true;
+  }
+  return {
+    id: record.id,
+    sequence,
+    shortened,
+    answerStart: sequence.labels.findIndex((l) => l !== IGNORE_INDEX),
+    answer: record.messages.at(-1)!.content,
+  };
+}
+
+/** Training rows: packed (several records per row) or one record per row. */
+export function sftRows(
+  sequences: readonly TokenSequence[],
+  packing: boolean,
+  maxSeqLength: number,
+): TokenSequence[] {
+  if (!packing) return [...sequences];
+  return packSequences(sequences, { maxSeqLength, strategy: "first-fit-decreasing" }).rows;
+}
+
+/** NEFTune settings of a training forward pass. */
+export interface NoiseSettings {
+  /** `noisy_embedding_alpha`. */
+  alpha: number;
+  /** The trainer's RNG (one draw per batch). */
+  rng: Rng;
+}
+
+/** Number of tokens that carry a loss after the causal shift. */
+export function countTargets(targets: Int32Array): number {
+  let n = 0;
+  for (const t of targets) if (t !== IGNORE_INDEX) n++;
+  return n;
+}
+
+/**
+ * Causal LM loss of a collated batch (mean over labelled tokens, HF shift),
+ * with NEFTune noise when `noise` is given. Returns the loss and the number
+ * of tokens it averages over; the caller owns the loss.
+ */
+export async function causalLmLoss(
+  model: CausalLM,
+  batch: CollatedBatch,
+  loss: Loss,
+  noise?: NoiseSettings,
+): Promise<{ loss: Tensor; targets: number }> {
+  const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  try {
+    const inputsEmbeds = noise
+      ? noisyEmbeddings(model, inputs, batch.attentionMask, noise.alpha, noise.rng)
+      : undefined;
+    const { logits } = model.forward(inputs, { inputsEmbeds });
+    inputsEmbeds?.dispose();
+    const shifted = CausalLM.shiftedTargets(batch.labels, batch.rows, batch.length);
+    const targets = Tensor.fromArray(shifted, [shifted.length], "i32");
+    const out = await loss.compute({ logits: logits!, targets });
+    logits!.dispose();
+    targets.dispose();
+    return { loss: out.loss, targets: countTargets(shifted) };
+  } finally {
+    disposeInputs(inputs);
+  }
+}
+
+/** The `lm` loss, refusing a configured loss that is something else. */
+export function lmLossOf(config: Config): Loss {
+  const name = config.training.loss ?? "lm";
+  if (resolveLossName(name) !== "lm") {
+    throw new Error(
+      `training.loss "${name}": the ${config.recipe} recipe trains with the LM loss ` +
+        `(leave training.loss unset or use cross_entropy)`,
+    );
+  }
+  return createLoss("lm", config.training.loss_options);
+}
+
+/** Splits `items` into (train, held-out) with a seeded shuffle; `fraction` 0 holds out none. */
+export function splitHeldOut<T>(items: readonly T[], fraction: number, seed: number): [T[], T[]] {
+  if (fraction <= 0) return [[...items], []];
+  const order = epochPermutation(items.length, seed, 0);
+  const held = Math.max(1, Math.round(items.length * fraction));
+  if (held >= items.length) {
+    throw new Error(
+      `data.train_test_split ${fraction} leaves no training examples out of ${items.length}`,
+    );
+  }
+  const heldSet = new Set(order.slice(0, held));
+  return [
+    items.filter((_, i) => !heldSet.has(i)),
+    items.filter((_, i) => heldSet.has(i)),
+  ];
+}
+
+/** Most tokens generated per held-out answer (HotpotQA answers are a few words). */
+export const MAX_ANSWER_TOKENS = 32;
+
+/** Options of {@link sftTask}. */
+export interface SftOptions {
+  /** Training records already read (default: `data.data_path`). */
+  train?: SftRecord[];
+  /** Held-out records already read (default: `eval_data_path` or the split). */
+  eval?: SftRecord[];
+  /** Progress lines (default console.log). */
+  log?: (line: string) => void;
+}
+
+/** Builds the SFT training task of `config`. */
+export async function sftTask(config: Config, options: SftOptions = {}) {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const d = config.data, t = config.training;
+  let trainRecords = options.train;
+  let evalRecords = options.eval;
+  if (!trainRecords) {
+    if (!d.data_path) throw new Error("data.data_path is required for the sft recipe");
+    trainRecords = await readSftRecords(d.data_path);
+  }
+  if (!evalRecords) {
+    if (d.eval_data_path) evalRecords = await readSftRecords(d.eval_data_path);
+    else {
+      [trainRecords, evalRecords] = splitHeldOut(trainRecords, d.train_test_split, d.dataset_seed);
+    }
+  }
+  if (trainRecords.length === 0) throw new Error("data: no SFT training records");
+  const { model, tokenizer, trainable } = await loadModel(config);
+  const maxSeqLength = d.max_seq_length;
+  const fit = (records: readonly SftRecord[]) =>
+    records.map((r) => fitRecord(tokenizer, r, maxSeqLength));
+  const fittedTrain = fit(trainRecords).filter((f) => f.answerStart >= 0);
+  const fittedEval = fit(evalRecords).filter((f) => f.answerStart > 0);
+  const shortened = fittedTrain.filter((f) => f.shortened).length;
+  const droppedTrain = trainRecords.length - fittedTrain.length;
+  const droppedEval = evalRecords.length - fittedEval.length;
+  if (shortened > 0) {
+    log(
+      `sft: ${shortened} of ${trainRecords.length} training records shortened to fit max_seq_length ${maxSeqLength}`,
+    );
+  }
+  if (droppedTrain + droppedEval > 0) {
+    log(
+      `sft: warning: ${droppedTrain} training and ${droppedEval} held-out records have no answer ` +
+        `token left within max_seq_length ${maxSeqLength} and are not used`,
+    );
+  }
+  if (fittedTrain.length === 0) {
+    throw new Error("data: no SFT record keeps its answer within max_seq_length");
+  }
+  const rows = sftRows(fittedTrain.map((f) => f.sequence), d.packing, maxSeqLength);
+  const batchSize = t.per_device_train_batch_size;
+  const batchesPerEpoch = Math.ceil(rows.length / batchSize);
+  const loss = lmLossOf(config);
+  const padOptions = { padId: tokenizer.padId, padToMultipleOf: d.pad_to_multiple_of ?? 8 };
+  log(
+    `sft: ${fittedTrain.length} training records in ${rows.length} rows` +
+      `${d.packing ? " (packed)" : ""}, ${fittedEval.length} held-out`,
+  );
+  // Room for the longest training answer (labelled tokens, EOS included), at most
+  // MAX_ANSWER_TOKENS: greedy decoding of a model that never says EOS costs every step.
+  const maxNewTokens = Math.min(
+    MAX_ANSWER_TOKENS,
+    Math.max(
+      1,
+      ...fittedTrain.map((f) => f.sequence.labels.filter((l) => l !== IGNORE_INDEX).length),
+    ),
+  );
+  const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : undefined;
+
+  const evaluate = async (): Promise<EvalOutcome> => {
+    let lossSum = 0, targetSum = 0;
+    const evalBatch = t.per_device_eval_batch_size;
+    for (let i = 0; i < fittedEval.length; i += evalBatch) {
+      const batch = collate(fittedEval.slice(i, i + evalBatch).map((f) => f.sequence), padOptions);
+      const out = await noGrad(() => causalLmLoss(model, batch, loss));
+      const value = (await out.loss.toArray())[0]!;
+      out.loss.dispose();
+      lossSum += value * out.targets;
+      targetSum += out.targets;
+    }
+    const perQuery: Record<string, Record<string, number>> = {};
+    let recall = 0, containment = 0;
+    for (let i = 0; i < fittedEval.length; i++) {
+      const f = fittedEval[i]!;
+      const produced = await generate(model, f.sequence.inputIds.slice(0, f.answerStart), {
+        maxNewTokens,
+        stopTokens,
+      });
+      if (stopTokens && stopTokens.includes(produced.at(-1)!)) produced.pop();
+      const prediction = tokenizer.decode ? tokenizer.decode(produced) : produced.join(" ");
+      const scores = {
+        token_recall: answerTokenRecall(prediction, f.answer),
+        containment: answerContainment(prediction, f.answer),
+      };
+      recall += scores.token_recall;
+      containment += scores.containment;
+      perQuery[f.id] = scores;
+      if ((i + 1) % 25 === 0 && i + 1 < fittedEval.length) {
+        log(`eval: generated ${i + 1}/${fittedEval.length} answers`);
+      }
+    }
+    const n = fittedEval.length;
+    return {
+      metrics: {
+        loss: targetSum ? lossSum / targetSum : 0,
+        token_recall: n ? recall / n : 0,
+        containment: n ? containment / n : 0,
+      },
+      perQuery,
+    };
+  };
+
+  return {
+    recipe: "sft",
+    model,
+    tokenizer,
+    rows,
+    parameters: trainable,
+    batchesPerEpoch,
+    async microBatch(epoch: number, index: number, rng: Rng) {
+      const order = epochPermutation(rows.length, d.dataset_seed, epoch);
+      const picked = order.slice(index * batchSize, (index + 1) * batchSize).map((i) => rows[i]!);
+      const batch = collate(picked, padOptions);
+      const noise = t.noisy_embedding_alpha !== null
+        ? { alpha: t.noisy_embedding_alpha, rng }
+        : undefined;
+      const out = await causalLmLoss(model, batch, loss, noise);
+      let tokens = 0;
+      for (const m of batch.attentionMask) tokens += m;
+      return { loss: out.loss, tokens, metrics: { target_tokens: out.targets } };
+    },
+    evaluate: fittedEval.length > 0 ? evaluate : undefined,
+    saveWeights: (dir: string) => saveWeights(dir, trainable),
+    loadWeights: (dir: string) => loadWeights(dir, trainable),
+    dispose: () => model.dispose(),
+  };
+}
