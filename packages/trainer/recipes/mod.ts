@@ -8,10 +8,13 @@
 import type { Config, Recipe } from "../config/schema.ts";
 import type { TrainingTask } from "../loop.ts";
 import { biencoderTask } from "./biencoder.ts";
+import { crossencoderTask } from "./crossencoder.ts";
 import { blockrankTask } from "./blockrank.ts";
 import { sftTask } from "./sft.ts";
 
 export * from "./biencoder.ts";
+export * from "./crossencoder.ts";
+export * from "./top_k.ts";
 export * from "./blockrank.ts";
 export * from "./sft.ts";
 export * from "./neftune.ts";
@@ -32,6 +35,7 @@ const BUILDERS: Partial<
   Record<Recipe, (config: Config, options: BuildOptions) => Promise<BuiltTask>>
 > = {
   biencoder: (config, options) => biencoderTask(config, options),
+  crossencoder: (config, options) => crossencoderTask(config, options),
   blockrank: (config, options) => blockrankTask(config, options),
   sft: (config, options) => sftTask(config, options),
 };

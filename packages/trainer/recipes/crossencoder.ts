@@ -1,0 +1,322 @@
+/**
+ * Cross-encoder reranker: the decoder reads `[BOS] query [EOS] passage
+ * [EOS]` (the tokenizer's EOS doubles as the separator, since Llama-style
+ * vocabularies have no `[SEP]`), the final hidden state of the last real
+ * token goes through a learned linear head `score.weight` `[1, hidden]`
+ * (HF `LlamaForSequenceClassification`'s name and shape, no bias), and the
+ * resulting score is trained together with the model.
+ *
+ * Training groups: per query 1 positive + `group_size − 1` negatives from
+ * `BinaryDataset` (negatives per `negative_source`, as in the bi-encoder);
+ * with `negative_source: qrels` and a graded loss (`listnet`, `ranknet`,
+ * `lambdarank`) the groups come from `MultiLevelDataset` with the qrels
+ * grades as labels. Loss (`training.loss`): `infonce` (default: softmax
+ * cross-entropy over each query's own group, temperature
+ * `training.temperature`), `listnet`, `ranknet`, `lambdarank` (listwise /
+ * pairwise on the group) or `binary_cross_entropy` (pointwise, label > 0 is
+ * relevant).
+ *
+ * Evaluation reranks, for every query of `eval_qrels_path`, all its
+ * candidates in the run `run_path` (e.g. BM25 top-20 from `deno task
+ * bm25 --k 20`) and reports nDCG@10, recall@100, MRR and MAP, plus the same
+ * metrics of the first-stage order as `first_stage_<metric>`.
+ *
+ * @module
+ */
+
+import { expand, matmul, noGrad, parameter, reshape, type Tensor, tidy } from "@irforge/tensor";
+import type { CausalLM } from "@irforge/model";
+import { disposeInputs, uploadInputs } from "@irforge/model";
+import {
+  BinaryDataset,
+  type BinaryDatasetOptions,
+  collate,
+  type CollatedBatch,
+  type Document,
+  encodeText,
+  type GradedItem,
+  materializeQrels,
+  MultiLevelDataset,
+  passageText,
+  readRun,
+  type Run,
+  type TextTokenizer,
+} from "@irforge/data";
+import { createLoss, type Loss } from "@irforge/losses";
+import { type CandidateList, evaluateReranker, evaluateRun } from "@irforge/eval";
+import type { Config } from "../config/schema.ts";
+import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
+import { Rng } from "../rng.ts";
+import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import { pool } from "./pooling.ts";
+import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
+
+/** Name of the scoring head in `model.safetensors` (HF sequence classification). */
+export const SCORE_HEAD = "score.weight";
+
+/** Losses the cross-encoder trains with. */
+export const CROSSENCODER_LOSSES = [
+  "infonce",
+  "listnet",
+  "ranknet",
+  "lambdarank",
+  "binary_cross_entropy",
+] as const;
+
+/** Token ids of one (query, passage) pair: `[BOS] query [EOS] passage [EOS]`. */
+export function pairIds(
+  tokenizer: TextTokenizer,
+  query: string,
+  passage: string,
+  queryMaxLen: number,
+  passageMaxLen: number,
+): number[] {
+  const q = encodeText(tokenizer, query, {
+    maxLength: queryMaxLen,
+    prependBos: true,
+    appendEos: true,
+  });
+  const p = encodeText(tokenizer, passage, { maxLength: passageMaxLen, appendEos: true });
+  return [...q, ...p];
+}
+
+/** Scores collated pairs: last real token's final hidden state · head → `[rows]`. */
+export function scorePairs(model: CausalLM, head: Tensor, batch: CollatedBatch): Tensor {
+  const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  try {
+    const { hidden } = model.forward(inputs, { output: "hidden" });
+    return tidy(() => {
+      const last = pool(hidden!, batch.attentionMask, "last", false);
+      return reshape(matmul(last, head, { transB: true }), [batch.rows]);
+    });
+  } finally {
+    disposeInputs(inputs);
+  }
+}
+
+/** The candidate lists of `run` for the queries of `qrels` (every run entry kept). */
+export function rerankLists(
+  run: Run,
+  data: RetrievalData,
+): { lists: CandidateList[]; firstStage: Map<string, { docid: string; score: number }[]> } {
+  const queries = data.evalQueries ?? data.queries;
+  const lists: CandidateList[] = [];
+  const firstStage = new Map<string, { docid: string; score: number }[]>();
+  for (const qid of data.evalQrels?.keys() ?? []) {
+    const entries = run.queries.get(qid);
+    const query = queries.get(qid);
+    if (!entries || query === undefined) continue;
+    const candidates = entries.map((e) => {
+      const doc = data.corpus.get(e.docid);
+      if (!doc) {
+        throw new Error(`run: document "${e.docid}" of query "${qid}" is not in the corpus`);
+      }
+      return { docid: e.docid, text: passageText(doc) };
+    });
+    lists.push({ qid, query, candidates });
+    firstStage.set(qid, entries.map((e) => ({ docid: e.docid, score: e.score })));
+  }
+  return { lists, firstStage };
+}
+
+interface Groups {
+  length: number;
+  get(index: number, epoch: number): { query: string; passages: Document[]; labels: number[] };
+}
+
+function trainingGroups(config: Config, data: RetrievalData, run: Run | null): Groups {
+  const d = config.data;
+  const lossName = config.training.loss ?? "infonce";
+  const minScore = d.min_score ?? 1;
+  const source = (range: { minScore?: number; maxScore?: number }) =>
+    materializeQrels([{
+      qrels: data.trainQrels,
+      corpus: data.corpus,
+      queries: data.queries,
+      ...range,
+      name: d.qrels_path ?? d.data_path ?? "qrels",
+    }]);
+  if (d.negative_source === "qrels" && ["listnet", "ranknet", "lambdarank"].includes(lossName)) {
+    const graded = new MultiLevelDataset({
+      source: source({}),
+      groupSize: d.group_size,
+      passageSelectionStrategy: d.passage_selection_strategy === "random"
+        ? "random"
+        : "most_relevant",
+      seed: d.dataset_seed,
+    });
+    return { length: graded.length, get: (i, e): GradedItem => graded.get(i, e) };
+  }
+  if (d.negative_source === "in_batch") {
+    throw new Error(
+      'data.negative_source "in_batch": a cross-encoder scores pairs, it has no ' +
+        "in-batch negatives; use random, run or qrels",
+    );
+  }
+  const options: BinaryDatasetOptions = {
+    positives: source({ minScore, maxScore: d.max_score ?? undefined }),
+    groupSize: d.group_size,
+    seed: d.dataset_seed,
+    randomCorpus: data.corpus,
+  };
+  if (d.negative_source === "qrels") options.negatives = source({ maxScore: minScore });
+  if (d.negative_source === "run") {
+    if (!run) throw new Error('data.negative_source "run" needs data.run_path');
+    options.runNegatives = { run, corpus: data.corpus };
+  }
+  return new BinaryDataset(options);
+}
+
+function crossencoderLoss(config: Config): Loss {
+  const name = config.training.loss ?? "infonce";
+  if (!(CROSSENCODER_LOSSES as readonly string[]).includes(name)) {
+    throw new Error(
+      `training.loss "${name}" does not apply to the cross-encoder (use one of ${
+        CROSSENCODER_LOSSES.join(", ")
+      })`,
+    );
+  }
+  const extra = config.training.loss_options;
+  if (name === "infonce") {
+    // Each query's own group only: the scores of other queries' passages are not comparable pairs.
+    return createLoss("infonce", {
+      temperature: config.training.temperature,
+      ...extra,
+      in_batch_negatives: false,
+    });
+  }
+  return createLoss(name, extra);
+}
+
+/**
+ * The loss of `Q` groups of `G` pair scores (`flat`, `[Q·G]`, group-major)
+ * with host `labels`: `infonce` is softmax cross-entropy over each group,
+ * `binary_cross_entropy` binarises labels (> 0 relevant), the others get
+ * the graded labels as they are.
+ */
+export function groupLoss(
+  loss: Loss,
+  flat: Tensor,
+  Q: number,
+  G: number,
+  labels: readonly number[],
+): ReturnType<Loss["compute"]> {
+  if (loss.name === "infonce") {
+    // infonce reads [Q, Q·G]; without in-batch negatives only each row's own block counts.
+    const scores = reshape(expand(reshape(flat, [Q, 1, G]), [Q, Q, G]), [Q, Q * G]);
+    return loss.compute({ scores, labels });
+  }
+  const scores = reshape(flat, [Q, G]);
+  if (loss.name === "binary_cross_entropy") {
+    return loss.compute({ scores, labels: labels.map((l) => l > 0 ? 1 : 0) });
+  }
+  return loss.compute({ scores, labels });
+}
+
+/** Options of {@link crossencoderTask}. */
+export interface CrossencoderOptions {
+  /** Data already read (default: read from the config). */
+  data?: RetrievalData;
+  /** Progress lines of evaluation (default: none). */
+  log?: (line: string) => void;
+}
+
+/** Builds the cross-encoder training task of `config`. */
+export async function crossencoderTask(
+  config: Config,
+  options: CrossencoderOptions = {},
+): Promise<
+  TrainingTask & { model: CausalLM; tokenizer: TextTokenizer; head: Tensor; dispose(): void }
+> {
+  const data = options.data ?? await readRetrievalData(config);
+  const d = config.data, t = config.training;
+  const run = d.run_path ? await readRun(d.run_path) : null;
+  const groups = trainingGroups(config, data, run);
+  if (groups.length === 0) throw new Error("data: no training query has a judged document");
+  const { model, tokenizer, trainable } = await loadModel(config);
+  const hiddenSize = model.config.hiddenSize;
+  // HF initialises the classification head like every linear layer: N(0, 0.02).
+  const headRng = Rng.seeded(t.seed + 1);
+  const head = parameter(
+    Float32Array.from({ length: hiddenSize }, () => headRng.normal(0, 0.02)),
+    [1, hiddenSize],
+  );
+  const parameters = new Map([...trainable, [SCORE_HEAD, head]]);
+  const loss = crossencoderLoss(config);
+  const batchSize = t.per_device_train_batch_size;
+  const batchesPerEpoch = Math.ceil(groups.length / batchSize);
+  const padToMultipleOf = d.pad_to_multiple_of ?? 8;
+
+  const collatePairs = (pairs: { query: string; passage: string }[]) =>
+    collate(
+      pairs.map(({ query, passage }) => {
+        const ids = pairIds(tokenizer, query, passage, d.query_max_len, d.passage_max_len);
+        return { inputIds: ids, labels: ids.map(() => -100) };
+      }),
+      { padId: tokenizer.padId, padToMultipleOf },
+    );
+
+  const evaluate = async (): Promise<EvalOutcome> => {
+    if (!run) throw new Error("crossencoder evaluation needs data.run_path (the candidates)");
+    const { lists, firstStage } = rerankLists(run, data);
+    if (lists.length === 0) {
+      throw new Error("evaluation: no query of eval_qrels_path has candidates in run_path");
+    }
+    const scorer = async (query: string, docs: readonly { text: string }[]) => {
+      const scores: number[] = [];
+      for (let start = 0; start < docs.length; start += t.per_device_eval_batch_size) {
+        const batch = collatePairs(
+          docs.slice(start, start + t.per_device_eval_batch_size)
+            .map((doc) => ({ query, passage: doc.text })),
+        );
+        const out = noGrad(() => scorePairs(model, head, batch));
+        scores.push(...await out.toArray().finally(() => out.dispose()));
+      }
+      return scores;
+    };
+    const options = { measures: RETRIEVAL_MEASURES };
+    const result = await evaluateReranker(lists, scorer, data.evalQrels!, {
+      ...options,
+      tag: "crossencoder",
+    });
+    const outcome = evaluationToOutcome(result.evaluation, result.run, "crossencoder");
+    for (const [name, value] of evaluateRun(data.evalQrels!, firstStage, options).summary) {
+      outcome.metrics[`first_stage_${metricName(name)}`] = value;
+    }
+    return outcome;
+  };
+
+  return {
+    recipe: "crossencoder",
+    model,
+    tokenizer,
+    head,
+    parameters,
+    batchesPerEpoch,
+    async microBatch(epoch, index) {
+      const order = epochPermutation(groups.length, d.dataset_seed, epoch);
+      const items = order.slice(index * batchSize, (index + 1) * batchSize)
+        .map((i) => groups.get(i, epoch));
+      const Q = items.length, G = d.group_size;
+      const batch = collatePairs(
+        items.flatMap((it) =>
+          it.passages.map((p) => ({ query: it.query, passage: passageText(p) }))
+        ),
+      );
+      const labels = items.flatMap((it) => it.labels);
+      const flat = scorePairs(model, head, batch);
+      const out = await groupLoss(loss, flat, Q, G, labels);
+      let tokens = 0;
+      for (const m of batch.attentionMask) tokens += m;
+      return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
+    },
+    evaluate: data.evalQrels && run ? evaluate : undefined,
+    saveWeights: (dir) => saveWeights(dir, parameters),
+    loadWeights: (dir) => loadWeights(dir, parameters),
+    dispose: () => {
+      head.dispose();
+      model.dispose();
+    },
+  };
+}
