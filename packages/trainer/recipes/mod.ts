@@ -11,6 +11,7 @@ import { biencoderTask } from "./biencoder.ts";
 import { crossencoderTask } from "./crossencoder.ts";
 import { blockrankTask } from "./blockrank.ts";
 import { sftTask } from "./sft.ts";
+import { listwiseTask } from "./listwise.ts";
 
 export * from "./biencoder.ts";
 export * from "./crossencoder.ts";
@@ -18,6 +19,7 @@ export * from "./top_k.ts";
 export * from "./blockrank.ts";
 export * from "./sft.ts";
 export * from "./neftune.ts";
+export * from "./listwise.ts";
 export * from "./model_setup.ts";
 export * from "./pooling.ts";
 export * from "./metrics.ts";
@@ -38,6 +40,7 @@ const BUILDERS: Partial<
   crossencoder: (config, options) => crossencoderTask(config, options),
   blockrank: (config, options) => blockrankTask(config, options),
   sft: (config, options) => sftTask(config, options),
+  listwise: (config, options) => listwiseTask(config, options),
 };
 
 /** Recipes that can train today. */
