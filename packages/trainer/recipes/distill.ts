@@ -1,0 +1,603 @@
+/**
+ * Two-phase embedding distillation, teacher → student.
+ *
+ * - Phase 1 (`distill_phase1`): student embeddings of corpus passages and
+ *   training queries regress onto the teacher's: MSE + (1 − cosine).
+ * - Phase 2 (`distill_phase2`): (query, positive, hard negative) triplets
+ *   (`TripletDataset`; negatives from `run_path`, else random corpus
+ *   documents): InfoNCE over in-batch and hard negatives + MSE to the
+ *   teacher. Without a teacher (only `run_path`), phase 2 is plain InfoNCE
+ *   and phase 1 must be skipped.
+ *
+ * Teacher (`model.teacher_model_name_or_path`): a model directory (or
+ * `random-init:<dir>`) run under `noGrad` with the student's pooling, or a
+ * `.safetensors` file of precomputed embeddings: tensor `embeddings`
+ * `[N, d]` and metadata `ids`, a JSON array of the N query/document ids.
+ * `model.projection_dim` adds a learned linear map `projection.weight`
+ * `[projection_dim, hidden]` from the student to the teacher's width (it
+ * must equal the teacher's); `model.matryoshka_dims` wraps each phase's
+ * loss in `matryoshka` over those prefix widths. Embeddings are pooled
+ * (`model.pooling`), projected, then L2-normalised when `model.normalize`.
+ *
+ * `trainDistill` runs phase 1 then phase 2 on the same student, each with
+ * its `training` overrides (`phase1:`/`phase2:`), into one run directory
+ * that holds one complete run directory per phase: `<run>/phase1/` and
+ * `<run>/phase2/` (own `run.json`, `metrics.jsonl`, `eval/`,
+ * `checkpoints/`), so every phase has its own schedule, step counter and
+ * exact resume. Evaluation is exact top-100 retrieval (GPU top-k) of the
+ * student on `eval_qrels_path`.
+ *
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import { concat, l2Normalize, matmul, noGrad, parameter, type Tensor, tidy } from "@irforge/tensor";
+import type { CausalLM } from "@irforge/model";
+import { disposeInputs, uploadInputs } from "@irforge/model";
+import { SafetensorsFile } from "@irforge/model/safetensors";
+import {
+  collate,
+  type CollatedBatch,
+  type Corpus,
+  encodeText,
+  materializeQrels,
+  passageText,
+  type Qrels,
+  type Queries,
+  readBeirCorpus,
+  readBeirQrels,
+  readBeirQueries,
+  readRun,
+  type TextTokenizer,
+  TripletDataset,
+} from "@irforge/data";
+import { createLoss, type Loss } from "@irforge/losses";
+import { evaluateRetriever } from "@irforge/eval";
+import { findResumeCheckpoint } from "../run_dir.ts";
+import type { Config, TrainingConfig } from "../config/schema.ts";
+import { runDirectory } from "../config/run_location.ts";
+import {
+  epochPermutation,
+  type EvalOutcome,
+  train,
+  type TrainingTask,
+  type TrainResult,
+} from "../loop.ts";
+import { Rng } from "../rng.ts";
+import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import { pool } from "./pooling.ts";
+import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { tokenBatchOf } from "./biencoder.ts";
+import { exactTopKGpu } from "./top_k.ts";
+
+/** Name of the projection in `model.safetensors`. */
+export const PROJECTION = "projection.weight";
+
+/** A text with the id it has in the corpus or the queries. */
+export interface IdText {
+  /** Document or query id. */
+  id: string;
+  /** The text embedded. */
+  text: string;
+}
+
+/** Where teacher embeddings come from. */
+export interface Teacher {
+  /** Embedding width. */
+  dim: number;
+  /** Teacher embeddings of `items`, row-major. */
+  embed(items: readonly IdText[], maxLength: number): Promise<Float32Array>;
+  /** Frees the teacher model, if any. */
+  dispose(): void;
+}
+
+/** The data distillation reads. */
+export interface DistillData {
+  corpus: Corpus;
+  queries: Queries;
+  trainQrels: Qrels;
+  evalQueries: Queries | null;
+  evalQrels: Qrels | null;
+}
+
+/** Reads corpus (`corpus_path`, or `data_path`: a corpus `.jsonl` or a BEIR folder), queries, qrels. */
+export async function readDistillData(config: Config): Promise<DistillData> {
+  const d = config.data;
+  const dir = d.data_path && !d.data_path.endsWith(".jsonl") ? d.data_path : null;
+  const corpusPath = d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : d.data_path);
+  const queriesPath = d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null);
+  const qrelsPath = d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null);
+  if (!corpusPath || !queriesPath || !qrelsPath) {
+    throw new Error("data: distillation needs a corpus, queries_path and qrels_path");
+  }
+  const corpus = await readBeirCorpus(corpusPath);
+  const queries = await readBeirQueries(queriesPath);
+  const trainQrels = await readBeirQrels(qrelsPath, { corpus, queries });
+  let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
+  if (d.eval_qrels_path) {
+    evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;
+    evalQrels = await readBeirQrels(d.eval_qrels_path, { corpus, queries: evalQueries });
+  }
+  return { corpus, queries, trainQrels, evalQueries, evalQrels };
+}
+
+/** A model (student or teacher) that turns texts into embeddings. */
+export interface Encoder {
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+}
+
+function collateTexts(tokenizer: TextTokenizer, texts: readonly string[], maxLength: number) {
+  return collate(
+    texts.map((text) => {
+      const ids = encodeText(tokenizer, text, { maxLength, appendEos: true, prependBos: true });
+      return { inputIds: ids, labels: ids.map(() => -100) };
+    }),
+    { padId: tokenizer.padId, padToMultipleOf: 8 },
+  );
+}
+
+/** Final hidden states pooled, `[rows, hidden]` (no normalisation). */
+export function pooledHidden(model: CausalLM, batch: CollatedBatch, config: Config): Tensor {
+  const inputs = uploadInputsOf(model, batch);
+  try {
+    const { hidden } = model.forward(inputs.inputs, { output: "hidden" });
+    return tidy(() => pool(hidden!, batch.attentionMask, config.model.pooling, false));
+  } finally {
+    inputs.dispose();
+  }
+}
+
+function uploadInputsOf(model: CausalLM, batch: CollatedBatch) {
+  const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  return { inputs, dispose: () => disposeInputs(inputs) };
+}
+
+/** Loads the teacher of `config` (model directory, `random-init:`, or precomputed `.safetensors`). */
+export async function loadTeacher(config: Config): Promise<Teacher | null> {
+  const source = config.model.teacher_model_name_or_path;
+  if (source === null) return null;
+  if (source.endsWith(".safetensors")) {
+    const file = await SafetensorsFile.open(resolve(source));
+    try {
+      const info = file.info("embeddings");
+      if (info.shape.length !== 2) {
+        throw new Error(`${source}: "embeddings" must be [N, d], found [${info.shape}]`);
+      }
+      const [n, dim] = info.shape as [number, number];
+      const ids = JSON.parse(file.metadata?.ids ?? "null") as unknown;
+      if (!Array.isArray(ids) || ids.length !== n || ids.some((x) => typeof x !== "string")) {
+        throw new Error(`${source}: metadata "ids" must be a JSON array of ${n} id strings`);
+      }
+      const table = await file.read("embeddings", { as: "f32" });
+      const row = new Map((ids as string[]).map((id, i) => [id, i]));
+      return {
+        dim,
+        embed(items) {
+          const out = new Float32Array(items.length * dim);
+          items.forEach((item, i) => {
+            const r = row.get(item.id);
+            if (r === undefined) {
+              throw new Error(`${source}: no teacher embedding for "${item.id}"`);
+            }
+            out.set(table.subarray(r * dim, (r + 1) * dim), i * dim);
+          });
+          return Promise.resolve(out);
+        },
+        dispose() {},
+      };
+    } finally {
+      file.close();
+    }
+  }
+  const teacherConfig: Config = {
+    ...config,
+    model: { ...config.model, model_name_or_path: source },
+    // A random-init teacher must differ from a random-init student of the same config.
+    training: { ...config.training, seed: config.training.seed + 1000 },
+  };
+  const { model, tokenizer } = await loadModel(teacherConfig);
+  model.setTrainable(false);
+  return {
+    dim: model.config.hiddenSize,
+    async embed(items, maxLength) {
+      const batch = collateTexts(tokenizer, items.map((i) => i.text), maxLength);
+      const out = noGrad(() =>
+        tidy(() => {
+          const pooled = pooledHidden(model, batch, config);
+          return config.model.normalize ? l2Normalize(pooled) : pooled;
+        })
+      );
+      return await out.toArray().finally(() => out.dispose()) as Float32Array;
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** The student: model, optional projection, and how it embeds. */
+export interface Student {
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  /** Trainable parameters (model + projection). */
+  parameters: Map<string, Tensor>;
+  /** Embedding width after the projection. */
+  dim: number;
+  /** Embeddings `[texts, dim]`: pooled, projected, normalised per config. */
+  embed(texts: readonly string[], maxLength: number): Tensor;
+  /** Real tokens embedded so far (for `tokens_per_s`). */
+  tokens: number;
+  dispose(): void;
+}
+
+/** Loads the student of `config`; `teacherDim` checks the projection. */
+export async function loadStudent(config: Config, teacherDim: number | null): Promise<Student> {
+  const { model, tokenizer, trainable } = await loadModel(config);
+  const hidden = model.config.hiddenSize;
+  const projectionDim = config.model.projection_dim;
+  if (teacherDim !== null && (projectionDim ?? hidden) !== teacherDim) {
+    throw new Error(
+      projectionDim === null
+        ? `student embeddings have ${hidden} dimensions, the teacher's ${teacherDim}: ` +
+          `set model.projection_dim: ${teacherDim}`
+        : `model.projection_dim ${projectionDim} must equal the teacher's width ${teacherDim}`,
+    );
+  }
+  const parameters = new Map(trainable);
+  let projection: Tensor | null = null;
+  if (projectionDim !== null) {
+    const rng = Rng.seeded(config.training.seed + 2);
+    projection = parameter(
+      Float32Array.from(
+        { length: projectionDim * hidden },
+        () => rng.normal(0, 1 / Math.sqrt(hidden)),
+      ),
+      [projectionDim, hidden],
+    );
+    parameters.set(PROJECTION, projection);
+  }
+  const dim = projectionDim ?? hidden;
+  for (const d of config.model.matryoshka_dims) {
+    if (d > dim) {
+      throw new Error(`model.matryoshka_dims: ${d} is wider than the embedding (${dim})`);
+    }
+  }
+  const student: Student = {
+    model,
+    tokenizer,
+    parameters,
+    dim,
+    tokens: 0,
+    embed(texts, maxLength) {
+      const batch = collateTexts(tokenizer, texts, maxLength);
+      for (const m of batch.attentionMask) student.tokens += m;
+      const pooled = pooledHidden(model, batch, config);
+      return tidy(() => {
+        const projected = projection ? matmul(pooled, projection, { transB: true }) : pooled;
+        return config.model.normalize ? l2Normalize(projected) : projected;
+      });
+    },
+    dispose() {
+      projection?.dispose();
+      model.dispose();
+    },
+  };
+  return student;
+}
+
+/** The loss of one phase: `distill_phase1`/`distill_phase2` (or InfoNCE without a teacher), matryoshka-wrapped per config. */
+export function phaseLoss(
+  config: Config,
+  phase: 1 | 2,
+  training: TrainingConfig,
+  hasTeacher: boolean,
+): Loss {
+  let name: string, options: Record<string, unknown>;
+  if (phase === 1) {
+    name = "distill_phase1";
+    options = { ...training.loss_options };
+  } else {
+    name = hasTeacher ? "distill_phase2" : "infonce";
+    options = { temperature: training.temperature, ...training.loss_options };
+  }
+  const dims = config.model.matryoshka_dims;
+  if (dims.length === 0) return createLoss(name, options);
+  return createLoss("matryoshka", { loss: name, loss_options: options, dims: [...dims] });
+}
+
+/** Options of {@link distillTasks}. */
+export interface DistillOptions {
+  /** Data already read. */
+  data?: DistillData;
+}
+
+/** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
+export interface DistillTasks {
+  student: Student;
+  teacher: Teacher | null;
+  data: DistillData;
+  phase1: TrainingTask;
+  phase2: TrainingTask;
+  /** Retrieval evaluation of the teacher (null without a teacher model/table). */
+  evaluateTeacher(): Promise<EvalOutcome>;
+  dispose(): void;
+}
+
+/** Builds the student, the teacher and both phase tasks of `config`. */
+export async function distillTasks(
+  config: Config,
+  options: DistillOptions = {},
+): Promise<DistillTasks> {
+  const data = options.data ?? await readDistillData(config);
+  const d = config.data;
+  const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
+  const teacher = await loadTeacher(config);
+  if (!teacher && !config.training.skip_phase1) {
+    throw new Error(
+      "distill phase 1 needs model.teacher_model_name_or_path (or skip_phase1: true)",
+    );
+  }
+  const student = await loadStudent(config, teacher?.dim ?? null);
+  const hasTeacher = teacher !== null;
+
+  // Phase 1 texts: every corpus passage and every training query.
+  const texts: IdText[] = [];
+  for (const [id, doc] of data.corpus) texts.push({ id, text: passageText(doc) });
+  for (const qid of data.trainQrels.keys()) {
+    const text = data.queries.get(qid);
+    if (text !== undefined) texts.push({ id: qid, text });
+  }
+  const loss1 = phaseLoss(config, 1, p1, hasTeacher);
+  const batch1 = p1.per_device_train_batch_size;
+  const phase1: TrainingTask = {
+    recipe: "distill",
+    parameters: student.parameters,
+    batchesPerEpoch: Math.ceil(texts.length / batch1),
+    async microBatch(epoch, index) {
+      const before = student.tokens;
+      const order = epochPermutation(texts.length, d.dataset_seed, epoch);
+      const items = order.slice(index * batch1, (index + 1) * batch1).map((i) => texts[i]!);
+      const target = await teacher!.embed(items, d.passage_max_len);
+      const embeddings = student.embed(items.map((i) => i.text), d.passage_max_len);
+      const out = await loss1.compute({ student: embeddings, teacher: target });
+      const tokens = student.tokens - before;
+      return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
+    },
+    evaluate: undefined,
+    saveWeights: (dir) => saveWeights(dir, student.parameters),
+    loadWeights: (dir) => loadWeights(dir, student.parameters),
+  };
+
+  const triplets = new TripletDataset({
+    positives: materializeQrels([{
+      qrels: data.trainQrels,
+      corpus: data.corpus,
+      queries: data.queries,
+      minScore: d.min_score ?? 1,
+      name: d.qrels_path ?? "qrels",
+    }]),
+    runNegatives: d.run_path ? { run: await readRun(d.run_path), corpus: data.corpus } : undefined,
+    randomCorpus: data.corpus,
+    seed: d.dataset_seed,
+  });
+  if (triplets.length === 0) throw new Error("data: no training query has a positive document");
+  const loss2 = phaseLoss(config, 2, p2, hasTeacher);
+  const batch2 = p2.per_device_train_batch_size;
+  const phase2: TrainingTask = {
+    recipe: "distill",
+    parameters: student.parameters,
+    batchesPerEpoch: Math.ceil(triplets.length / batch2),
+    async microBatch(epoch, index) {
+      const before = student.tokens;
+      const order = epochPermutation(triplets.length, d.dataset_seed, epoch);
+      const items = order.slice(index * batch2, (index + 1) * batch2)
+        .map((i) => triplets.get(i, epoch));
+      const queryItems = items.map((t) => ({ id: t.qid, text: t.query }));
+      const passageItems = items.flatMap((t) =>
+        [t.positive, t.negative].map((p) => ({ id: p.id, text: passageText(p) }))
+      );
+      const q = student.embed(queryItems.map((i) => i.text), d.query_max_len);
+      const p = student.embed(passageItems.map((i) => i.text), d.passage_max_len);
+      const labels = items.flatMap(() => [1, 0]);
+      let out;
+      if (teacher) {
+        const tq = await teacher.embed(queryItems, d.query_max_len);
+        const tp = await teacher.embed(passageItems, d.passage_max_len);
+        const target = new Float32Array(tq.length + tp.length);
+        target.set(tq), target.set(tp, tq.length);
+        out = await loss2.compute({
+          queryEmbeddings: q,
+          passageEmbeddings: p,
+          labels,
+          student: concat([q, p], 0),
+          teacher: target,
+        });
+      } else {
+        out = await loss2.compute({ queryEmbeddings: q, passageEmbeddings: p, labels });
+      }
+      const tokens = student.tokens - before;
+      return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
+    },
+    saveWeights: (dir) => saveWeights(dir, student.parameters),
+    loadWeights: (dir) => loadWeights(dir, student.parameters),
+  };
+
+  const retrieval = async (
+    encodeQueries: (texts: readonly string[]) => Promise<Float32Array>,
+    encodeDocuments: (texts: readonly string[]) => Promise<Float32Array>,
+    tag: string,
+  ): Promise<EvalOutcome> => {
+    if (!data.evalQrels || !data.evalQueries) {
+      throw new Error("no evaluation data (eval_qrels_path)");
+    }
+    const documents = new Map<string, string>();
+    for (const [id, doc] of data.corpus) documents.set(id, passageText(doc));
+    const result = await evaluateRetriever({
+      queries: data.evalQueries,
+      documents,
+      qrels: data.evalQrels,
+      encodeQueries,
+      encodeDocuments,
+      search: exactTopKGpu,
+    }, {
+      k: 100,
+      batchSize: config.training.per_device_eval_batch_size,
+      measures: RETRIEVAL_MEASURES,
+    });
+    return evaluationToOutcome(result.evaluation, result.run, tag);
+  };
+  const studentEncoder = (maxLength: number) => async (batch: readonly string[]) => {
+    const out = noGrad(() => student.embed(batch, maxLength));
+    return await out.toArray().finally(() => out.dispose()) as Float32Array;
+  };
+  const evaluate = () =>
+    retrieval(studentEncoder(d.query_max_len), studentEncoder(d.passage_max_len), "distill");
+  if (data.evalQrels) phase1.evaluate = phase2.evaluate = evaluate;
+
+  // Texts → ids for a teacher table: evaluation embeds by text, so look the ids up by text.
+  const teacherEncoder = (maxLength: number, kind: "queries" | "documents") => {
+    const byText = new Map<string, string>();
+    if (kind === "documents") {
+      for (const [id, doc] of data.corpus) byText.set(passageText(doc), id);
+    } else for (const [id, text] of data.evalQueries ?? data.queries) byText.set(text, id);
+    return (batch: readonly string[]) =>
+      teacher!.embed(batch.map((text) => ({ id: byText.get(text) ?? "", text })), maxLength);
+  };
+  return {
+    student,
+    teacher,
+    data,
+    phase1,
+    phase2,
+    evaluateTeacher: () => {
+      if (!teacher) throw new Error("no teacher to evaluate");
+      return retrieval(
+        teacherEncoder(d.query_max_len, "queries"),
+        teacherEncoder(d.passage_max_len, "documents"),
+        "teacher",
+      );
+    },
+    dispose() {
+      student.dispose();
+      teacher?.dispose();
+    },
+  };
+}
+
+/** Options of {@link trainDistill}. */
+export interface TrainDistillOptions {
+  /** The resolved configuration. */
+  config: Config;
+  /** Tasks already built (default: built from the config and disposed at the end). */
+  tasks?: DistillTasks;
+  /** Run directory (default `runDirectory(config)`, made unique). */
+  runPath?: string;
+  /** A distill run directory to continue (the unfinished phase resumes, a finished phase is skipped). */
+  resume?: string | null;
+  /** Output lines. */
+  log?: (line: string) => void;
+  /** Progress bar (default true). */
+  progress?: boolean;
+  /** SIGINT/SIGTERM handling (default true). */
+  handleSignals?: boolean;
+  /** Evaluate before each phase's first step. */
+  evaluateFirst?: boolean;
+}
+
+/** What {@link trainDistill} returns: the run directory and each phase's result (null: skipped). */
+export interface DistillResult {
+  runPath: string;
+  phase1: TrainResult | null;
+  phase2: TrainResult | null;
+  /** `finished` when every phase that ran finished; else the first other status. */
+  status: TrainResult["status"];
+}
+
+async function uniqueDirectory(path: string): Promise<string> {
+  for (let i = 1;; i++) {
+    const candidate = i === 1 ? path : `${path}-${i}`;
+    try {
+      await Deno.mkdir(candidate, { recursive: false });
+      return candidate;
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) continue;
+      if (e instanceof Deno.errors.NotFound) {
+        await Deno.mkdir(resolve(candidate, ".."), { recursive: true });
+        i--;
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+async function phaseStatus(dir: string): Promise<string | null> {
+  try {
+    return (JSON.parse(await Deno.readTextFile(join(dir, "run.json"))) as { status: string })
+      .status;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs phase 1 then phase 2 (minus skipped ones) into `<run>/phase1`, `<run>/phase2`. */
+export async function trainDistill(options: TrainDistillOptions): Promise<DistillResult> {
+  const { config } = options;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const tasks = options.tasks ?? await distillTasks(config);
+  const root = options.resume ??
+    await uniqueDirectory(options.runPath ?? config.training.output_dir ?? runDirectory(config));
+  const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };
+  try {
+    const phases = [
+      {
+        n: 1,
+        skip: config.training.skip_phase1,
+        task: tasks.phase1,
+        training: config.phase1 ?? config.training,
+      },
+      {
+        n: 2,
+        skip: config.training.skip_phase2,
+        task: tasks.phase2,
+        training: config.phase2 ?? config.training,
+      },
+    ] as const;
+    for (const phase of phases) {
+      if (phase.skip) continue;
+      const dir = join(root, `phase${phase.n}`);
+      const status = await phaseStatus(dir);
+      const laterStarted = phase.n === 1 && await phaseStatus(join(root, "phase2")) !== null;
+      if (options.resume && (status === "finished" || laterStarted)) {
+        log(`phase ${phase.n}: already finished in ${dir}`);
+        // The next phase starts from this phase's final weights unless it has its own checkpoint.
+        if (!laterStarted) await phase.task.loadWeights((await findResumeCheckpoint(dir)).path);
+        continue;
+      }
+      log(`distill phase ${phase.n}`);
+      const out = await train({
+        config,
+        training: {
+          ...phase.training,
+          output_dir: dir,
+          run_name: `${config.name ?? "distill"}-phase${phase.n}`,
+        },
+        task: phase.task,
+        runPath: dir,
+        resume: options.resume && status !== null ? dir : null,
+        log,
+        progress: options.progress,
+        handleSignals: options.handleSignals,
+        evaluateFirst: options.evaluateFirst,
+      });
+      if (phase.n === 1) result.phase1 = out;
+      else result.phase2 = out;
+      if (out.status !== "finished") {
+        result.status = out.status;
+        break;
+      }
+    }
+  } finally {
+    if (!options.tasks) tasks.dispose();
+  }
+  return result;
+}
