@@ -15,6 +15,7 @@ import { listwiseTask } from "./listwise.ts";
 
 export * from "./biencoder.ts";
 export * from "./crossencoder.ts";
+export * from "./distill.ts";
 export * from "./top_k.ts";
 export * from "./blockrank.ts";
 export * from "./sft.ts";
