@@ -94,8 +94,8 @@ export const modelKeys = {
     doc: "also quantise the NF4 block scales (bitsandbytes double quantisation)",
   }),
   bnb_4bit_compute_dtype: oneOf(["float16", "bfloat16", "float32"], {
-    default: "float16",
-    doc: "dtype that 4-bit weights are dequantised to for matmuls",
+    default: "float32",
+    doc: "dtype that 4-bit weights are dequantised to for matmuls (float32 only so far)",
   }),
   bnb_4bit_quant_type: oneOf(["nf4"], { default: "nf4", doc: "4-bit code book (only nf4)" }),
   pooling: oneOf(["mean", "last", "cls"], {

@@ -184,12 +184,13 @@ gpuTest("QLoRA: NF4 base, adapter trains, checkpointing flag; compute dtype chec
       "training.max_steps=4",
       "training.save_strategy=no",
     ];
-    const f16: Config = await defaultConfig(sets);
+    const f16: Config = await defaultConfig([...sets, "model.bnb_4bit_compute_dtype=float16"]);
     assert.throws(
       () => checkAdapterSettings(f16),
       /model\.bnb_4bit_compute_dtype: "float16" is not supported yet/,
     );
-    const config = await defaultConfig([...sets, "model.bnb_4bit_compute_dtype=float32"]);
+    // float32 is the default compute dtype.
+    const config = await defaultConfig(sets);
     const loaded = await loadModel(config);
     assert.equal(loaded.model.quantized.size, 2 * 7);
     assert.equal(loaded.model.gradientCheckpointing, true);
