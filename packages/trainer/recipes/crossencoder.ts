@@ -230,6 +230,7 @@ export async function crossencoderTask(
   TrainingTask & { model: CausalLM; tokenizer: TextTokenizer; head: Tensor; dispose(): void }
 > {
   const data = options.data ?? await readRetrievalData(config);
+  const log = options.log;
   const d = config.data, t = config.training;
   const run = d.run_path ? await readRun(d.run_path) : null;
   const groups = trainingGroups(config, data, run);
@@ -279,6 +280,10 @@ export async function crossencoderTask(
     const result = await evaluateReranker(lists, scorer, data.evalQrels!, {
       ...options,
       tag: "crossencoder",
+      progress: (done, total) => {
+        const every = Math.max(1, Math.ceil(total / 10));
+        if (done % every === 0 || done === total) log?.(`reranking: ${done}/${total} queries`);
+      },
     });
     const outcome = evaluationToOutcome(result.evaluation, result.run, "crossencoder");
     for (const [name, value] of evaluateRun(data.evalQrels!, firstStage, options).summary) {
