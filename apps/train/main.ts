@@ -21,6 +21,7 @@ import {
   defaultConfig,
   loadConfig,
   train,
+  trainDistill,
   type TrainResult,
 } from "@irforge/trainer";
 
@@ -92,6 +93,14 @@ export async function main(
       return { code: 3 };
     }
     throw e;
+  }
+  if (config.recipe === "distill") {
+    // Two phases, each a full run under <run>/phase1 and <run>/phase2.
+    const result = await trainDistill({ config, resume: values.resume ?? undefined, log });
+    log(`distill ${result.status}: ${result.runPath}`);
+    if (result.status === "failed") return { code: 1 };
+    if (result.status === "interrupted") return { code: 130 };
+    return { code: 0 };
   }
   let task;
   try {
