@@ -86,18 +86,31 @@ export interface RetrievalData {
 }
 
 /** Reads the BEIR files named in `config.data`. */
-export async function readRetrievalData(config: Config): Promise<RetrievalData> {
+export function readRetrievalData(config: Config): Promise<RetrievalData> {
   const d = config.data;
   const dir = d.data_path;
-  const corpusPath = d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : null);
-  const queriesPath = d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null);
-  const qrelsPath = d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null);
-  if (!corpusPath || !queriesPath || !qrelsPath) {
-    throw new Error("data: the bi-encoder needs corpus_path, queries_path and qrels_path");
-  }
-  const corpus = await readBeirCorpus(corpusPath);
-  const queries = await readBeirQueries(queriesPath);
-  const trainQrels = await readBeirQrels(qrelsPath, { corpus, queries });
+  return readBeirFiles(config, {
+    corpus: d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : null),
+    queries: d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null),
+    qrels: d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null),
+  }, "the bi-encoder needs corpus_path, queries_path and qrels_path");
+}
+
+/**
+ * Reads a BEIR corpus, queries and training qrels from resolved paths, plus
+ * the evaluation queries/qrels of `config.data`; `missing` is the error
+ * message when a path could not be resolved.
+ */
+export async function readBeirFiles(
+  config: Config,
+  paths: { corpus: string | null; queries: string | null; qrels: string | null },
+  missing: string,
+): Promise<RetrievalData> {
+  const d = config.data;
+  if (!paths.corpus || !paths.queries || !paths.qrels) throw new Error(`data: ${missing}`);
+  const corpus = await readBeirCorpus(paths.corpus);
+  const queries = await readBeirQueries(paths.queries);
+  const trainQrels = await readBeirQrels(paths.qrels, { corpus, queries });
   let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
   if (d.eval_qrels_path) {
     evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;

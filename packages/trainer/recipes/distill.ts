@@ -44,9 +44,6 @@ import {
   passageText,
   type Qrels,
   type Queries,
-  readBeirCorpus,
-  readBeirQrels,
-  readBeirQueries,
   readRun,
   type TextTokenizer,
   TripletDataset,
@@ -67,7 +64,7 @@ import { Rng } from "../rng.ts";
 import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
 import { pool } from "./pooling.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
-import { tokenBatchOf } from "./biencoder.ts";
+import { readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
 
 /** Name of the projection in `model.safetensors`. */
@@ -101,24 +98,14 @@ export interface DistillData {
 }
 
 /** Reads corpus (`corpus_path`, or `data_path`: a corpus `.jsonl` or a BEIR folder), queries, qrels. */
-export async function readDistillData(config: Config): Promise<DistillData> {
+export function readDistillData(config: Config): Promise<DistillData> {
   const d = config.data;
   const dir = d.data_path && !d.data_path.endsWith(".jsonl") ? d.data_path : null;
-  const corpusPath = d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : d.data_path);
-  const queriesPath = d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null);
-  const qrelsPath = d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null);
-  if (!corpusPath || !queriesPath || !qrelsPath) {
-    throw new Error("data: distillation needs a corpus, queries_path and qrels_path");
-  }
-  const corpus = await readBeirCorpus(corpusPath);
-  const queries = await readBeirQueries(queriesPath);
-  const trainQrels = await readBeirQrels(qrelsPath, { corpus, queries });
-  let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
-  if (d.eval_qrels_path) {
-    evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;
-    evalQrels = await readBeirQrels(d.eval_qrels_path, { corpus, queries: evalQueries });
-  }
-  return { corpus, queries, trainQrels, evalQueries, evalQrels };
+  return readBeirFiles(config, {
+    corpus: d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : d.data_path),
+    queries: d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null),
+    qrels: d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null),
+  }, "distillation needs a corpus, queries_path and qrels_path");
 }
 
 /** A model (student or teacher) that turns texts into embeddings. */
