@@ -13,6 +13,7 @@ import {
   add,
   attention,
   attentionScoresForRows,
+  cast,
   checkpoint,
   crossEntropy,
   embedding,
@@ -213,7 +214,10 @@ export class CausalLM {
 
   /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */
   embed(inputIds: Tensor): Tensor {
-    return embedding(this.#weight("model.embed_tokens.weight"), inputIds);
+    const table = this.#weight("model.embed_tokens.weight");
+    if (table.dtype !== "f16") return embedding(table, inputIds);
+    // An f16 table (frozen base) still feeds an f32 residual stream.
+    return tidy(() => cast(embedding(table, inputIds), "f32"));
   }
 
   /**

@@ -73,7 +73,10 @@ export async function loadCausalLM(dir: string, options: LoadOptions = {}): Prom
       const data = await checkpoint.read(name, { as: "f32" });
       if (options.nf4 && projectionSuffixes.some((s) => name.endsWith(s))) {
         const weight = quantizeNf4Weight(data, expected as [number, number], options.nf4);
-        quantized.set(name.slice(0, -".weight".length), Nf4Linear.upload(weight));
+        quantized.set(
+          name.slice(0, -".weight".length),
+          Nf4Linear.upload(weight, options.nf4),
+        );
       } else {
         params.set(name, Tensor.fromArray(data, expected, asF16 ? "f16" : "f32").keep());
       }
@@ -89,16 +92,23 @@ export async function loadCausalLM(dir: string, options: LoadOptions = {}): Prom
   return new CausalLM(config, params, quantized);
 }
 
-/** Builds a model from host weights by HF name (tests, merges, random init). */
+/**
+ * Builds a model from host weights by HF name (tests, merges, random init).
+ * `dtype: "f16"` stores the matrices in f16 (a frozen base; norms stay f32),
+ * as {@link loadCausalLM} does.
+ */
 export function causalLMFromArrays(
   config: ModelConfig,
   weights: Map<string, ArrayLike<number>>,
+  options: { dtype?: "f32" | "f16" } = {},
 ): CausalLM {
   const params = new Map<string, Tensor>();
   for (const name of expectedParameterNames(config)) {
     const w = weights.get(name);
     if (!w) throw new Error(`model: weight ${name} is missing`);
-    params.set(name, Tensor.fromArray(Float32Array.from(w), parameterShape(config, name)).keep());
+    const shape = parameterShape(config, name);
+    const dtype = options.dtype === "f16" && shape.length === 2 ? "f16" : "f32";
+    params.set(name, Tensor.fromArray(Float32Array.from(w), shape, dtype).keep());
   }
   return new CausalLM(config, params);
 }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sharedPathOrSkip } from "@irforge/data/shared-data";
 import { backward, dropoutMask, noGrad, randnArray, Tensor, tidy } from "@irforge/tensor";
-import { assertClose, F32_TOL, gpuTest, GRAD_TOL } from "@irforge/tensor/testing";
+import { assertClose, F32_TOL, gpuTest, GRAD_TOL, relativeError } from "@irforge/tensor/testing";
+import { f16BitsToF32, f64ToF16Bits } from "../safetensors/half.ts";
 import { CausalLM } from "../causal_lm.ts";
 import type { ModelConfig } from "../config.ts";
 import { causalLMFromArrays, loadCausalLM } from "../load.ts";
@@ -163,6 +164,67 @@ gpuTest(
         null,
         `${name} (base) got a gradient`,
       );
+    }
+    adapter.dispose();
+    model.dispose();
+  },
+);
+
+gpuTest(
+  "LoRA on an f16 frozen base = float64 reference on the f16-rounded weights (logits, grads)",
+  async () => {
+    const weights = randomReferenceWeights(tiny, 12, 0.2);
+    // The reference sees what the GPU holds: matrices rounded to f16, norms f32.
+    const rounded = new Map<string, Float64Array>();
+    for (const [name, w] of weights) {
+      const matrix = !name.endsWith("norm.weight");
+      rounded.set(name, matrix ? w.map((v) => f16BitsToF32(f64ToF16Bits(v))) : w);
+    }
+    const config = loraConfig({
+      r: 2,
+      loraAlpha: 4,
+      targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"],
+    });
+    const arrays = randomLora(config, 200);
+    const model = causalLMFromArrays(tiny, weights, { dtype: "f16" });
+    assert.equal(model.params.get("model.layers.0.self_attn.q_proj.weight")!.dtype, "f16");
+    assert.equal(model.params.get("model.embed_tokens.weight")!.dtype, "f16");
+    assert.equal(model.params.get("model.norm.weight")!.dtype, "f32");
+    const adapter = LoraAdapter.fromArrays(config, arrays).attach(model);
+    const { logits, loss } = await gpuLogitsAndLoss(model);
+    const lora = referenceLoraMap(arrays, 2, loraScaling(config));
+    const refLogits = referenceForward(tiny, rounded, { inputIds: ids, lora });
+    assertClose(logits, refLogits, F32_TOL, "logits");
+    // The rounding matters: the f32 weights give measurably different logits.
+    const unrounded = referenceForward(tiny, weights, { inputIds: ids, lora });
+    assert.ok(relativeError(logits, unrounded).relative > 1e-4, "f16 rounding not visible");
+    const refLoss = referenceLoss(refLogits, labels, tiny.vocabSize);
+    assert.ok(Math.abs(loss - refLoss) < 1e-5, `loss ${loss} vs ${refLoss}`);
+    const path = "model.layers.0.self_attn.k_proj";
+    const values = lora.get(path)!.a;
+    const numeric = new Float64Array(values.length);
+    const h = 1e-5;
+    for (let i = 0; i < values.length; i++) {
+      const keep = values[i]!;
+      values[i] = keep + h;
+      const up = referenceLoss(
+        referenceForward(tiny, rounded, { inputIds: ids, lora }),
+        labels,
+        40,
+      );
+      values[i] = keep - h;
+      const down = referenceLoss(
+        referenceForward(tiny, rounded, { inputIds: ids, lora }),
+        labels,
+        40,
+      );
+      values[i] = keep;
+      numeric[i] = (up - down) / (2 * h);
+    }
+    const a = adapter.modules.get(path)!.a;
+    assertClose(await a.grad!.toArray(), numeric, GRAD_TOL, `${path} a grad`);
+    for (const [name, p] of model.params) {
+      assert.equal(p.grad, null, `${name} (base) got a gradient`);
     }
     adapter.dispose();
     model.dispose();

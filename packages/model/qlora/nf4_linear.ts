@@ -5,25 +5,70 @@
  * x, dx = dy·W, is the same kernel reading W untransposed. W gets no
  * gradient. Accumulation is f32.
  *
+ * Compute dtype (bitsandbytes' `bnb_4bit_compute_dtype`): `f32` multiplies
+ * the dequantised weight as is; `f16` and `bf16` round it (level·absmax,
+ * computed in f32) to that type, as bitsandbytes' dequantisation does, and
+ * the forward rounds the activations too. Products of two f16/bf16 values
+ * are exact in f32, so the f32 accumulation matches a GEMM with f32
+ * accumulation on half operands. The backward rounds only the weight: the
+ * incoming gradient keeps f32, so small gradients do not underflow without
+ * loss scaling. With `f16` the tiles live in f16 workgroup memory (half the
+ * footprint).
+ *
  * Tiles: 64×64 outputs per workgroup of 16×16 threads (4×4 each), K steps
  * of 16; bounds are checked, so any M, N, K works.
  *
  * @module
  */
 
-import { cast, defineOp, getRuntime, maxBindingBytes, NF4_LEVELS, Tensor } from "@irforge/tensor";
+import {
+  cast,
+  currentDevice,
+  defineOp,
+  getRuntime,
+  maxBindingBytes,
+  NF4_LEVELS,
+  Tensor,
+} from "@irforge/tensor";
 import type { QuantizedLinear } from "../causal_lm.ts";
 import { dynamicMapCached } from "./double_quant.ts";
-import { type Nf4Weight, toWords } from "./nf4_weight.ts";
+import { type Nf4ComputeDtype, type Nf4Weight, toWords } from "./nf4_weight.ts";
 
 const BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
+
+/** WGSL `fn round_c(v: f32) -> <tile type>` rounding a value to the compute dtype. */
+function roundingCode(compute: Nf4ComputeDtype): string {
+  switch (compute) {
+    case "f32":
+      return "fn round_c(v: f32) -> f32 { return v; }";
+    case "f16":
+      return "fn round_c(v: f32) -> f16 { return f16(v); }";
+    case "bf16":
+      // Round to nearest even on the upper 16 bits; NaN passes through.
+      return `fn round_c(v: f32) -> f32 {
+  if (v != v) { return v; }
+  let b = bitcast<u32>(v);
+  return bitcast<f32>((b + 0x7fffu + ((b >> 16u) & 1u)) & 0xffff0000u);
+}`;
+  }
+}
 
 /**
  * WGSL of C[M, N] = A[M, K] · op(W) where W is the NF4 weight `[out, in]`:
  * `transposed` (forward): op(W)[k, n] = W[n, k] (N = out, K = in);
  * otherwise (backward for x): op(W)[k, n] = W[k, n] (K = out, N = in).
  */
-function kernelCode(aType: "f32" | "f16", transposed: boolean, doubleQuant: boolean): string {
+function kernelCode(
+  aType: "f32" | "f16",
+  transposed: boolean,
+  doubleQuant: boolean,
+  compute: Nf4ComputeDtype,
+): string {
+  // Forward: both operands rounded; backward (dx): only the weight (module docs).
+  const roundA = transposed && compute !== "f32";
+  const bTile = compute === "f16" ? "f16" : "f32";
+  const aTile = roundA && compute === "f16" ? "f16" : "f32";
+  const needsF16 = aType === "f16" || bTile === "f16";
   const levels = NF4_LEVELS.map((v) => v.toPrecision(17)).join(", ");
   const scaleBindings = doubleQuant
     ? `@group(0) @binding(3) var<storage, read> QABS: array<u32>;
@@ -38,7 +83,7 @@ function kernelCode(aType: "f32" | "f16", transposed: boolean, doubleQuant: bool
     ? "let kk = e % BK; let col = e / BK; let elem = n * wIn + k;"
     : "let kk = e / BN; let col = e % BN; let elem = k * wIn + n;";
   const paramsBinding = doubleQuant ? 6 : 4;
-  return `${aType === "f16" ? "enable f16;\n" : ""}
+  return `${needsF16 ? "enable f16;\n" : ""}
 struct Params { v: array<vec4<u32>, 16> }
 @group(0) @binding(${paramsBinding}) var<uniform> P: Params;
 fn pu(i: u32) -> u32 { return P.v[i >> 2u][i & 3u]; }
@@ -49,8 +94,9 @@ const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; cons
 @group(0) @binding(2) var<storage, read> CODES: array<u32>;
 ${scaleBindings}
 var<private> LEVELS: array<f32, 16> = array<f32, 16>(${levels});
-var<workgroup> As: array<f32, ${BK * BM}>;
-var<workgroup> Bs: array<f32, ${BK * BN}>;
+var<workgroup> As: array<${aTile}, ${BK * BM}>;
+var<workgroup> Bs: array<${bTile}, ${BK * BN}>;
+${roundingCode(compute)}
 fn absmaxOf(blk: u32) -> f32 {
   ${absmaxOf}
 }
@@ -72,20 +118,20 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: ve
       let m = m0 + row;
       var v = 0.0;
       if (m < M && k0 + kk < K) { v = f32(A[m * K + k0 + kk]); }
-      As[kk * BM + row] = v;
+      As[kk * BM + row] = ${roundA ? "round_c(v)" : `${aTile}(v)`};
     }
     for (var e = tid; e < BN * BK; e += ${(BM / TM) * (BN / TN)}u) {
       ${loadB.replace("let elem", "let n = n0 + col; let k = k0 + kk; let elem")}
       var v = 0.0;
       if (n < N && k < K) { v = weightAt(elem); }
-      Bs[kk * BN + col] = v;
+      Bs[kk * BN + col] = round_c(v);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, ${TM}>;
       var b: array<f32, ${TN}>;
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + l.y * TM + i]; }
-      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + l.x * TN + j]; }
+      for (var i = 0u; i < TM; i++) { a[i] = f32(As[kk * BM + l.y * TM + i]); }
+      for (var j = 0u; j < TN; j++) { b[j] = f32(Bs[kk * BN + l.x * TN + j]); }
       for (var i = 0u; i < TM; i++) {
         for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
       }
@@ -137,7 +183,7 @@ function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
     : [c.buffer, a.buffer, weight.storage.codes.buffer, weight.storage.absmax!.buffer];
   getRuntime().dispatch({
     op: transposed ? "nf4_linear" : "nf4_linear_dx",
-    code: kernelCode(a.dtype, transposed, dq !== null),
+    code: kernelCode(a.dtype, transposed, dq !== null, weight.computeDtype),
     buffers,
     params: paramsOf([M, N, K, inFeatures, weight.blockSize], dq?.offset ?? 0),
     workgroups: [Math.ceil(N / BN), Math.ceil(M / BM)],
@@ -183,15 +229,33 @@ export class Nf4Linear implements QuantizedLinear {
   readonly blockSize: number;
   /** GPU buffers. */
   readonly storage: Nf4Storage;
+  /** What the matmul rounds its operands to (module docs). */
+  readonly computeDtype: Nf4ComputeDtype;
 
-  private constructor(shape: [number, number], blockSize: number, storage: Nf4Storage) {
+  private constructor(
+    shape: [number, number],
+    blockSize: number,
+    storage: Nf4Storage,
+    computeDtype: Nf4ComputeDtype,
+  ) {
     this.shape = shape;
     this.blockSize = blockSize;
     this.storage = storage;
+    this.computeDtype = computeDtype;
   }
 
-  /** Uploads a host-quantised weight. */
-  static upload(w: Nf4Weight): Nf4Linear {
+  /**
+   * Uploads a host-quantised weight. `computeDtype` (default `f32`) is what
+   * the matmul rounds operands to; `f16` needs the adapter's `shader-f16`.
+   */
+  static upload(w: Nf4Weight, options: { computeDtype?: Nf4ComputeDtype } = {}): Nf4Linear {
+    const computeDtype = options.computeDtype ?? "f32";
+    if (computeDtype === "f16" && !currentDevice().hasF16) {
+      throw new Error(
+        "nf4 linear: compute dtype f16 needs the adapter's shader-f16 feature, which it lacks " +
+          "(use bf16 or f32)",
+      );
+    }
     const limit = maxBindingBytes();
     if (w.codes.length > limit) {
       throw new Error(`nf4 linear: ${w.codes.length} bytes of codes exceed one binding (${limit})`);
@@ -215,7 +279,7 @@ export class Nf4Linear implements QuantizedLinear {
         absmax: Tensor.fromArray(w.absmax!, [w.absmax!.length]).keep(),
         doubleQuant: null,
       };
-    return new Nf4Linear(w.shape, w.blockSize, storage);
+    return new Nf4Linear(w.shape, w.blockSize, storage, computeDtype);
   }
 
   /** y = x·Wᵀ, x `[..., in]` → `[..., out]` f32; differentiable in x only. */

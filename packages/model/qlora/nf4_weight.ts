@@ -23,12 +23,20 @@ import {
   type DoubleQuantized,
 } from "./double_quant.ts";
 
+/**
+ * The type the NF4 matmul rounds its operands to before multiplying
+ * (bitsandbytes' `bnb_4bit_compute_dtype`; see `Nf4Linear`).
+ */
+export type Nf4ComputeDtype = "f32" | "f16" | "bf16";
+
 /** Options of NF4 quantisation. */
 export interface Nf4Options {
   /** Elements per absmax block (default 64, QLoRA's). */
   blockSize?: number;
   /** Quantise the absmax values too (bitsandbytes `bnb_4bit_use_double_quant`). */
   doubleQuant?: boolean;
+  /** Matmul compute dtype of the uploaded layers (default `f32`); quantisation itself ignores it. */
+  computeDtype?: Nf4ComputeDtype;
 }
 
 /** A quantised weight on the host. */

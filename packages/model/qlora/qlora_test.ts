@@ -37,6 +37,7 @@ import {
   quantizeNf4Weight,
 } from "./nf4_weight.ts";
 import { quantizeModelNf4 } from "./quantize_model.ts";
+import { bf16BitsToF32, f16BitsToF32, f64ToBf16Bits, f64ToF16Bits } from "../safetensors/half.ts";
 
 Deno.test("NF4 table and dynamic map are bitsandbytes'", () => {
   assert.equal(NF4_LEVELS.length, 16);
@@ -155,6 +156,55 @@ for (const doubleQuant of [false, true]) {
       x.grad!.dispose();
       for (const t of [x, y, gt]) t.dispose();
       lin.dispose();
+    },
+  );
+}
+
+/** Rounds to the nearest f16 (ties to even), as WGSL's f32 → f16 conversion. */
+const toF16 = (v: number) => f16BitsToF32(f64ToF16Bits(v));
+/** Rounds to the nearest bf16 (ties to even). */
+const toBf16 = (v: number) => bf16BitsToF32(f64ToBf16Bits(v));
+
+for (const compute of ["f16", "bf16"] as const) {
+  gpuTest(
+    `NF4 matmul compute dtype ${compute}: operands rounded as bitsandbytes does, f32 accumulation`,
+    async () => {
+      const [out, inF, rows] = [45, 70, 37];
+      const w = randnArray(out * inF, 31, 0, 0.1);
+      const q = quantizeNf4Weight(w, [out, inF]);
+      // The kernel's weight: f32 level × f32 absmax, product rounded to f32,
+      // then to the compute dtype.
+      const round = compute === "f16" ? toF16 : toBf16;
+      const w32 = dequantizeNf4Weight(q).map((_, e) => {
+        const byte = q.codes[e >> 1]!;
+        const code = e % 2 === 0 ? byte >> 4 : byte & 15;
+        return Math.fround(Math.fround(NF4_LEVELS[code]!) * q.absmax![Math.floor(e / 64)]!);
+      });
+      const wc = w32.map(round);
+      const lin = Nf4Linear.upload(q, { computeDtype: compute });
+      const plain = Nf4Linear.upload(q);
+      const xs = Float64Array.from(Float32Array.from(randnArray(rows * inF, 32)));
+      const x = variable(Tensor.fromArray(xs, [1, rows, inF]));
+      const y = lin.apply(x);
+      const expected = cpuMatmul(xs.map(round), rows, inF, wc, out, true);
+      const got = await y.toArray();
+      assertClose(got, expected, 1e-6, `${compute} forward`);
+      // The rounding is visible: the f32 result is measurably elsewhere.
+      const f32Result = noGrad(() => plain.apply(x));
+      const apart = relativeError(got, await f32Result.toArray()).relative;
+      console.log(
+        `NF4 ${compute} compute vs f32 compute: relative difference ${apart.toExponential(3)}`,
+      );
+      assert.ok(apart > 1e-4, `${compute} compute equals f32 compute (${apart})`);
+      // Backward: the weight is rounded, the incoming gradient is not.
+      const g = Float64Array.from(Float32Array.from(randnArray(rows * out, 33)));
+      const gt = Tensor.fromArray(g, [1, rows, out]);
+      backward(sum(mul(y, gt)));
+      assertClose(await x.grad!.toArray(), cpuMatmul(g, rows, out, wc, inF, false), 1e-6, "dx");
+      x.grad!.dispose();
+      for (const t of [x, y, gt, f32Result]) t.dispose();
+      lin.dispose();
+      plain.dispose();
     },
   );
 }

@@ -38,7 +38,7 @@ export async function quantizeModelNf4(
       }
       const values = (await w.toArray()) as Float32Array;
       const q = quantizeNf4Weight(values, w.shape as [number, number], options);
-      model.quantized.set(path, Nf4Linear.upload(q));
+      model.quantized.set(path, Nf4Linear.upload(q, options));
       w.grad?.dispose();
       w.dispose();
       model.params.delete(name);

@@ -95,7 +95,7 @@ export const modelKeys = {
   }),
   bnb_4bit_compute_dtype: oneOf(["float16", "bfloat16", "float32"], {
     default: "float32",
-    doc: "dtype that 4-bit weights are dequantised to for matmuls (float32 only so far)",
+    doc: "what the NF4 matmul rounds the dequantised weights and activations to (f32 accumulation)",
   }),
   bnb_4bit_quant_type: oneOf(["nf4"], { default: "nf4", doc: "4-bit code book (only nf4)" }),
   pooling: oneOf(["mean", "last", "cls"], {
@@ -106,7 +106,8 @@ export const modelKeys = {
   dtype: oneOf(["auto", "float32", "float16", "bfloat16"], {
     default: "auto",
     aliases: ["torch_dtype"],
-    doc: "dtype of the loaded weights (`auto`: as saved); also accepted as torch_dtype",
+    doc:
+      "GPU storage of the weights: auto/float32 → f32; float16 → f16 frozen base (needs use_lora); bfloat16 is refused (no WebGPU type); also accepted as torch_dtype",
   }),
   projection_dim: optionalInt({
     default: null,

@@ -9,7 +9,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { getRuntime, type Tensor } from "@irforge/tensor";
+import { currentDevice, getDevice, getRuntime, type Tensor } from "@irforge/tensor";
 import {
   ADAPTER_CONFIG_NAME,
   CausalLM,
@@ -20,6 +20,7 @@ import {
   loadTokenizer,
   LoraAdapter,
   loraConfigFromTrainerConfig,
+  type Nf4ComputeDtype,
   type Nf4Options,
   parameterShape,
   quantizeModelNf4,
@@ -50,16 +51,60 @@ export interface LoadedModel {
   adapter: LoraAdapter | null;
 }
 
+/** `model.bnb_4bit_compute_dtype` → the NF4 kernel's compute dtype. */
+const NF4_COMPUTE: Record<Config["model"]["bnb_4bit_compute_dtype"], Nf4ComputeDtype> = {
+  float32: "f32",
+  float16: "f16",
+  bfloat16: "bf16",
+};
+
 /**
- * Checks the adapter settings this engine cannot honour yet: 4-bit weights
- * compute in float32 only (`bnb_4bit_compute_dtype`).
+ * The GPU storage of the model's matrices from `model.dtype`: `auto` and
+ * `float32` → f32; `float16` → f16, for a frozen base only (with `use_lora`:
+ * the optimiser keeps f32 weights). WebGPU has no bf16 type, so `bfloat16`
+ * is refused with the two choices that exist (f32 holds bf16 exactly).
+ */
+export function weightStorageDtype(config: Config): "f32" | "f16" {
+  const m = config.model;
+  switch (m.dtype) {
+    case "auto":
+    case "float32":
+      return "f32";
+    case "bfloat16":
+      throw new Error(
+        'model.dtype: "bfloat16" has no WebGPU storage type; use float32 (holds bf16 ' +
+          "checkpoints exactly) or float16 (a frozen base with use_lora: true)",
+      );
+    case "float16":
+      if (!m.use_lora) {
+        throw new Error(
+          'model.dtype: "float16" keeps frozen weights in f16, but a full fine-tune trains ' +
+            "every weight (and AdamW updates f32 weights); set model.use_lora: true or " +
+            "model.dtype: float32",
+        );
+      }
+      if (!currentDevice().hasF16) {
+        throw new Error(
+          'model.dtype: "float16" needs the adapter\'s shader-f16 feature, which ' +
+            `${currentDevice().adapter.description || "this adapter"} lacks; use float32`,
+        );
+      }
+      return "f16";
+  }
+}
+
+/**
+ * Checks the model settings before anything loads (see
+ * {@link weightStorageDtype}; `bnb_4bit_compute_dtype: float16` also needs
+ * shader-f16).
  */
 export function checkAdapterSettings(config: Config): void {
+  weightStorageDtype(config);
   const m = config.model;
-  if (m.load_in_4bit && m.bnb_4bit_compute_dtype !== "float32") {
+  if (m.load_in_4bit && m.bnb_4bit_compute_dtype === "float16" && !currentDevice().hasF16) {
     throw new Error(
-      `model.bnb_4bit_compute_dtype: "${m.bnb_4bit_compute_dtype}" is not supported yet; ` +
-        "the NF4 kernel dequantises to float32 (set model.bnb_4bit_compute_dtype: float32)",
+      'model.bnb_4bit_compute_dtype: "float16" needs the adapter\'s shader-f16 feature, ' +
+        "which it lacks; use bfloat16 or float32",
     );
   }
 }
@@ -71,12 +116,17 @@ export function checkAdapterSettings(config: Config): void {
  * with `gradient_checkpointing`.
  */
 export async function loadModel(config: Config): Promise<LoadedModel> {
+  await getDevice();
   checkAdapterSettings(config);
   const m = config.model;
   const source = m.model_name_or_path;
   if (source === null) throw new Error("model.model_name_or_path is required");
+  const dtype = weightStorageDtype(config);
   const nf4: Nf4Options | undefined = m.load_in_4bit
-    ? { doubleQuant: m.bnb_4bit_use_double_quant }
+    ? {
+      doubleQuant: m.bnb_4bit_use_double_quant,
+      computeDtype: NF4_COMPUTE[m.bnb_4bit_compute_dtype],
+    }
     : undefined;
   let model: CausalLM;
   let tokenizer: TextTokenizer;
@@ -92,11 +142,11 @@ export async function loadModel(config: Config): Promise<LoadedModel> {
       else for (let i = 0; i < values.length; i++) values[i] = rng.normal(0, 0.02);
       weights.set(name, values);
     }
-    model = causalLMFromArrays(modelConfig, weights);
+    model = causalLMFromArrays(modelConfig, weights, { dtype });
     if (nf4) await quantizeModelNf4(model, nf4);
     tokenizer = new HashWordTokenizer(modelConfig.vocabSize);
   } else {
-    model = await loadCausalLM(source, nf4 ? { nf4 } : {});
+    model = await loadCausalLM(source, nf4 ? { nf4, dtype } : { dtype });
     const sp = await loadTokenizer(source);
     const padId = sp.padId ?? sp.eosId ?? 0;
     tokenizer = {

@@ -2,11 +2,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getDevice, Tensor } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
-import { causalInputs, CausalLM, disposeInputs, readLoraAdapter } from "@irforge/model";
+import {
+  causalInputs,
+  CausalLM,
+  disposeInputs,
+  type Nf4Linear,
+  readLoraAdapter,
+} from "@irforge/model";
 import { defaultConfig } from "../default/mod.ts";
 import { train, type TrainingTask } from "../loop.ts";
 import { Rng } from "../rng.ts";
-import type { Config } from "../config/schema.ts";
 import {
   checkAdapterSettings,
   disposeLoaded,
@@ -172,38 +177,89 @@ gpuTest("LoRA: a checkpoint of another rank is refused naming the file", async (
   }
 });
 
-gpuTest("QLoRA: NF4 base, adapter trains, checkpointing flag; compute dtype checked", async () => {
-  await getDevice();
-  const dir = await Deno.makeTempDir();
-  try {
-    const sets = [
-      ...loraSets(dir, "q"),
-      "model.load_in_4bit=true",
-      "model.bnb_4bit_use_double_quant=true",
-      "training.gradient_checkpointing=true",
-      "training.max_steps=4",
-      "training.save_strategy=no",
-    ];
-    const f16: Config = await defaultConfig([...sets, "model.bnb_4bit_compute_dtype=float16"]);
-    assert.throws(
-      () => checkAdapterSettings(f16),
-      /model\.bnb_4bit_compute_dtype: "float16" is not supported yet/,
-    );
-    // float32 is the default compute dtype.
-    const config = await defaultConfig(sets);
-    const loaded = await loadModel(config);
-    assert.equal(loaded.model.quantized.size, 2 * 7);
-    assert.equal(loaded.model.gradientCheckpointing, true);
-    assert.ok([...loaded.model.params.keys()].every((k) => !/_proj\.weight$/.test(k)));
-    const before = await baseArrays(loaded.model);
-    const result = await train({ config, task: lmTask(loaded), ...quiet });
-    assert.equal(result.status, "finished", result.error?.stack);
-    const losses = await readLosses(result.runPath);
-    assertDecreasing(losses);
-    const after = await baseArrays(loaded.model);
-    for (const [name, values] of before) assert.deepEqual(after.get(name), values, name);
-    disposeLoaded(loaded);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+gpuTest(
+  "QLoRA: NF4 base with f16 compute, adapter trains, checkpointing flag; compute dtypes reach the layers",
+  async () => {
+    await getDevice();
+    const dir = await Deno.makeTempDir();
+    try {
+      const sets = [
+        ...loraSets(dir, "q"),
+        "model.load_in_4bit=true",
+        "model.bnb_4bit_use_double_quant=true",
+        "training.gradient_checkpointing=true",
+        "training.max_steps=4",
+        "training.save_strategy=no",
+      ];
+      // float32 is the default compute dtype; each setting reaches every NF4 layer.
+      assert.equal((await defaultConfig(sets)).model.bnb_4bit_compute_dtype, "float32");
+      const bf16 = await loadModel(
+        await defaultConfig([...sets, "model.bnb_4bit_compute_dtype=bfloat16"]),
+      );
+      assert.deepEqual(
+        new Set([...bf16.model.quantized.values()].map((q) => (q as Nf4Linear).computeDtype)),
+        new Set(["bf16"]),
+      );
+      disposeLoaded(bf16);
+      const config = await defaultConfig([...sets, "model.bnb_4bit_compute_dtype=float16"]);
+      const loaded = await loadModel(config);
+      assert.equal(loaded.model.quantized.size, 2 * 7);
+      assert.deepEqual(
+        new Set([...loaded.model.quantized.values()].map((q) => (q as Nf4Linear).computeDtype)),
+        new Set(["f16"]),
+      );
+      assert.equal(loaded.model.gradientCheckpointing, true);
+      assert.ok([...loaded.model.params.keys()].every((k) => !/_proj\.weight$/.test(k)));
+      const before = await baseArrays(loaded.model);
+      const result = await train({ config, task: lmTask(loaded), ...quiet });
+      assert.equal(result.status, "finished", result.error?.stack);
+      const losses = await readLosses(result.runPath);
+      assertDecreasing(losses);
+      const after = await baseArrays(loaded.model);
+      for (const [name, values] of before) assert.deepEqual(after.get(name), values, name);
+      disposeLoaded(loaded);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+gpuTest(
+  "model.dtype: float16 keeps a frozen f16 base under LoRA; bfloat16 and full f16 are refused",
+  async () => {
+    await getDevice();
+    const dir = await Deno.makeTempDir();
+    try {
+      const sets = [
+        ...loraSets(dir, "q"),
+        "training.max_steps=4",
+        "training.save_strategy=no",
+      ];
+      const bf16 = await defaultConfig([...sets, "model.dtype=bfloat16"]);
+      assert.throws(
+        () => checkAdapterSettings(bf16),
+        /model\.dtype: "bfloat16" has no WebGPU storage type/,
+      );
+      const full = await defaultConfig([...sets, "model.dtype=float16", "model.use_lora=false"]);
+      assert.throws(
+        () => checkAdapterSettings(full),
+        /model\.dtype: "float16" keeps frozen weights in f16, but a full fine-tune/,
+      );
+      const config = await defaultConfig([...sets, "model.torch_dtype=float16"]);
+      const loaded = await loadModel(config);
+      const dtypes = new Map([...loaded.model.params].map(([n, t]) => [n, t.dtype]));
+      assert.equal(dtypes.get("model.embed_tokens.weight"), "f16");
+      assert.equal(dtypes.get("model.layers.0.self_attn.q_proj.weight"), "f16");
+      assert.equal(dtypes.get("model.layers.0.input_layernorm.weight"), "f32");
+      const before = await baseArrays(loaded.model);
+      const result = await train({ config, task: lmTask(loaded), ...quiet });
+      assert.equal(result.status, "finished", result.error?.stack);
+      assertDecreasing(await readLosses(result.runPath));
+      const after = await baseArrays(loaded.model);
+      for (const [name, values] of before) assert.deepEqual(after.get(name), values, name);
+      disposeLoaded(loaded);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
