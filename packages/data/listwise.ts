@@ -119,21 +119,49 @@ export function listwiseExamples(
   return out;
 }
 
+/**
+ * Where an identifier's first token sits in the encoding of `[i]`: the first
+ * index at which the encodings of `[1]` and `[2]` differ (2 under
+ * SentencePiece, which encodes `[1]` as `▁ [ 1 ]`; 1 under word tokenizers).
+ */
+export function identifierOffset(tokenizer: TextTokenizer): number {
+  const a = tokenizer.encode("[1]"), b = tokenizer.encode("[2]");
+  let p = 0;
+  while (p < a.length && p < b.length && a[p] === b[p]) p++;
+  if (p >= a.length || p >= b.length) {
+    throw new Error('listwise: the tokenizer encodes "[1]" and "[2]" alike');
+  }
+  return p;
+}
+
+/**
+ * The first token of each identifier `1`…`n` as it appears inside `[i]`
+ * (in context: encoding the bare digit would give SentencePiece's `▁`).
+ */
+export function identifierTokenIds(tokenizer: TextTokenizer, n: number): number[] {
+  const p = identifierOffset(tokenizer);
+  return Array.from({ length: n }, (_, i) => tokenizer.encode(`[${i + 1}]`)[p]!);
+}
+
 /** A tokenised listwise example with the FIRST first-token target. */
 export interface ListwiseTokens extends TokenSequence {
-  /** Index of the first assistant token (the `[` before the first identifier). */
+  /** Index of the first assistant token (the start of `[` before the first identifier). */
   firstTargetIndex: number;
+  /** Position whose logits predict the first identifier of the answer (FIRST scores these). */
+  scorePosition: number;
   /** Token id of each identifier `1…n` as the first generated token (FIRST scores these logits). */
   identifierTokenIds: number[];
 }
 
 /**
  * Tokenises an example with assistant-only labels. For FIRST-style
- * training, the logits at `firstTargetIndex` (the opening `[` of the
- * target) predict the first identifier: compare them over
- * `identifierTokenIds` with the target `ranking`. Note: identifiers ≥ 10
- * share their first token with 1…9 under digit-splitting tokenizers
- * (Llama/Mistral); use windows of ≤ 9 for FIRST there.
+ * training, the logits at `scorePosition` predict the first identifier:
+ * compare them over `identifierTokenIds` with the target `ranking`.
+ * Identifiers ≥ 10 share their first token with 1…9 under digit-splitting
+ * tokenizers (Llama/Mistral); use windows of ≤ 9 for FIRST there.
+ *
+ * @throws when the answer's tokens do not start with those of `[first]`
+ *   (a tokenizer merging across the chat template), naming the query.
  */
 export function tokenizeListwise(
   tokenizer: TextTokenizer,
@@ -143,6 +171,20 @@ export function tokenizeListwise(
 ): ListwiseTokens {
   const sequence = tokenizeChat(tokenizer, example.messages, { template, maxSeqLength });
   const firstTargetIndex = sequence.labels.findIndex((l) => l !== -100);
-  const identifierTokenIds = example.docids.map((_, i) => tokenizer.encode(String(i + 1))[0]!);
-  return { ...sequence, firstTargetIndex, identifierTokenIds };
+  const offset = identifierOffset(tokenizer);
+  const identifiers = identifierTokenIds(tokenizer, example.docids.length);
+  const first = example.ranking[0]!;
+  if (firstTargetIndex < 0 || sequence.inputIds[firstTargetIndex + offset] !== identifiers[first]) {
+    throw new Error(
+      `listwise: the answer of query "${example.qid}" window [${example.window.join(", ")}) ` +
+        `does not start with the tokens of "[${first + 1}]" (truncated, or the tokenizer ` +
+        "merges across the chat template)",
+    );
+  }
+  return {
+    ...sequence,
+    firstTargetIndex,
+    scorePosition: firstTargetIndex + offset - 1,
+    identifierTokenIds: identifiers,
+  };
 }

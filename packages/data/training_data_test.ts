@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mistralChatTemplate, tokenizeChat } from "./chat.ts";
 import { hotpotToSft, SftDataset } from "./sft.ts";
-import { listwiseExamples, listwisePrompt, slidingWindows, tokenizeListwise } from "./listwise.ts";
+import {
+  identifierOffset,
+  identifierTokenIds,
+  listwiseExamples,
+  listwisePrompt,
+  slidingWindows,
+  tokenizeListwise,
+} from "./listwise.ts";
 import { EmbeddingDistillDataset, TripletDataset } from "./distill.ts";
 import { materializeQrels } from "./qrel_source.ts";
 import { CharTokenizer } from "./tokenizer.ts";
@@ -109,10 +116,59 @@ Deno.test("listwise targets: grade descending, ties by first-stage rank", () => 
   assert.equal(listwisePrompt("q", ["x"]).split("\n")[2], "[1] x");
   const tokens = tokenizeListwise(tok, example!);
   assert.equal(tok.decode([tokens.inputIds[tokens.firstTargetIndex]!]), "[");
+  assert.equal(tokens.scorePosition, tokens.firstTargetIndex);
+  assert.equal(tok.decode([tokens.inputIds[tokens.scorePosition + 1]!]), "3");
   assert.equal(tok.decode([tokens.identifierTokenIds[2]!]), "3");
   assert.equal(
     tok.decode(tokens.labels.filter((l) => l !== IGNORE_INDEX)),
     "[3] > [2] > [4] > [1]</s>",
+  );
+});
+
+/**
+ * Characters with SentencePiece's dummy prefix: every `encode` starts with
+ * `▁`, so a bare "3" encodes as `▁ 3` and "[3]" as `▁ [ 3 ]` (as Llama's does).
+ */
+class DummyPrefixTokenizer extends CharTokenizer {
+  override encode(text: string): number[] {
+    return super.encode(`\u2581${text}`);
+  }
+}
+
+Deno.test("tokenizeListwise: identifiers in context under a dummy-prefix (SentencePiece-like) tokenizer", () => {
+  const sp = new DummyPrefixTokenizer();
+  assert.equal(identifierOffset(sp), 2);
+  assert.equal(identifierOffset(tok), 1);
+  assert.deepEqual(identifierTokenIds(sp, 3).map((id) => sp.decode([id])), ["1", "2", "3"]);
+  const list = {
+    qid: "q",
+    query: "what",
+    hits: ["a", "b", "c"].map((d, i) => ({
+      docid: d,
+      content: `text ${d}`,
+      rank: i + 1,
+      score: 0,
+    })),
+  };
+  const qrels = new Map([["q", new Map([["c", 2], ["a", 1]])]]);
+  const [example] = listwiseExamples([list], qrels, { windowSize: 3 });
+  assert.deepEqual(example!.ranking, [2, 0, 1]);
+  const tokens = tokenizeListwise(sp, example!);
+  // The bare digit's first token would be "▁", the same for every identifier.
+  assert.equal(new Set(tokens.identifierTokenIds).size, 3);
+  assert.equal(sp.decode([tokens.identifierTokenIds[2]!]), "3");
+  assert.equal(
+    sp.decode(tokens.inputIds.slice(tokens.firstTargetIndex, tokens.scorePosition + 2)),
+    "\u2581[3",
+  );
+  assert.equal(
+    tokens.inputIds[tokens.scorePosition + 1],
+    tokens.identifierTokenIds[example!.ranking[0]!],
+  );
+  // An answer truncated away is an error naming the query.
+  assert.throws(
+    () => tokenizeListwise(sp, example!, undefined, tokens.firstTargetIndex + 1),
+    /query "q" window \[0, 3\)/,
   );
 });
 

@@ -38,6 +38,7 @@ import {
   type CandidateList,
   collate,
   type CollatedBatch,
+  identifierTokenIds,
   IGNORE_INDEX,
   type ListwiseExample,
   listwiseExamples,
@@ -46,7 +47,7 @@ import {
   readQrels,
   slidingWindows,
   type TextTokenizer,
-  tokenizeChat,
+  tokenizeListwise,
 } from "@irforge/data";
 import { createLoss, type Loss, type LossInputs, resolveLossName } from "@irforge/losses";
 import {
@@ -63,27 +64,6 @@ import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { countTargets, splitHeldOut } from "./sft.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
-
-/**
- * Where an identifier's first token sits in `[i]`: the first index at which
- * the encodings of `[1]` and `[2]` differ (after `▁[` under SentencePiece,
- * after `[` under word tokenizers).
- */
-export function identifierOffset(tokenizer: TextTokenizer): number {
-  const a = tokenizer.encode("[1]"), b = tokenizer.encode("[2]");
-  let p = 0;
-  while (p < a.length && p < b.length && a[p] === b[p]) p++;
-  if (p >= a.length || p >= b.length) {
-    throw new Error('listwise: the tokenizer encodes "[1]" and "[2]" alike');
-  }
-  return p;
-}
-
-/** The first token of each identifier `1`…`n` as it appears in `[i]`. */
-export function identifierTokenIds(tokenizer: TextTokenizer, n: number): number[] {
-  const p = identifierOffset(tokenizer);
-  return Array.from({ length: n }, (_, i) => tokenizer.encode(`[${i + 1}]`)[p]!);
-}
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
 export function checkDistinctIdentifiers(tokenizer: TextTokenizer, n: number): number[] {
@@ -150,30 +130,20 @@ export function tokenizeListwiseItem(
   example: ListwiseExample,
   maxSeqLength: number,
 ): ListwiseItem {
-  const sequence = tokenizeChat(tokenizer, example.messages);
-  if (sequence.inputIds.length > maxSeqLength) {
+  const tokens = tokenizeListwise(tokenizer, example);
+  if (tokens.inputIds.length > maxSeqLength) {
     throw new Error(
       `listwise: query "${example.qid}" window [${example.window.join(", ")}) needs ` +
-        `${sequence.inputIds.length} tokens, more than data.max_seq_length ${maxSeqLength}; ` +
+        `${tokens.inputIds.length} tokens, more than data.max_seq_length ${maxSeqLength}; ` +
         `lower data.passage_max_len or data.window_size, or raise max_seq_length`,
-    );
-  }
-  const targetStart = sequence.labels.findIndex((l) => l !== IGNORE_INDEX);
-  const offset = identifierOffset(tokenizer);
-  const first = example.ranking[0]!;
-  const expected = tokenizer.encode(`[${first + 1}]`)[offset];
-  if (sequence.inputIds[targetStart + offset] !== expected) {
-    throw new Error(
-      `listwise: the target of query "${example.qid}" does not start with the tokens of ` +
-        `"[${first + 1}]" (tokenizer merges across the chat template?)`,
     );
   }
   return {
     example,
-    inputIds: sequence.inputIds,
-    labels: sequence.labels,
-    targetStart,
-    scorePosition: targetStart + offset - 1,
+    inputIds: tokens.inputIds,
+    labels: tokens.labels,
+    targetStart: tokens.firstTargetIndex,
+    scorePosition: tokens.scorePosition,
   };
 }
 

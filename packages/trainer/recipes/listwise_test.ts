@@ -6,6 +6,7 @@ import { causalInputs, disposeInputs, loadTokenizer } from "@irforge/model";
 import {
   type CandidateList,
   HashWordTokenizer,
+  identifierTokenIds,
   listwiseExamples,
   readCandidates,
   readQrels,
@@ -17,7 +18,6 @@ import { train } from "../loop.ts";
 import {
   checkDistinctIdentifiers,
   identifierLogits,
-  identifierTokenIds,
   type ListwiseData,
   listwiseTask,
   scoringPrompt,
