@@ -9,6 +9,24 @@
 import type { DType } from "./dtype.ts";
 import { sizeOf, Tensor } from "./tensor.ts";
 
+/**
+ * One step of xoshiro128** (Blackman & Vigna): advances the four-word
+ * `state` in place and returns the next unsigned 32-bit output. Shared by
+ * every generator of the workspace (they differ in seeding and draws only).
+ */
+export function xoshiro128ssNext(state: Uint32Array): number {
+  const s = state;
+  const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
+  const t = s[1]! << 9;
+  s[2]! ^= s[0]!;
+  s[3]! ^= s[1]!;
+  s[1]! ^= s[2]!;
+  s[0]! ^= s[3]!;
+  s[2]! ^= t;
+  s[3] = rotl(s[3]!, 11);
+  return result;
+}
+
 /** xoshiro128** generator (Blackman & Vigna), seeded by splitmix32. */
 export class Rng {
   #s = new Uint32Array(4);
@@ -28,16 +46,7 @@ export class Rng {
 
   /** Next 32-bit unsigned integer. */
   nextU32(): number {
-    const s = this.#s;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
-    const t = s[1]! << 9;
-    s[2]! ^= s[0]!;
-    s[3]! ^= s[1]!;
-    s[1]! ^= s[2]!;
-    s[0]! ^= s[3]!;
-    s[2]! ^= t;
-    s[3] = rotl(s[3]!, 11);
-    return result;
+    return xoshiro128ssNext(this.#s);
   }
 
   /** Uniform in [0, 1) with 53 random bits. */

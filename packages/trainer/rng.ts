@@ -7,6 +7,8 @@
  * @module
  */
 
+import { xoshiro128ssNext } from "@irforge/tensor";
+
 /** The serialised state of an {@linkcode Rng}: JSON-safe. */
 export interface RngState {
   /** Always `"xoshiro128**"`; kept so that a future change of algorithm is detected. */
@@ -69,16 +71,7 @@ export class Rng {
 
   /** The next raw output: an unsigned 32-bit integer. */
   next(): number {
-    const s = this.#s;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
-    const t = s[1]! << 9;
-    s[2]! ^= s[0]!;
-    s[3]! ^= s[1]!;
-    s[1]! ^= s[2]!;
-    s[0]! ^= s[3]!;
-    s[2]! ^= t;
-    s[3] = rotl(s[3]!, 11);
-    return result;
+    return xoshiro128ssNext(this.#s);
   }
 
   /** A double uniform in [0, 1) with 53 random bits. */
@@ -129,10 +122,6 @@ export class Rng {
     if (s.every((w) => w === 0)) s[0] = 1;
     return new Rng(s);
   }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
 /** A 32-bit integer hash with good avalanche (Wellons' lowbias32). */
