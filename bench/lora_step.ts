@@ -8,7 +8,7 @@
  * tokens/s and peak GPU memory (tensor pool), and prints
  * `qloraMemory(MISTRAL_7B_SHAPE)`. Tiny config on CPU adapters.
  *
- * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--tokens N]
+ * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--compute f32,f16,bf16] [--tokens N]
  *
  * @module
  */
@@ -20,6 +20,7 @@ import {
   loraConfig,
   MISTRAL_7B_SHAPE,
   type ModelConfig,
+  type Nf4ComputeDtype,
   qloraMemory,
 } from "@irforge/model";
 import {
@@ -60,7 +61,11 @@ const device = await openDevice();
 const args = parseSuiteArgs(
   Deno.args,
   device.isCpuAdapter,
-  { base: { type: "string", default: "f16,nf4" }, tokens: { type: "string" } },
+  {
+    base: { type: "string", default: "f16,nf4" },
+    compute: { type: "string", default: "f32" },
+    tokens: { type: "string" },
+  },
   device.isCpuAdapter ? { reps: 2, warmup: 1 } : { reps: 5, warmup: 1 },
 );
 const env = environment(device.adapter, {
@@ -82,6 +87,19 @@ const bases = String(args.values.base).split(",");
 for (const b of bases) {
   if (b !== "f16" && b !== "nf4") throw new Error(`--base takes f16 and/or nf4, got "${b}"`);
 }
+const computeDtypes = String(args.values.compute).split(",") as Nf4ComputeDtype[];
+for (const c of computeDtypes) {
+  if (c !== "f32" && c !== "f16" && c !== "bf16") {
+    throw new Error(`--compute takes f32, f16 and/or bf16 (the NF4 matmul's), got "${c}"`);
+  }
+}
+// One variant per f16 base, one per NF4 compute dtype.
+type Variant = { base: "f16" | "nf4"; compute: Nf4ComputeDtype | null };
+const variants = bases.flatMap((base): Variant[] =>
+  base === "nf4"
+    ? computeDtypes.map((compute) => ({ base: "nf4", compute }))
+    : [{ base: "f16", compute: null }]
+);
 
 for (const doubleQuant of [false, true]) {
   const m = qloraMemory(MISTRAL_7B_SHAPE, { doubleQuant });
@@ -95,7 +113,7 @@ for (const doubleQuant of [false, true]) {
   );
 }
 
-function buildBase(base: "f16" | "nf4"): CausalLM {
+function buildBase(base: "f16" | "nf4", computeDtype: Nf4ComputeDtype): CausalLM {
   const t0 = performance.now();
   const model = base === "f16"
     ? randomCausalLM(config, { seed: 11, weightDtype: "f16" })
@@ -103,6 +121,7 @@ function buildBase(base: "f16" | "nf4"): CausalLM {
       seed: 11,
       doubleQuant: true,
       headDtype: "f16",
+      computeDtype,
       onProgress: (done, total) => {
         if (done % 32 === 0 || done === total) {
           console.log(
@@ -122,12 +141,12 @@ function buildBase(base: "f16" | "nf4"): CausalLM {
 }
 
 const rows: Row[] = [];
-for (const base of bases as ("f16" | "nf4")[]) {
-  if (base === "f16" && !device.hasF16) {
-    console.log("  f16 base skipped: the adapter does not offer shader-f16");
+for (const { base, compute } of variants) {
+  if ((base === "f16" || compute === "f16") && !device.hasF16) {
+    console.log(`  ${base} ${compute ?? ""} skipped: the adapter does not offer shader-f16`);
     continue;
   }
-  const model = buildBase(base);
+  const model = buildBase(base, compute ?? "f32");
   model.gradientCheckpointing = true;
   const adapter = LoraAdapter.create(config, lora, { seed: 3 }).attach(model);
   adapter.training = true;
@@ -154,6 +173,7 @@ for (const base of bases as ("f16" | "nf4")[]) {
   rows.push({
     model: full ? "mistral-7b-shape" : "tiny",
     base,
+    nf4ComputeDtype: compute,
     loraR: lora.r,
     targets: lora.targetModules.join(","),
     tokens,
@@ -168,7 +188,9 @@ for (const base of bases as ("f16" | "nf4")[]) {
     lastLoss,
   });
   console.log(
-    `  ${base}: ${msPerStep.toFixed(1)} ms/step, peak live ${formatBytes(mem.peakLiveBytes)}`,
+    `  ${base}${compute ? ` (compute ${compute})` : ""}: ${
+      msPerStep.toFixed(1)
+    } ms/step, peak live ${formatBytes(mem.peakLiveBytes)}`,
   );
   disposeInputs(inputs);
   targets.dispose();

@@ -24,6 +24,7 @@ for s in $SUITES; do
     torch-*) python3 bench/reference/${s#torch-}.py > bench/results/torch-${s#torch-}.jsonl || status=1
              cat bench/results/torch-${s#torch-}.jsonl ;;
     peers-*) deno run -A --no-lock --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
+    lora_step) deno run -A --cached-only bench/lora_step.ts --full --compute "${LORA_COMPUTE:-f32,f16}" || status=1 ;;
     *) deno run -A --cached-only bench/$s.ts --full || status=1 ;;
   esac
 done

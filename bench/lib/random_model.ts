@@ -18,6 +18,7 @@ import {
   doubleQuantize,
   expectedParameterNames,
   type ModelConfig,
+  type Nf4ComputeDtype,
   Nf4Linear,
   type Nf4Weight,
   parameterShape,
@@ -72,6 +73,8 @@ export interface RandomNf4Options {
   doubleQuant?: boolean;
   /** Storage of the LM head (default f16, as a bf16 head in bitsandbytes). */
   headDtype?: "f32" | "f16";
+  /** What the NF4 matmul rounds its operands to (default f32). */
+  computeDtype?: Nf4ComputeDtype;
   /** Called after each projection is uploaded. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -127,7 +130,7 @@ export function randomNf4CausalLM(config: ModelConfig, options: RandomNf4Options
       const path = projectionPath(l, projection);
       const shape = parameterShape(config, `${path}.weight`) as [number, number];
       const weight = randomNf4Weight(shape, options.seed + 1000 + done, options);
-      quantized.set(path, Nf4Linear.upload(weight));
+      quantized.set(path, Nf4Linear.upload(weight, { computeDtype: options.computeDtype }));
       options.onProgress?.(++done, total);
     }
   }
