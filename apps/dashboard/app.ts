@@ -10,7 +10,7 @@ import { InputError } from "@irforge/data/input-error";
 import { readAsset } from "./assets.ts";
 import { runEvents } from "./events.ts";
 import { HttpError } from "./http_error.ts";
-import { comparePage, errorPage, runPage, runsPage } from "./html.ts";
+import { comparePage, errorPage, groupPage, runPage, runsPage } from "./html.ts";
 import { parseCursor, readMetrics } from "./metrics.ts";
 import {
   listCheckpoints,
@@ -19,9 +19,10 @@ import {
   readConfig,
   readEvaluation,
   readRunSummary,
+  readRunTree,
   type RunConfig,
 } from "./runs.ts";
-import { resolveInsideOrNull } from "./safe_paths.ts";
+import { RESERVED_CHILD_NAMES, resolveInsideOrNull, runSegments } from "./safe_paths.ts";
 
 /** Options of {@linkcode createApp}. */
 export interface DashboardOptions {
@@ -53,6 +54,58 @@ const SECURITY_HEADERS: Record<string, string> = {
   "Referrer-Policy": "no-referrer",
   "X-Frame-Options": "DENY",
 };
+
+/** The sub-resources of a run under `/api/runs/<id>/` (all in `RESERVED_CHILD_NAMES`). */
+type RunResource = "metrics" | "config" | "checkpoints" | "eval" | "events";
+
+/** The path as sent: `new URL()` would resolve `..` and `%2e%2e` segments first. */
+function rawPath(c: Context): string {
+  return c.req.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "").replace(/[?#].*$/s, "");
+}
+
+/**
+ * The raw path after `prefix` (the routes below match on hono's decoded
+ * path; this reads the undecoded one, so nothing is decoded twice).
+ */
+function rawPathAfter(c: Context, prefix: string): string {
+  const path = rawPath(c);
+  if (!path.startsWith(prefix)) throw new HttpError(400, "invalid path: unexpected encoding");
+  return path.slice(prefix.length);
+}
+
+/**
+ * Percent-decodes each `/`-separated part of a raw path (400 for a bad
+ * escape). The middleware has already refused encoded separators and dots,
+ * so no part decodes to a `/`, `\\` or `..`.
+ */
+function decodeSegments(path: string): string[] {
+  return path.split("/").map((part) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new HttpError(400, `invalid path: bad percent-encoding in ${JSON.stringify(part)}`);
+    }
+  });
+}
+
+/**
+ * Splits what follows `/api/runs/` into the run id, the sub-resource and the
+ * eval step: `a` and `a/b` are runs, `a/metrics` and `a/b/metrics` their
+ * metrics, `a/eval/50` and `a/b/eval/50` one evaluation. A nested run can
+ * never be named like a sub-resource (`RESERVED_CHILD_NAMES`), so this is
+ * unambiguous; the id is validated by the readers (400 when bad).
+ */
+function runRoute(rest: string): { id: string; sub: RunResource | null; step: string | null } {
+  const parts = decodeSegments(rest);
+  const n = parts.length;
+  if (n >= 3 && parts[n - 2] === "eval") {
+    return { id: parts.slice(0, -2).join("/"), sub: "eval", step: parts[n - 1]! };
+  }
+  if (n >= 2 && RESERVED_CHILD_NAMES.has(parts[n - 1]!)) {
+    return { id: parts.slice(0, -1).join("/"), sub: parts[n - 1] as RunResource, step: null };
+  }
+  return { id: parts.join("/"), sub: null, step: null };
+}
 
 /** The host name of a `Host` header, without port (handles `[::1]:8787`). */
 function hostName(header: string): string {
@@ -96,12 +149,7 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
         return failure(c, 403, `host ${JSON.stringify(host)} is not allowed`);
       }
     }
-    // The path as sent: `new URL()` would resolve `..` and `%2e%2e` segments first.
-    const rawPath = c.req.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "").replace(
-      /[?#].*$/s,
-      "",
-    );
-    if (SUSPICIOUS_PATH.test(rawPath)) {
+    if (SUSPICIOUS_PATH.test(rawPath(c))) {
       return failure(c, 400, "invalid path: encoded separators, dots or '..' are not allowed");
     }
     await next();
@@ -122,59 +170,55 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
 
   app.get("/api/runs", async (c) => c.json({ runs: await listRuns(runsDir) }));
 
-  app.get("/api/runs/:name", async (c) => {
-    const name = c.req.param("name");
-    const summary = await readRunSummary(runsDir, name);
-    const metricsPath = await resolveInsideOrNull(runsDir, [name, "metrics.jsonl"]);
-    const configPath = await resolveInsideOrNull(runsDir, [name, "config.yaml"]);
-    return c.json({
-      ...summary,
-      files: {
-        config: configPath !== null,
-        metrics: metricsPath !== null,
-        metrics_bytes: metricsPath === null ? 0 : (await Deno.stat(metricsPath)).size,
-      },
-    });
+  // Run ids may hold one literal "/" (`distill-x/phase1`), so the run routes
+  // split the path themselves: see `runRoute`.
+  app.get("/api/runs/*", async (c) => {
+    const { id, sub, step } = runRoute(rawPathAfter(c, "/api/runs/"));
+    switch (sub) {
+      case null: {
+        const summary = await readRunSummary(runsDir, id);
+        const segments = runSegments(id);
+        const metricsPath = await resolveInsideOrNull(runsDir, [...segments, "metrics.jsonl"]);
+        const configPath = await resolveInsideOrNull(runsDir, [...segments, "config.yaml"]);
+        return c.json({
+          ...summary,
+          files: {
+            config: configPath !== null,
+            metrics: metricsPath !== null,
+            metrics_bytes: metricsPath === null ? 0 : (await Deno.stat(metricsPath)).size,
+          },
+        });
+      }
+      case "metrics": {
+        const cursor = parseCursor(c.req.query("since"));
+        const summary = await readRunSummary(runsDir, id);
+        const path = await resolveInsideOrNull(runsDir, [...runSegments(id), "metrics.jsonl"]);
+        const final = summary.status !== null && ENDED.has(summary.status);
+        return c.json(await readMetrics(path, cursor, { final }));
+      }
+      case "config":
+        return c.json(await readConfig(runsDir, id));
+      case "checkpoints":
+        return c.json({ checkpoints: await listCheckpoints(runsDir, id) });
+      case "eval":
+        return c.json(
+          step === null
+            ? await listEvaluations(runsDir, id)
+            : await readEvaluation(runsDir, id, step),
+        );
+      case "events":
+        return await runEvents(c, runsDir, id, events);
+    }
   });
-
-  app.get("/api/runs/:name/metrics", async (c) => {
-    const name = c.req.param("name");
-    const cursor = parseCursor(c.req.query("since"));
-    const summary = await readRunSummary(runsDir, name);
-    const path = await resolveInsideOrNull(runsDir, [name, "metrics.jsonl"]);
-    const final = summary.status !== null && ENDED.has(summary.status);
-    return c.json(await readMetrics(path, cursor, { final }));
-  });
-
-  app.get(
-    "/api/runs/:name/config",
-    async (c) => c.json(await readConfig(runsDir, c.req.param("name"))),
-  );
-
-  app.get(
-    "/api/runs/:name/checkpoints",
-    async (c) => c.json({ checkpoints: await listCheckpoints(runsDir, c.req.param("name")) }),
-  );
-
-  app.get(
-    "/api/runs/:name/eval",
-    async (c) => c.json(await listEvaluations(runsDir, c.req.param("name"))),
-  );
-
-  app.get(
-    "/api/runs/:name/eval/:step",
-    async (c) => c.json(await readEvaluation(runsDir, c.req.param("name"), c.req.param("step"))),
-  );
-
-  app.get("/api/runs/:name/events", (c) => runEvents(c, runsDir, c.req.param("name"), events));
 
   // ---- pages --------------------------------------------------------------
 
   app.get("/", async (c) => c.html(runsPage(runsDir, await listRuns(runsDir))));
 
-  app.get("/runs/:name", async (c) => {
-    const name = c.req.param("name");
-    const summary = await readRunSummary(runsDir, name);
+  app.get("/runs/*", async (c) => {
+    const name = decodeSegments(rawPathAfter(c, "/runs/")).join("/");
+    const { summary, children: nested } = await readRunTree(runsDir, name);
+    if (summary.kind === "group") return c.html(groupPage(summary, nested));
     let config: RunConfig | null = null;
     try {
       config = await readConfig(runsDir, name);
@@ -193,6 +237,7 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
       checkpoints,
       evaluations: evals.evaluations,
       evalErrors: evals.errors,
+      nested,
     }));
   });
 

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createApp } from "./app.ts";
-import { makeRunsDir, runJson, sampleRun, trainLine, writeRuns } from "./test_fixtures.ts";
+import {
+  distillRuns,
+  makeRunsDir,
+  metricsLine,
+  runJson,
+  sampleRun,
+  trainLine,
+  writeRuns,
+} from "./test_fixtures.ts";
 
 const SECRET = "TOP-SECRET-DO-NOT-SERVE";
 
@@ -556,4 +564,347 @@ Deno.test("GET /api/status counts open event streams", async () => {
   await events.until("metrics");
   assert.equal((await json(await app.request("/api/status"))).event_streams, 1);
   await events.cancel();
+});
+
+// ---- nested runs (distill: <run>/phase1, <run>/phase2) ---------------------
+
+/**
+ * A runs dir with a top-level run, a distill-style parent `distill-x` with
+ * `phase1`/`phase2`, a non-run subdirectory, and an outside directory
+ * holding a secret (also as a would-be `phase1`).
+ */
+async function nestedFixture() {
+  const runs = await makeRunsDir([sampleRun("top-run"), ...distillRuns("distill-x")]);
+  await Deno.mkdir(join(runs, "distill-x", "notes"));
+  await Deno.writeTextFile(join(runs, "distill-x", "notes", "readme.txt"), "not a run\n");
+  const outside = await Deno.makeTempDir({ prefix: "irforge-outside-" });
+  for (const dir of [outside, join(outside, "phase1")]) {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(join(dir, "config.yaml"), `secret: ${SECRET}\n`);
+    await Deno.writeTextFile(join(dir, "metrics.jsonl"), `{"step": 1, "${SECRET}": 1}\n`);
+    await Deno.writeTextFile(
+      join(dir, "run.json"),
+      JSON.stringify(runJson("x", { recipe: SECRET })),
+    );
+  }
+  return { runs, outside, app: createApp(runs, { pollMs: 20 }) };
+}
+
+Deno.test("GET /api/runs lists nested runs with their ids right after their parent", async () => {
+  const { app } = await nestedFixture();
+  const { runs } = await json(await app.request("/api/runs")) as {
+    runs: Record<string, unknown>[];
+  };
+  // distill-x started 2026-11-24 (its phase1), top-run 2026-11-23: newest first,
+  // each parent followed by its nested runs by name. `notes/` holds no run files,
+  // top-run's checkpoints/ and eval/ are parts of a run, not runs.
+  assert.deepEqual(
+    runs.map((r) => [r.name, r.kind, r.parent, r.valid_name]),
+    [
+      ["distill-x", "group", null, true],
+      ["distill-x/phase1", "run", "distill-x", true],
+      ["distill-x/phase2", "run", "distill-x", true],
+      ["top-run", "run", null, true],
+    ],
+  );
+  const [group, phase1, phase2, top] = runs as Record<string, unknown>[];
+  assert.deepEqual(group!.children, ["distill-x/phase1", "distill-x/phase2"]);
+  assert.equal(group!.recipe, "distill");
+  assert.equal(group!.status, "running", "a running phase makes the group running");
+  assert.equal(group!.started_at, "2026-11-24T08:00:00.000Z");
+  assert.equal(group!.updated_at, "2026-11-24T09:10:00.000Z");
+  assert.equal(group!.finished_at, null);
+  assert.equal(group!.error, null, "a group is no run with a missing run.json");
+  assert.deepEqual([phase1!.status, phase1!.step, phase1!.total_steps], ["finished", 20, 20]);
+  assert.deepEqual([phase2!.status, phase2!.step, phase2!.total_steps], ["running", 10, 40]);
+  assert.deepEqual(phase2!.best, { metric: "eval/ndcg@10", value: 0.5625, step: 10 });
+  assert.equal(phase1!.error, null);
+  assert.deepEqual(top!.children, []);
+});
+
+Deno.test("a nested run's detail, metrics, config, checkpoints and evals come from its own files", async () => {
+  const { app, runs } = await nestedFixture();
+  const detail = await json(await app.request("/api/runs/distill-x/phase2"));
+  assert.equal(detail.name, "distill-x/phase2");
+  assert.equal(detail.parent, "distill-x");
+  assert.equal(detail.step, 10);
+  const bytes = (await Deno.stat(join(runs, "distill-x", "phase2", "metrics.jsonl"))).size;
+  assert.deepEqual(detail.files, { config: true, metrics: true, metrics_bytes: bytes });
+
+  const m2 = await json(await app.request("/api/runs/distill-x/phase2/metrics"));
+  assert.deepEqual(
+    (m2.metrics as Record<string, unknown>[]).map((m) => [
+      m.step,
+      m["train/loss"],
+      m["train/infonce_loss"],
+      m["eval/ndcg@10"],
+    ]),
+    [[5, 1.5, 1.25, undefined], [10, 1.125, undefined, 0.5625]],
+  );
+  assert.equal(m2.next, `${bytes}:2`);
+  const m1 = await json(await app.request("/api/runs/distill-x/phase1/metrics"));
+  assert.deepEqual(
+    (m1.metrics as Record<string, unknown>[]).map((m) => [m.step, m["train/loss"]]),
+    [[10, 0.875], [20, 0.625]],
+  );
+  // The cursor works for a nested run as for any other.
+  await Deno.writeTextFile(
+    join(runs, "distill-x", "phase2", "metrics.jsonl"),
+    metricsLine(15, { "train/loss": 1.0625 }),
+    { append: true },
+  );
+  const more = await json(await app.request(`/api/runs/distill-x/phase2/metrics?since=${m2.next}`));
+  assert.deepEqual(
+    (more.metrics as Record<string, unknown>[]).map((m) => [m.step, m["train/loss"]]),
+    [[15, 1.0625]],
+  );
+
+  const config = await json(await app.request("/api/runs/distill-x/phase1/config"));
+  assert.deepEqual(config.parsed, { recipe: "distill", phase: 1 });
+  const { checkpoints } = await json(
+    await app.request("/api/runs/distill-x/phase2/checkpoints"),
+  ) as { checkpoints: Record<string, unknown>[] };
+  assert.deepEqual(checkpoints.map((c) => [c.name, c.bytes]), [["checkpoint-10", 4321]]);
+  const evals = await json(await app.request("/api/runs/distill-x/phase1/eval")) as {
+    evaluations: Record<string, unknown>[];
+  };
+  assert.deepEqual(evals.evaluations.map((e) => [e.step, e.metrics]), [[20, {
+    "ndcg@10": 0.4375,
+  }]]);
+  const one = await json(await app.request("/api/runs/distill-x/phase2/eval/10"));
+  assert.deepEqual(one.per_query, { q7: { "ndcg@10": 0.75 }, q8: { "ndcg@10": 0.375 } });
+  assert.equal((await app.request("/api/runs/distill-x/phase2/eval/20")).status, 404);
+
+  // The group itself: a summary of its runs, no files of its own.
+  const group = await json(await app.request("/api/runs/distill-x"));
+  assert.equal(group.kind, "group");
+  assert.deepEqual(group.children, ["distill-x/phase1", "distill-x/phase2"]);
+  assert.deepEqual(group.files, { config: false, metrics: false, metrics_bytes: 0 });
+  assert.deepEqual((await json(await app.request("/api/runs/distill-x/metrics"))).metrics, []);
+  // A subdirectory without run files, or a missing one, is no run.
+  for (const path of ["/api/runs/distill-x/notes", "/api/runs/distill-x/phase3/metrics"]) {
+    const response = await app.request(path);
+    assert.equal(response.status, 404, path);
+  }
+  assert.deepEqual(await json(await app.request("/api/runs/distill-x/notes")), {
+    error: 'run "distill-x/notes" not found',
+  });
+});
+
+Deno.test("pages: nested runs are indented under their parent and open with charts", async () => {
+  const { app } = await nestedFixture();
+  const list = await (await app.request("/")).text();
+  const rows = [
+    ...list.matchAll(/<tr class="([^"]*)" data-run="([^"]*)"(?: data-parent="([^"]*)")?>/g),
+  ]
+    .map((m) => [m[1], m[2], m[3] ?? null]);
+  assert.deepEqual(rows, [
+    ["top group", "distill-x", null],
+    ["nested", "distill-x/phase1", "distill-x"],
+    ["nested", "distill-x/phase2", "distill-x"],
+    ["top", "top-run", null],
+  ]);
+  assert.match(list, /<a href="\/runs\/distill-x\/phase1">distill-x\/phase1<\/a>/);
+  assert.match(
+    list,
+    /<a href="\/runs\/distill-x">distill-x<\/a> <span class="muted">\(2 runs\)<\/span>/,
+  );
+
+  const page = await app.request("/runs/distill-x/phase2");
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  assert.match(html, /<body data-run="distill-x\/phase2">/);
+  assert.match(html, /<script type="module" src="\/static\/run\.js"><\/script>/);
+  assert.match(html, /Part of <a href="\/runs\/distill-x">distill-x<\/a>/);
+  assert.match(html, /<dd id="run-steps">10 \/ 40<\/dd>/);
+  assert.match(html, /<pre class="config">recipe: distill\nphase: 2\n<\/pre>/);
+  assert.match(html, /checkpoints\/checkpoint-10/);
+
+  const groupPage = await app.request("/runs/distill-x");
+  assert.equal(groupPage.status, 200);
+  const groupHtml = await groupPage.text();
+  assert.match(groupHtml, /<a href="\/runs\/distill-x\/phase1">distill-x\/phase1<\/a>/);
+  assert.match(groupHtml, /<a href="\/runs\/distill-x\/phase2">distill-x\/phase2<\/a>/);
+  assert.match(
+    groupHtml,
+    /<a href="\/compare\?runs=distill-x%2Fphase1&amp;runs=distill-x%2Fphase2">compare them<\/a>/,
+  );
+  assert.ok(!groupHtml.includes("/static/run.js"), "a group has no charts of its own");
+
+  // The compare view offers the phases (not the group) and their metrics load.
+  const compare = await (await app.request("/compare?runs=distill-x/phase1")).text();
+  assert.match(compare, /<input type="checkbox" name="runs" value="distill-x\/phase1" checked>/);
+  assert.match(compare, /<input type="checkbox" name="runs" value="distill-x\/phase2">/);
+  assert.ok(!compare.includes('value="distill-x">'), "the group is not comparable");
+});
+
+Deno.test("GET /api/runs/<parent>/<name>/events streams a nested run live", async () => {
+  const { app, runs } = await nestedFixture();
+  const response = await app.request("/api/runs/distill-x/phase2/events");
+  assert.equal(response.status, 200);
+  const events = sseReader(response);
+  try {
+    assert.deepEqual(JSON.parse((await events.until("hello")).data), { run: "distill-x/phase2" });
+    const run = JSON.parse((await events.until("run")).data);
+    assert.deepEqual([run.name, run.step, run.status], ["distill-x/phase2", 10, "running"]);
+    const first = JSON.parse((await events.until("metrics")).data);
+    assert.deepEqual(first.metrics.map((m: Record<string, number>) => m["train/loss"]), [
+      1.5,
+      1.125,
+    ]);
+    const dir = join(runs, "distill-x", "phase2");
+    await Deno.writeTextFile(
+      join(dir, "metrics.jsonl"),
+      metricsLine(15, { "train/loss": 0.9375 }),
+      { append: true },
+    );
+    const appended = JSON.parse((await events.until("metrics")).data);
+    assert.deepEqual(
+      appended.metrics.map((m: Record<string, number>) => [m.step, m["train/loss"]]),
+      [[15, 0.9375]],
+    );
+    await Deno.writeTextFile(
+      join(dir, "run.json"),
+      JSON.stringify(runJson("distill-x-phase2", { recipe: "distill", step: 15 })),
+    );
+    assert.equal(JSON.parse((await events.until("run")).data).step, 15);
+  } finally {
+    await events.cancel();
+  }
+});
+
+/** Sends `GET path` as written (no URL normalisation) to a live server; returns status and body. */
+async function rawGet(port: number, path: string): Promise<{ status: number; text: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(
+      new TextEncoder().encode(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    let text = "";
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(16384);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    }
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+    return { status, text };
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("nested ids: traversal and symlinks out of the runs directory are refused", async () => {
+  const { app, runs, outside } = await nestedFixture();
+  // A nested symlink leading outside; a top-level one whose target holds a `phase1`;
+  // a nested run whose run.json links outside.
+  await Deno.symlink(outside, join(runs, "distill-x", "leak"));
+  await Deno.symlink(outside, join(runs, "escape"));
+  await Deno.mkdir(join(runs, "distill-x", "phase3"));
+  await Deno.symlink(join(outside, "run.json"), join(runs, "distill-x", "phase3", "run.json"));
+
+  const cases: [string, number][] = [
+    ["/api/runs/..%2F..%2Fetc/metrics", 400],
+    ["/api/runs/distill-x%2Fphase1", 400],
+    ["/api/runs/distill-x%2fphase1/metrics", 400],
+    ["/api/runs/distill-x/..%2F..%2Fescape", 400],
+    ["/api/runs/distill-x/..%2F..%2F..%2Fetc%2Fpasswd/config", 400],
+    // The URL parser turns `%2e%2e` into `..` first: this is `/api/runs/escape/config`.
+    ["/api/runs/distill-x/%2e%2e/escape/config", 403],
+    ["/api/runs/distill-x%252Fphase1", 400],
+    ["/api/runs/distill-x/phase1/extra", 400],
+    ["/api/runs/distill-x/phase1/extra/metrics", 400],
+    ["/api/runs/distill-x/-bad/metrics", 400],
+    ["/api/runs/distill-x/", 400],
+    ["/runs/distill-x/..%2F..%2Fescape", 400],
+    ["/runs/top-run/checkpoints", 400],
+    ["/runs/distill-x/phase1/x", 400],
+    ["/api/runs/distill-x/leak", 403],
+    ["/api/runs/distill-x/leak/metrics", 403],
+    ["/api/runs/distill-x/leak/config", 403],
+    ["/api/runs/distill-x/leak/events", 403],
+    ["/runs/distill-x/leak", 403],
+    ["/api/runs/escape/phase1", 403],
+    ["/api/runs/escape/phase1/config", 403],
+    ["/api/runs/escape/phase1/metrics", 403],
+  ];
+  for (const [path, status] of cases) {
+    const response = await app.request(path);
+    const text = await response.text();
+    assert.equal(response.status, status, path);
+    assert.ok(!text.includes(SECRET), `${path} leaked the secret`);
+  }
+  // Dot segments as sent over the wire (no client-side URL normalisation).
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  try {
+    for (
+      const path of [
+        "/api/runs/a/../../etc",
+        "/api/runs/distill-x/../../etc/passwd",
+        "/api/runs/distill-x/../escape/config",
+        "/api/runs/distill-x/phase1/../../escape/metrics",
+        "/runs/distill-x/../../../etc/passwd",
+        "/api/runs/distill-x/./phase1/metrics",
+      ]
+    ) {
+      const { status, text } = await rawGet(server.addr.port, path);
+      assert.equal(status, 400, path);
+      assert.ok(!text.includes(SECRET), `${path} leaked the secret`);
+    }
+    // The same server answers a plain nested request.
+    assert.equal((await rawGet(server.addr.port, "/api/runs/distill-x/phase1")).status, 200);
+  } finally {
+    await server.shutdown();
+  }
+  // The list: the nested link outside is not listed (nor read); the run.json link is an error.
+  const { runs: list } = await json(await app.request("/api/runs")) as {
+    runs: Record<string, unknown>[];
+  };
+  assert.ok(!JSON.stringify(list).includes(SECRET));
+  assert.deepEqual(
+    list.filter((r) => r.parent === "distill-x").map((r) => r.name),
+    ["distill-x/phase1", "distill-x/phase2", "distill-x/phase3"],
+  );
+  assert.equal(
+    list.find((r) => r.name === "distill-x/phase3")!.error,
+    "distill-x/phase3/run.json points outside the runs directory",
+  );
+  assert.equal(list.find((r) => r.name === "escape")!.error, "points outside the runs directory");
+  const phase3 = await app.request("/api/runs/distill-x/phase3");
+  assert.equal(phase3.status, 200);
+  assert.ok(!(await phase3.text()).includes(SECRET));
+});
+
+Deno.test("a nested directory named like a route part is listed but cannot be opened", async () => {
+  const runs = await makeRunsDir([
+    ...distillRuns("d"),
+    { name: "d/metrics", runJson: runJson("d-metrics") },
+    { name: "d/bad name", runJson: runJson("bad") },
+  ]);
+  const app = createApp(runs);
+  const { runs: list } = await json(await app.request("/api/runs")) as {
+    runs: Record<string, unknown>[];
+  };
+  assert.deepEqual(list.map((r) => [r.name, r.valid_name, r.error]), [
+    ["d", true, null],
+    ["d/bad name", false, "invalid run name: cannot be opened"],
+    ["d/metrics", false, "invalid run name: cannot be opened"],
+    ["d/phase1", true, null],
+    ["d/phase2", true, null],
+  ]);
+  // `/api/runs/d/metrics` is the metrics of `d` (a group: none), never the run `d/metrics`.
+  assert.deepEqual((await json(await app.request("/api/runs/d/metrics"))).metrics, []);
+  assert.equal((await app.request("/runs/d/metrics")).status, 400);
+  // The group page lists them too, without links.
+  const group = await app.request("/runs/d");
+  assert.equal(group.status, 200);
+  const groupHtml = await group.text();
+  assert.match(groupHtml, /<td>d\/metrics<div class="error">invalid run name: cannot be opened/);
+  assert.match(groupHtml, /<a href="\/runs\/d\/phase2">d\/phase2<\/a>/);
+  const page = await (await app.request("/")).text();
+  assert.ok(!page.includes('href="/runs/d/metrics"'));
+  assert.match(page, /<td>d\/bad name<div class="error">invalid run name: cannot be opened/);
 });

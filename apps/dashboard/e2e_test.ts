@@ -10,7 +10,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { createApp } from "./app.ts";
-import { makeRunsDir, runJson, sampleRun, trainLine } from "./test_fixtures.ts";
+import {
+  distillRuns,
+  makeRunsDir,
+  metricsLine,
+  runJson,
+  sampleRun,
+  trainLine,
+} from "./test_fixtures.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -76,6 +83,7 @@ Deno.test({
         runJson: runJson("xss-run", { recipe: "<img src=x onerror=window.__xss=1>" }),
         metrics: JSON.stringify({ step: 1, "train/<img src=x onerror=window.__xss=2>": 1 }) + "\n",
       },
+      ...distillRuns("distill-x"),
     ]);
     const metricsPath = join(runs, "live-run", "metrics.jsonl");
     const app = createApp(runs, { pollMs: 100 });
@@ -136,8 +144,32 @@ Deno.test({
 
       // Runs list and compare view.
       await page.goto(`${base}/`);
-      assert.equal(await page.locator("table.runs tbody tr").count(), 3);
+      // 3 top-level runs, the distill group and its 2 phases, indented under it.
+      assert.equal(await page.locator("table.runs tbody tr").count(), 6);
+      assert.deepEqual(
+        await page.locator("table.runs tbody tr.nested a").allInnerTexts(),
+        ["distill-x/phase1", "distill-x/phase2"],
+      );
+      const indent = await page.locator("table.runs tr.nested td").first().evaluate((td) =>
+        getComputedStyle(td).paddingLeft
+      );
+      assert.equal(indent, "28px");
       await page.screenshot({ path: join(shots, "runs-list.png"), fullPage: true });
+
+      // A nested run opens from the list; its chart is live like any other.
+      await page.locator('a[href="/runs/distill-x/phase2"]').click();
+      await page.waitForURL(`${base}/runs/distill-x/phase2`);
+      const phaseLoss = page.locator('path[data-series="train/loss"]');
+      await phaseLoss.and(page.locator('[data-points="2"]')).waitFor({ timeout: 15_000 });
+      await Deno.writeTextFile(
+        join(runs, "distill-x", "phase2", "metrics.jsonl"),
+        metricsLine(15, { "train/loss": 0.9375 }),
+        { append: true },
+      );
+      await phaseLoss.and(page.locator('[data-points="3"]')).waitFor({ timeout: 10_000 });
+      await page.locator('button.per-query[data-step="10"]').click();
+      await page.locator('table.per-query-table[data-step="10"] tbody tr').nth(1).waitFor();
+      await page.screenshot({ path: join(shots, "nested-run.png"), fullPage: true });
       await page.goto(`${base}/compare?runs=live-run&runs=other-run&metric=train/loss`);
       await page.locator('path[data-series="live-run"][data-points="14"]').waitFor({
         timeout: 10_000,

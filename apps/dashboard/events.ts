@@ -15,7 +15,7 @@ import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import { HttpError } from "./http_error.ts";
 import { type MetricsCursor, parseCursor, readMetrics } from "./metrics.ts";
 import { readRunSummary } from "./runs.ts";
-import { resolveInsideOrNull, resolveRunDir } from "./safe_paths.ts";
+import { resolveInsideOrNull, resolveRunDir, runSegments } from "./safe_paths.ts";
 
 /** Timing of the event stream. */
 export interface EventOptions {
@@ -31,7 +31,7 @@ export interface EventOptions {
 const ENDED = new Set(["finished", "failed", "interrupted"]);
 
 /**
- * Answers `GET /api/runs/:name/events`. Validates the run and the cursor
+ * Answers `GET /api/runs/<id>/events` (`id` may be nested, `parent/name`). Validates the run and the cursor
  * (`?since=` or the `Last-Event-ID` header) before streaming, so bad
  * requests get a plain 400/404.
  */
@@ -89,7 +89,7 @@ async function pollRun(
         lastSummary = summaryText;
         quietSince = Date.now();
       }
-      const path = await resolveInsideOrNull(root, [name, "metrics.jsonl"]);
+      const path = await resolveInsideOrNull(root, [...runSegments(name), "metrics.jsonl"]);
       const final = summary.status !== null && ENDED.has(summary.status);
       let chunk;
       try {

@@ -43,9 +43,12 @@ export function formatValue(value: number): string {
   return String(Number(value.toPrecision(4)));
 }
 
-/** The `/runs/<name>` link of a run (name percent-encoded, then escaped by the template). */
+/**
+ * The `/runs/<id>` link of a run: each part of the id percent-encoded, the
+ * `/` of a nested id (`distill-x/phase1`) kept (then escaped by the template).
+ */
 export function runHref(name: string): string {
-  return `/runs/${encodeURIComponent(name)}`;
+  return `/runs/${name.split("/").map(encodeURIComponent).join("/")}`;
 }
 
 /** The page frame: header with navigation, `body` in `<main>`, optional module scripts. */
@@ -94,34 +97,93 @@ function stepsText(run: RunSummary): string {
   return run.total_steps === null ? `${run.step}` : `${run.step} / ${run.total_steps}`;
 }
 
-/** The runs list: name, recipe, status, started, steps, best metric. */
-export function runsPage(runsDir: string, runs: RunSummary[]): Html {
-  const rows = runs.map((run) => {
-    const name = run.valid_name && run.error !== OUTSIDE
-      ? markup`<a href="${runHref(run.name)}">${run.name}</a>`
-      : run.name;
-    const error = run.error === null ? "" : markup`<div class="error">${run.error}</div>`;
-    return markup`<tr data-run="${run.name}">
-<td>${name}${error}</td>
+/** Whether a listed run can be opened (valid id, not a symlink leading outside). */
+function openable(run: RunSummary): boolean {
+  return run.valid_name && run.error !== OUTSIDE;
+}
+
+/**
+ * One row of a runs table. Nested runs (`parent` set) get the class
+ * `nested` (indented under their parent); groups show how many runs they hold.
+ */
+function runRow(run: RunSummary): Html {
+  const name = openable(run) ? markup`<a href="${runHref(run.name)}">${run.name}</a>` : run.name;
+  const count = run.kind === "group"
+    ? markup` <span class="muted">(${run.children.length} run${
+      run.children.length === 1 ? "" : "s"
+    })</span>`
+    : "";
+  const error = run.error === null ? "" : markup`<div class="error">${run.error}</div>`;
+  const classes = run.parent === null ? (run.kind === "group" ? "top group" : "top") : "nested";
+  const parent = run.parent === null ? "" : markup` data-parent="${run.parent}"`;
+  return markup`<tr class="${classes}" data-run="${run.name}"${parent}>
+<td>${name}${count}${error}</td>
 <td>${run.recipe ?? "—"}</td>
 <td>${statusBadge(run.status)}</td>
 <td>${formatTime(run.started_at)}</td>
 <td class="num">${stepsText(run)}</td>
 <td>${bestText(run.best)}</td>
 </tr>`;
-  });
+}
+
+function runsTable(runs: RunSummary[]): Html {
+  return markup`<table class="runs">
+<thead><tr><th>Name</th><th>Recipe</th><th>Status</th><th>Started (UTC)</th><th class="num">Steps</th><th>Best</th></tr></thead>
+<tbody>${runs.map(runRow)}</tbody>
+</table>`;
+}
+
+/**
+ * The runs list: name, recipe, status, started, steps, best metric. Runs
+ * nested in another directory follow it, indented (as `listRuns` orders them).
+ */
+export function runsPage(runsDir: string, runs: RunSummary[]): Html {
   const table = runs.length === 0
     ? markup`<p class="empty">No runs in <code>${runsDir}</code> yet.</p>`
-    : markup`<table class="runs">
-<thead><tr><th>Name</th><th>Recipe</th><th>Status</th><th>Started (UTC)</th><th class="num">Steps</th><th>Best</th></tr></thead>
-<tbody>${rows}</tbody>
-</table>`;
+    : runsTable(runs);
   return layout(
     "Runs",
     markup`<h1>Runs</h1>
 <p class="muted">Runs directory: <code>${runsDir}</code> · <a href="/compare">compare runs</a></p>
 ${table}`,
   );
+}
+
+/** The "part of" line of a nested run, linking to its parent. */
+function parentLine(summary: RunSummary): Html | string {
+  if (summary.parent === null) return "";
+  return markup`<p class="muted parent">Part of <a href="${
+    runHref(summary.parent)
+  }">${summary.parent}</a></p>`;
+}
+
+/** The runs nested in a run or group, as a runs table. */
+function nestedSection(nested: RunSummary[]): Html | string {
+  if (nested.length === 0) return "";
+  return markup`<section id="nested"><h2>Runs inside</h2>${runsTable(nested)}</section>`;
+}
+
+/**
+ * The page of a group (a directory holding nested runs but no run files of
+ * its own, such as a distill run's `phase1/`, `phase2/`): its summary from
+ * the nested runs, and their table.
+ */
+export function groupPage(summary: RunSummary, nested: RunSummary[]): Html {
+  const compare = nested.filter(openable).map((run) => `runs=${encodeURIComponent(run.name)}`);
+  const body = markup`<h1>${summary.name}</h1>
+<p class="muted">A directory of ${nested.length} run${nested.length === 1 ? "" : "s"}${
+    compare.length > 1
+      ? markup` · <a href="${`/compare?${compare.join("&")}`}">compare them</a>`
+      : ""
+  }</p>
+<dl class="summary">
+<div><dt>Recipe</dt><dd>${summary.recipe ?? "—"}</dd></div>
+<div><dt>Status</dt><dd id="run-status">${statusBadge(summary.status)}</dd></div>
+<div><dt>Started (UTC)</dt><dd>${formatTime(summary.started_at)}</dd></div>
+<div><dt>Updated (UTC)</dt><dd id="run-updated">${formatTime(summary.updated_at)}</dd></div>
+</dl>
+${nestedSection(nested)}`;
+  return layout(summary.name, body, { data: { group: summary.name } });
 }
 
 /** The error `listRuns` gives a symlink leading outside the runs directory. */
@@ -204,6 +266,8 @@ export interface RunPageData {
   evaluations: Evaluation[];
   /** Eval files that could not be read. */
   evalErrors: EvalProblem[];
+  /** Summaries of the runs nested in this one (usually none). */
+  nested?: RunSummary[];
 }
 
 /** The run page: summary, live charts (filled by `run.js`), evals, checkpoints, config. */
@@ -211,6 +275,7 @@ export function runPage(data: RunPageData): Html {
   const { summary } = data;
   const error = summary.error === null ? "" : markup`<p class="error">${summary.error}</p>`;
   const body = markup`<h1>${summary.name}</h1>
+${parentLine(summary)}
 ${error}
 <dl class="summary">
 <div><dt>Recipe</dt><dd>${summary.recipe ?? "—"}</dd></div>
@@ -226,6 +291,7 @@ ${error}
 <p id="no-metrics" class="empty">No metrics yet.</p>
 <div id="malformed-section" hidden><h3>Malformed lines in <code>metrics.jsonl</code></h3><ul id="malformed" class="errors" data-count="0"></ul></div>
 </section>
+${nestedSection(data.nested ?? [])}
 ${evalSection(data.evaluations, data.evalErrors)}
 ${checkpointSection(data.checkpoints)}
 ${configSection(data.config)}`;
@@ -237,8 +303,8 @@ ${configSection(data.config)}`;
 
 /** The compare page: pick runs and a metric; `compare.js` draws them on one chart. */
 export function comparePage(runs: RunSummary[], selected: string[], metric: string): Html {
-  const openable = runs.filter((run) => run.valid_name && run.error !== OUTSIDE);
-  const boxes = openable.map((run) => {
+  const choices = runs.filter((run) => openable(run) && run.kind === "run");
+  const boxes = choices.map((run) => {
     const checked = selected.includes(run.name) ? markup` checked` : "";
     return markup`<label class="pick"><input type="checkbox" name="runs" value="${run.name}"${checked}> ${run.name} <span class="muted">${
       run.recipe ?? ""
@@ -248,7 +314,7 @@ export function comparePage(runs: RunSummary[], selected: string[], metric: stri
   const body = markup`<h1>Compare runs</h1>
 <form id="compare-form" method="get" action="/compare">
 <fieldset><legend>Runs</legend>${
-    openable.length === 0 ? markup`<p class="empty">No runs.</p>` : boxes
+    choices.length === 0 ? markup`<p class="empty">No runs.</p>` : boxes
   }</fieldset>
 <label>Metric <select id="metric" name="metric">${option}</select></label>
 <noscript><button type="submit">Show</button></noscript>

@@ -38,15 +38,23 @@ export {
   readConfig,
   readEvaluation,
   readRunSummary,
+  readRunTree,
   RUN_STATUSES,
   type RunConfig,
   type RunSummary,
 } from "./runs.ts";
 export {
+  assertRunId,
   assertRunName,
+  holdsRunFiles,
+  isValidRunId,
   isValidRunName,
+  MAX_RUN_ID_PARTS,
+  RESERVED_CHILD_NAMES,
   resolveInside,
   resolveInsideOrNull,
   resolveRunDir,
+  RUN_FILES,
   RUN_NAME_PATTERN,
+  runSegments,
 } from "./safe_paths.ts";

@@ -11,12 +11,15 @@ import { parse as parseYaml } from "yaml";
 import { InputError } from "@irforge/data/input-error";
 import { HttpError } from "./http_error.ts";
 import {
+  holdsRunFiles,
   isInside,
+  isValidRunId,
   isValidRunName,
   realRoot,
   resolveInside,
   resolveInsideOrNull,
   resolveRunDir,
+  runSegments,
 } from "./safe_paths.ts";
 
 /** The statuses `run.json` may hold. */
@@ -34,10 +37,23 @@ export interface BestMetric {
 
 /** One run as the runs list shows it. Fields are `null` when unknown. */
 export interface RunSummary {
-  /** Directory name. */
+  /**
+   * The run id: the directory's path below the runs directory, its name for
+   * a top-level run, `parent/name` for a nested one (`distill-x/phase1`).
+   */
   name: string;
-  /** Whether the directory name is a valid run name (only valid ones can be opened). */
+  /** Whether the id is a valid run id (only valid ones can be opened). */
   valid_name: boolean;
+  /**
+   * `run` for a run directory; `group` for a top-level directory that holds
+   * no run files itself but nested runs (the fields below then summarise
+   * its runs: earliest start, latest update, the most pressing status).
+   */
+  kind: "run" | "group";
+  /** Id of the directory this run is nested in, or `null` at the top level. */
+  parent: string | null;
+  /** Ids of the runs nested in this one, by name (empty for most runs). */
+  children: string[];
   /** Recipe from `run.json`. */
   recipe: string | null;
   /** `running`, `finished`, `failed`, `interrupted`, or `null` when unknown. */
@@ -58,10 +74,13 @@ export interface RunSummary {
   error: string | null;
 }
 
-function blankSummary(name: string): RunSummary {
+function blankSummary(name: string, parent: string | null = null): RunSummary {
   return {
     name,
-    valid_name: isValidRunName(name),
+    valid_name: parent === null ? isValidRunName(name) : isValidRunId(name),
+    kind: "run",
+    parent,
+    children: [],
     recipe: null,
     status: null,
     started_at: null,
@@ -135,36 +154,141 @@ export function applyRunJson(summary: RunSummary, value: unknown, shown: string)
   }
 }
 
-/** Summary of the run in directory `dir` (real path) named `name`. */
-async function summarize(dir: string, name: string): Promise<RunSummary> {
-  const summary = blankSummary(name);
-  const shown = `${name}/run.json`;
+/**
+ * Summary of run `id` from its `run.json`, read through
+ * {@linkcode resolveInsideOrNull} (a `run.json` linking outside the runs
+ * directory is an error, never read).
+ */
+async function summarize(root: string, id: string, parent: string | null): Promise<RunSummary> {
+  const summary = blankSummary(id, parent);
+  const shown = `${id}/run.json`;
   try {
-    applyRunJson(summary, await readJson(`${dir}/run.json`, shown), shown);
+    const path = await resolveInsideOrNull(root, [...runSegments(id), "run.json"]);
+    if (path === null) summary.error = `${shown}: missing`;
+    else applyRunJson(summary, await readJson(path, shown), shown);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) summary.error = `${shown}: missing`;
-    else if (error instanceof InputError) summary.error = error.message;
+    if (error instanceof InputError || error instanceof HttpError) summary.error = error.message;
     else summary.error = `${shown}: ${(error as Error).message}`;
   }
   return summary;
 }
 
-/** Summary of run `name` (400 bad name, 404 unknown, 403 outside). */
-export async function readRunSummary(root: string, name: string): Promise<RunSummary> {
-  const dir = await resolveRunDir(root, name);
-  return await summarize(dir, name);
+/** Order of statuses when a group summarises its runs: the first one present wins. */
+const GROUP_STATUS_ORDER = ["running", "failed", "interrupted", "finished"];
+
+/** The summary of a group directory `id` from its nested runs' summaries. */
+function groupSummary(id: string, children: RunSummary[]): RunSummary {
+  const summary = blankSummary(id);
+  summary.kind = "group";
+  summary.children = children.map((child) => child.name);
+  const recipes = new Set(children.map((child) => child.recipe));
+  if (recipes.size === 1) summary.recipe = children[0]!.recipe;
+  const statuses = new Set(children.map((child) => child.status));
+  summary.status = GROUP_STATUS_ORDER.find((status) => statuses.has(status)) ?? null;
+  const times = (pick: (run: RunSummary) => string | null) =>
+    children.map(pick).filter((time): time is string => time !== null).sort();
+  summary.started_at = times((run) => run.started_at)[0] ?? null;
+  summary.updated_at = times((run) => run.updated_at).at(-1) ?? null;
+  const finished = times((run) => run.finished_at);
+  summary.finished_at = summary.status !== "running" && finished.length === children.length
+    ? finished.at(-1) ?? null
+    : null;
+  return summary;
 }
 
 /**
- * Lists the runs below `root`: every subdirectory not starting with `.`,
- * newest start first. Entries with bad names or symlinks leading outside
- * are listed with an `error` (and cannot be opened). A missing runs
+ * The runs nested in top-level directory `id` (real path `dir`): its
+ * subdirectories that hold run files, by name. Subdirectories (or
+ * symlinks) leading outside the runs directory, or back to `dir` or above
+ * it, are skipped without looking inside them. Names that are no valid
+ * run id are listed with an `error` (and cannot be opened).
+ */
+async function nestedRuns(rootReal: string, dir: string, id: string): Promise<RunSummary[]> {
+  const runs: RunSummary[] = [];
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.name.startsWith(".") || !(entry.isDirectory || entry.isSymlink)) continue;
+      names.push(entry.name);
+    }
+  } catch {
+    return []; // unreadable: the directory itself is still listed
+  }
+  for (const name of names) {
+    let real: string;
+    try {
+      real = await Deno.realPath(`${dir}/${name}`);
+      if (!isInside(rootReal, real) || isInside(real, dir)) continue;
+      if (!(await Deno.stat(real)).isDirectory || !(await holdsRunFiles(real))) continue;
+    } catch {
+      continue; // dangling or unreadable
+    }
+    const childId = `${id}/${name}`;
+    if (!isValidRunId(childId)) {
+      runs.push({ ...blankSummary(childId, id), error: "invalid run name: cannot be opened" });
+      continue;
+    }
+    runs.push(await summarize(rootReal, childId, id));
+  }
+  runs.sort((a, b) => a.name.localeCompare(b.name));
+  return runs;
+}
+
+/**
+ * Summary of the top-level directory `id` (real path `dir`) and its nested
+ * runs: a `group` when it holds no run files but nested runs, else a run.
+ */
+async function summarizeTop(
+  rootReal: string,
+  dir: string,
+  id: string,
+): Promise<{ summary: RunSummary; children: RunSummary[] }> {
+  const children = await nestedRuns(rootReal, dir, id);
+  if (children.length > 0 && !(await holdsRunFiles(dir))) {
+    return { summary: groupSummary(id, children), children };
+  }
+  const summary = await summarize(rootReal, id, null);
+  summary.children = children.map((child) => child.name);
+  return { summary, children };
+}
+
+/**
+ * Summary of run `id` and of the runs nested in it (none for a nested run;
+ * those with bad names come with an `error`): 400 bad id, 404 unknown, 403
+ * outside.
+ */
+export async function readRunTree(
+  root: string,
+  id: string,
+): Promise<{ summary: RunSummary; children: RunSummary[] }> {
+  const dir = await resolveRunDir(root, id);
+  const rootReal = (await realRoot(root))!;
+  const segments = id.split("/");
+  if (segments.length > 1) {
+    return { summary: await summarize(rootReal, id, segments[0]!), children: [] };
+  }
+  return await summarizeTop(rootReal, dir, id);
+}
+
+/** Summary of run `id` (400 bad id, 404 unknown, 403 outside). */
+export async function readRunSummary(root: string, id: string): Promise<RunSummary> {
+  return (await readRunTree(root, id)).summary;
+}
+
+/**
+ * Lists the runs below `root`, newest start first: every top-level
+ * subdirectory not starting with `.`, each followed by the runs nested in
+ * it (subdirectories holding `run.json`, `metrics.jsonl` or `config.yaml`,
+ * one level down, by name). A top-level directory without run files of its
+ * own but with nested runs is listed as a `group`. Entries with bad names
+ * or symlinks leading outside are listed with an `error` (and cannot be
+ * opened; nested symlinks leading outside are not listed). A missing runs
  * directory lists as empty.
  */
 export async function listRuns(root: string): Promise<RunSummary[]> {
   const rootReal = await realRoot(root);
   if (rootReal === null) return [];
-  const runs: RunSummary[] = [];
+  const top: { summary: RunSummary; children: RunSummary[] }[] = [];
   for await (const entry of Deno.readDir(rootReal)) {
     if (entry.name.startsWith(".")) continue;
     const path = `${rootReal}/${entry.name}`;
@@ -175,20 +299,27 @@ export async function listRuns(root: string): Promise<RunSummary[]> {
       continue; // a dangling symlink is no run
     }
     if (!isInside(rootReal, real)) {
-      runs.push({ ...blankSummary(entry.name), error: "points outside the runs directory" });
+      top.push({
+        summary: { ...blankSummary(entry.name), error: "points outside the runs directory" },
+        children: [],
+      });
       continue;
     }
     if (!(await Deno.stat(real)).isDirectory) continue;
     if (!isValidRunName(entry.name)) {
-      runs.push({ ...blankSummary(entry.name), error: "invalid run name: cannot be opened" });
+      top.push({
+        summary: { ...blankSummary(entry.name), error: "invalid run name: cannot be opened" },
+        children: [],
+      });
       continue;
     }
-    runs.push(await summarize(real, entry.name));
+    top.push(await summarizeTop(rootReal, real, entry.name));
   }
-  runs.sort((a, b) =>
-    (b.started_at ?? "").localeCompare(a.started_at ?? "") || a.name.localeCompare(b.name)
+  top.sort((a, b) =>
+    (b.summary.started_at ?? "").localeCompare(a.summary.started_at ?? "") ||
+    a.summary.name.localeCompare(b.summary.name)
   );
-  return runs;
+  return top.flatMap(({ summary, children }) => [summary, ...children]);
 }
 
 /** The resolved configuration of a run. */
@@ -204,7 +335,11 @@ export interface RunConfig {
 /** Reads `config.yaml` of run `name` (404 when missing). */
 export async function readConfig(root: string, name: string): Promise<RunConfig> {
   await resolveRunDir(root, name);
-  const path = await resolveInside(root, [name, "config.yaml"], `${name}/config.yaml`);
+  const path = await resolveInside(
+    root,
+    [...runSegments(name), "config.yaml"],
+    `${name}/config.yaml`,
+  );
   const text = await Deno.readTextFile(path);
   try {
     return { text, parsed: parseYaml(text) ?? null, error: null };
@@ -250,7 +385,7 @@ async function walkFiles(dir: string, prefix: string, out: CheckpointFile[]): Pr
 /** Lists the checkpoints of run `name`, by step (empty when there are none). */
 export async function listCheckpoints(root: string, name: string): Promise<Checkpoint[]> {
   await resolveRunDir(root, name);
-  const dir = await resolveInsideOrNull(root, [name, "checkpoints"]);
+  const dir = await resolveInsideOrNull(root, [...runSegments(name), "checkpoints"]);
   if (dir === null) return [];
   const checkpoints: Checkpoint[] = [];
   for await (const entry of Deno.readDir(dir)) {
@@ -258,7 +393,7 @@ export async function listCheckpoints(root: string, name: string): Promise<Check
     if (!match) continue;
     let path: string | null;
     try {
-      path = await resolveInsideOrNull(root, [name, "checkpoints", entry.name]);
+      path = await resolveInsideOrNull(root, [...runSegments(name), "checkpoints", entry.name]);
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       // A symlink leading outside: list it as broken, read nothing from it.
@@ -287,7 +422,7 @@ export async function listCheckpoints(root: string, name: string): Promise<Check
     const shown = `${name}/checkpoints/${entry.name}/trainer_state.json`;
     try {
       const statePath = await resolveInsideOrNull(root, [
-        name,
+        ...runSegments(name),
         "checkpoints",
         entry.name,
         "trainer_state.json",
@@ -391,7 +526,7 @@ export async function listEvaluations(
   await resolveRunDir(root, name);
   const evaluations: Evaluation[] = [];
   const errors: EvalProblem[] = [];
-  const dir = await resolveInsideOrNull(root, [name, "eval"]);
+  const dir = await resolveInsideOrNull(root, [...runSegments(name), "eval"]);
   if (dir === null) return { evaluations, errors };
   const names = new Set<string>();
   for await (const entry of Deno.readDir(dir)) names.add(entry.name);
@@ -419,12 +554,12 @@ async function readEvaluationFile(
   siblings?: Set<string>,
 ): Promise<Evaluation> {
   const shown = `${name}/eval/${file}`;
-  const path = await resolveInside(root, [name, "eval", file], shown);
+  const path = await resolveInside(root, [...runSegments(name), "eval", file], shown);
   const parsed = parseEvaluation(await readJson(path, shown), step, shown, withPerQuery);
   const runFile = `step-${step}.run.txt`;
   const hasRun = siblings
     ? siblings.has(runFile)
-    : (await resolveInsideOrNull(root, [name, "eval", runFile])) !== null;
+    : (await resolveInsideOrNull(root, [...runSegments(name), "eval", runFile])) !== null;
   return { ...parsed, file, has_run: hasRun };
 }
 

@@ -5,6 +5,11 @@
  * real path (symlinks resolved) must lie inside the real runs directory, so
  * neither `..`, absolute paths nor symlinks can reach other files.
  *
+ * A run id is a run name (`blockrank-dl19`) or, for a run nested one level
+ * down such as a distill phase, two names joined by one `/`
+ * (`distill-x/phase1`). Each part is checked on its own, so an id never
+ * holds `..`, an empty part or an absolute path.
+ *
  * @module
  */
 
@@ -31,6 +36,50 @@ export function assertRunName(name: string): void {
         `(first a letter, digit or "_"; no ".."; at most 128 characters)`,
     );
   }
+}
+
+/**
+ * Names a nested run cannot have: they are the sub-resources of
+ * `/api/runs/<id>/…` (and `checkpoints`, `eval` are parts of every run), so
+ * `/api/runs/a/eval` always means the evaluations of run `a`.
+ */
+export const RESERVED_CHILD_NAMES: ReadonlySet<string> = new Set([
+  "metrics",
+  "config",
+  "checkpoints",
+  "eval",
+  "events",
+]);
+
+/** Most parts a run id has: a top-level run and one nested level. */
+export const MAX_RUN_ID_PARTS = 2;
+
+/**
+ * Whether `id` is an acceptable run id: one or two valid run names joined
+ * by `/`, the second not one of {@linkcode RESERVED_CHILD_NAMES}.
+ */
+export function isValidRunId(id: string): boolean {
+  const parts = id.split("/");
+  return parts.length <= MAX_RUN_ID_PARTS && parts.every(isValidRunName) &&
+    parts.slice(1).every((part) => !RESERVED_CHILD_NAMES.has(part));
+}
+
+/** Throws a 400 {@linkcode HttpError} unless `id` is a valid run id. */
+export function assertRunId(id: string): void {
+  if (!id.includes("/")) return assertRunName(id);
+  if (!isValidRunId(id)) {
+    throw new HttpError(
+      400,
+      `invalid run name ${JSON.stringify(id)}: a nested run is "<run>/<name>", both parts ` +
+        `valid run names, the second not ${[...RESERVED_CHILD_NAMES].join(", ")}`,
+    );
+  }
+}
+
+/** The path components of run `id` below the runs directory (400 for a bad id). */
+export function runSegments(id: string): string[] {
+  assertRunId(id);
+  return id.split("/");
 }
 
 /** Throws a 400 {@linkcode HttpError} unless `segment` is one plain path component. */
@@ -102,14 +151,38 @@ export async function resolveInside(
   return real;
 }
 
+/** The files whose presence makes a directory a run (`docs/run-layout.md`). */
+export const RUN_FILES: readonly string[] = ["run.json", "metrics.jsonl", "config.yaml"];
+
 /**
- * Resolves the directory of run `name`: 400 for a bad name, 404 when there
- * is no such directory, 403 when it is a symlink leading outside.
+ * Whether the directory `dir` (a real path) holds any of
+ * {@linkcode RUN_FILES}. Only looks at the entries (`lstat`): a symlinked
+ * file counts, but is not followed here.
  */
-export async function resolveRunDir(root: string, name: string): Promise<string> {
-  assertRunName(name);
-  const real = await resolveInside(root, [name], `run ${JSON.stringify(name)}`);
+export async function holdsRunFiles(dir: string): Promise<boolean> {
+  for (const file of RUN_FILES) {
+    try {
+      await Deno.lstat(join(dir, file));
+      return true;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return false;
+}
+
+/**
+ * Resolves the directory of run `id` (`name` or `parent/name`): 400 for a
+ * bad id, 404 when there is no such directory (or, for a nested id, when
+ * it holds no run files), 403 when it or its parent is a symlink leading
+ * outside.
+ */
+export async function resolveRunDir(root: string, id: string): Promise<string> {
+  const segments = runSegments(id);
+  const real = await resolveInside(root, segments, `run ${JSON.stringify(id)}`);
   const info = await Deno.stat(real);
-  if (!info.isDirectory) throw new HttpError(404, `run ${JSON.stringify(name)} not found`);
+  if (!info.isDirectory || (segments.length > 1 && !(await holdsRunFiles(real)))) {
+    throw new HttpError(404, `run ${JSON.stringify(id)} not found`);
+  }
   return real;
 }

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { HttpError } from "./http_error.ts";
-import { isValidRunName, resolveInside, resolveInsideOrNull, resolveRunDir } from "./safe_paths.ts";
+import {
+  isValidRunId,
+  isValidRunName,
+  resolveInside,
+  resolveInsideOrNull,
+  resolveRunDir,
+  runSegments,
+} from "./safe_paths.ts";
 
 const status = (code: number) => (e: unknown) => e instanceof HttpError && e.status === code;
 
@@ -63,4 +70,61 @@ Deno.test("resolveInside follows symlinks only while they stay inside", async ()
   // A file is not a run.
   await Deno.writeTextFile(join(root, "file"), "");
   await assert.rejects(() => resolveRunDir(root, "file"), status(404));
+});
+
+Deno.test("isValidRunId: one or two run names joined by one slash", () => {
+  for (const ok of ["run", "distill-x/phase1", "a/b", "v1.2/_x", "a/metricsx"]) {
+    assert.ok(isValidRunId(ok), ok);
+  }
+  for (
+    const bad of [
+      "",
+      "/",
+      "a/",
+      "/a",
+      "a//b",
+      "a/b/c",
+      "a/..",
+      "../a",
+      "a/../../etc",
+      "a/./b",
+      "a/.b",
+      "a\\b",
+      "a/b\0",
+      "/etc/passwd",
+      "a/metrics",
+      "a/eval",
+      "a/checkpoints",
+      "a/config",
+      "a/events",
+    ]
+  ) {
+    assert.ok(!isValidRunId(bad), bad);
+  }
+  assert.deepEqual(runSegments("distill-x/phase2"), ["distill-x", "phase2"]);
+  assert.throws(() => runSegments("a/../../etc"), status(400));
+});
+
+Deno.test("resolveRunDir: nested runs stay inside and must hold run files", async () => {
+  const root = await Deno.makeTempDir();
+  const outside = await Deno.makeTempDir();
+  await Deno.mkdir(join(root, "distill", "phase1"), { recursive: true });
+  await Deno.writeTextFile(join(root, "distill", "phase1", "metrics.jsonl"), "");
+  await Deno.mkdir(join(root, "distill", "notes"));
+  await Deno.writeTextFile(join(outside, "run.json"), "{}");
+  await Deno.symlink(outside, join(root, "distill", "away"));
+  await Deno.symlink(join(root, "distill"), join(root, "alias"));
+
+  const realRoot = await Deno.realPath(root);
+  assert.equal(
+    await resolveRunDir(root, "distill/phase1"),
+    join(realRoot, "distill", "phase1"),
+  );
+  // Through a symlink that stays inside.
+  assert.equal(await resolveRunDir(root, "alias/phase1"), join(realRoot, "distill", "phase1"));
+  await assert.rejects(() => resolveRunDir(root, "distill/notes"), status(404));
+  await assert.rejects(() => resolveRunDir(root, "distill/missing"), status(404));
+  await assert.rejects(() => resolveRunDir(root, "distill/away"), status(403));
+  await assert.rejects(() => resolveRunDir(root, "distill/../x"), status(400));
+  await assert.rejects(() => resolveRunDir(root, "distill/phase1/x"), status(400));
 });

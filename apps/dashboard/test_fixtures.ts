@@ -183,3 +183,66 @@ export async function makeRunsDir(runs: FixtureRun[]): Promise<string> {
   await writeRuns(root, runs);
   return root;
 }
+
+/** One metrics line with exactly the given values (no derived numbers). */
+export function metricsLine(step: number, values: Record<string, number>): string {
+  return JSON.stringify({
+    step,
+    time: new Date(Date.UTC(2026, 10, 24, 8, 0, step)).toISOString(),
+    ...values,
+  }) + "\n";
+}
+
+/**
+ * A distill-style run as `trainDistill` writes it: a directory `name` with
+ * no run files of its own, holding two complete runs `name/phase1`
+ * (finished, steps 10 and 20) and `name/phase2` (running, steps 5 and 10),
+ * each with its own `run.json`, `config.yaml`, `metrics.jsonl`, one
+ * checkpoint and one evaluation. Values are fixed so tests can assert them.
+ */
+export function distillRuns(name: string): FixtureRun[] {
+  const phase = (n: 1 | 2, overrides: Record<string, unknown>): unknown =>
+    runJson(`${name}-phase${n}`, { recipe: "distill", ...overrides });
+  return [
+    {
+      name: `${name}/phase1`,
+      runJson: phase(1, {
+        status: "finished",
+        started_at: "2026-11-24T08:00:00.000Z",
+        updated_at: "2026-11-24T08:30:00.000Z",
+        finished_at: "2026-11-24T08:30:00.000Z",
+        step: 20,
+        total_steps: 20,
+        best: null,
+      }),
+      config: "recipe: distill\nphase: 1\n",
+      metrics: metricsLine(10, { "train/loss": 0.875, "train/distill_loss": 0.5 }) +
+        metricsLine(20, { "train/loss": 0.625, "train/distill_loss": 0.25 }),
+      checkpoints: [{ step: 20, files: { "model.safetensors": new Uint8Array(1234) } }],
+      evals: [{ step: 20, content: { step: 20, metrics: { "ndcg@10": 0.4375 }, per_query: {} } }],
+    },
+    {
+      name: `${name}/phase2`,
+      runJson: phase(2, {
+        status: "running",
+        started_at: "2026-11-24T09:00:00.000Z",
+        updated_at: "2026-11-24T09:10:00.000Z",
+        step: 10,
+        total_steps: 40,
+        best: { metric: "eval/ndcg@10", value: 0.5625, step: 10 },
+      }),
+      config: "recipe: distill\nphase: 2\n",
+      metrics: metricsLine(5, { "train/loss": 1.5, "train/infonce_loss": 1.25 }) +
+        metricsLine(10, { "train/loss": 1.125, "eval/ndcg@10": 0.5625 }),
+      checkpoints: [{ step: 10, files: { "model.safetensors": new Uint8Array(4321) } }],
+      evals: [{
+        step: 10,
+        content: {
+          step: 10,
+          metrics: { "ndcg@10": 0.5625 },
+          per_query: { q7: { "ndcg@10": 0.75 }, q8: { "ndcg@10": 0.375 } },
+        },
+      }],
+    },
+  ];
+}

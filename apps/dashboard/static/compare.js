@@ -23,7 +23,7 @@ async function fetchMore(name) {
   const state = loaded.get(name) ?? { next: "", records: [] };
   loaded.set(name, state);
   for (;;) {
-    const url = `/api/runs/${encodeURIComponent(name)}/metrics?since=${
+    const url = `/api/runs/${name.split("/").map(encodeURIComponent).join("/")}/metrics?since=${
       encodeURIComponent(state.next)
     }`;
     const response = await fetch(url);

@@ -5,7 +5,8 @@
 import { CHART_GROUPS, chartGroup, formatNumber, LineChart } from "./chart.js";
 
 const runName = document.body.dataset.run ?? "";
-const api = `/api/runs/${encodeURIComponent(runName)}`;
+// A nested run's id keeps its "/" (`distill-x/phase1`); each part is encoded.
+const api = `/api/runs/${runName.split("/").map(encodeURIComponent).join("/")}`;
 const chartsBox = document.getElementById("charts");
 const live = document.getElementById("live");
 const pending = document.getElementById("pending");
