@@ -157,6 +157,12 @@ export const dataKeys = {
     doc: "fraction of training examples held out for evaluation",
   }),
   dataset_seed: int({ default: 42, min: 0, doc: "seed of the split and of data shuffling" }),
+  max_eval_samples: optionalInt({
+    default: null,
+    min: 1,
+    doc:
+      "evaluate on at most this many held-out examples or queries, the first in order (null: all)",
+  }),
   group_size: int({
     default: 8,
     min: 1,

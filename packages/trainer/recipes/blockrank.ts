@@ -60,6 +60,7 @@ import {
   type TextTokenizer,
   TokenKind,
 } from "@irforge/data";
+import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluateRun, type ScoredDocument } from "@irforge/eval";
 import { createLoss, type Loss } from "@irforge/losses";
 import type { Config } from "../config/schema.ts";
@@ -211,7 +212,10 @@ export async function readBlockRankData(config: Config): Promise<BlockRankData> 
   }
   const train = candidates ? singlePositiveExamples(trainExamples) : trainExamples;
   if (train.length === 0) throw new Error(`${d.data_path}: no training example has a positive`);
-  return { train, eval: evalExamples, evalQrels, notes };
+  const evalKept = firstEvalSamples(evalExamples, d.max_eval_samples);
+  const capNote = evalCapNote(evalKept.length, evalExamples.length, "queries");
+  if (capNote) notes.push(capNote);
+  return { train, eval: evalKept, evalQrels, notes };
 }
 
 /**

@@ -63,6 +63,7 @@ import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
 import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { countTargets, splitHeldOut } from "./sft.ts";
+import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
@@ -272,7 +273,9 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
   const shorten = (lists: readonly CandidateList[]) =>
     shortenLists(lists, tokenizer, d.query_max_len, d.passage_max_len);
   const trainLists = shorten(data.train);
-  const evalLists = shorten(data.eval);
+  const evalLists = shorten(firstEvalSamples(data.eval, d.max_eval_samples));
+  const capNote = evalCapNote(evalLists.length, data.eval.length, "queries");
+  if (capNote) log(`listwise: ${capNote}`);
   const examples = listwiseExamples(trainLists, data.qrels, {
     windowSize,
     stride,

@@ -59,6 +59,7 @@ import type { Rng } from "../rng.ts";
 import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
 import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
+import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 
 const ROLES = new Set(["system", "user", "assistant"]);
 
@@ -299,10 +300,13 @@ export async function sftTask(config: Config, options: SftOptions = {}) {
   const fit = (records: readonly SftRecord[]) =>
     records.map((r) => fitRecord(tokenizer, r, maxSeqLength));
   const fittedTrain = fit(trainRecords).filter((f) => f.answerStart >= 0);
-  const fittedEval = fit(evalRecords).filter((f) => f.answerStart > 0);
+  const evaluable = fit(evalRecords).filter((f) => f.answerStart > 0);
+  const fittedEval = firstEvalSamples(evaluable, d.max_eval_samples);
   const shortened = fittedTrain.filter((f) => f.shortened).length;
   const droppedTrain = trainRecords.length - fittedTrain.length;
-  const droppedEval = evalRecords.length - fittedEval.length;
+  const droppedEval = evalRecords.length - evaluable.length;
+  const capNote = evalCapNote(fittedEval.length, evaluable.length, "examples");
+  if (capNote) log(`sft: ${capNote}`);
   if (shortened > 0) {
     log(
       `sft: ${shortened} of ${trainRecords.length} training records shortened to fit max_seq_length ${maxSeqLength}`,

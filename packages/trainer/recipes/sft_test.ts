@@ -264,7 +264,7 @@ if (stories && hotpot) {
       await getDevice();
       const dir = await Deno.makeTempDir();
       // Closed-book HotpotQA chats (question → answer): short enough to pack several per row.
-      const records: SftRecord[] = (await readHotpotQa(hotpot)).slice(0, 10).map((e) => ({
+      const records: SftRecord[] = (await readHotpotQa(hotpot)).slice(0, 11).map((e) => ({
         id: e.id,
         messages: [
           { role: "user", content: `Question: ${e.question}` },
@@ -283,6 +283,8 @@ if (stories && hotpot) {
           "training.eval_strategy=steps",
           "training.eval_steps=6",
           `data.eval_data_path=${hotpot}`,
+          // Three held-out records, the first two evaluated.
+          "data.max_eval_samples=2",
         ];
         const config = sftConfig(sets);
         const task = await sftTask(config, {
@@ -307,7 +309,7 @@ if (stories && hotpot) {
           }
           assert.deepEqual(
             Object.keys(evalFile.per_query).sort(),
-            records.slice(8).map((r) => r.id).sort(),
+            records.slice(8, 10).map((r) => r.id).sort(),
           );
         }
         const evalLoss = (s: number) =>
