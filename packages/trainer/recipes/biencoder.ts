@@ -13,12 +13,18 @@
  * Evaluation: `eval_qrels_path` (queries from `eval_data_path` or the same
  * queries file) against the whole corpus.
  *
+ * With `use_lora` only the adapter trains (its dropout is off during
+ * evaluation and seeded from the trainer's RNG per micro-batch, so a
+ * resumed run draws the same masks); checkpoints then hold the adapter in
+ * peft's format (`adapter_config.json` + `adapter_model.safetensors`)
+ * instead of `model.safetensors`.
+ *
  * @module
  */
 
 import { join } from "node:path";
 import { noGrad, type Tensor, tidy } from "@irforge/tensor";
-import type { CausalLM, TokenBatch } from "@irforge/model";
+import type { CausalLM, ModelInputs, TokenBatch } from "@irforge/model";
 import { disposeInputs, uploadInputs } from "@irforge/model";
 import {
   BinaryDataset,
@@ -42,7 +48,15 @@ import { createLoss, type Loss, lossInfo } from "@irforge/losses";
 import { evaluateRetriever } from "@irforge/eval";
 import type { Config } from "../config/schema.ts";
 import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
-import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import {
+  disposeLoaded,
+  loadCheckpointWeights,
+  type LoadedModel,
+  loadModel,
+  saveCheckpointWeights,
+  seedAdapterDropout,
+  setAdapterTraining,
+} from "./model_setup.ts";
 import { pool, type Pooling } from "./pooling.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { exactTopKGpu } from "./top_k.ts";
@@ -60,19 +74,63 @@ export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
   };
 }
 
-/** Embeds collated rows: forward to the final hidden state, then pooling. */
+/**
+ * Embeds collated rows: forward to the final hidden state, then pooling.
+ * The uploaded inputs are freed on return, unless `live` is given: then they
+ * are pushed onto it and the caller frees them (`disposeInputs`) after
+ * backward, which re-reads them when layers are checkpointed.
+ */
 export function embedBatch(
   model: CausalLM,
   batch: CollatedBatch,
   pooling: Pooling,
   normalize: boolean,
+  live?: ModelInputs[],
 ): Tensor {
   const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  live?.push(inputs);
   try {
     const { hidden } = model.forward(inputs, { output: "hidden" });
     return tidy(() => pool(hidden!, batch.attentionMask, pooling, normalize));
   } finally {
-    disposeInputs(inputs);
+    if (!live) disposeInputs(inputs);
+  }
+}
+
+/** How {@link embedTexts} tokenizes and pools. */
+export interface EmbedTextsOptions {
+  /** Tokens per text (BOS and EOS included). */
+  maxLength: number;
+  pooling: Pooling;
+  normalize: boolean;
+  /** Padded length is a multiple of this (default 8). */
+  padToMultipleOf?: number;
+}
+
+/**
+ * Embeddings `[texts, hidden]` (row-major) of `texts`, each encoded with BOS
+ * and EOS, without gradients. The model runs in whatever mode it is in (a
+ * LoRA adapter's dropout is the caller's business).
+ */
+export async function embedTexts(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  texts: readonly string[],
+  options: EmbedTextsOptions,
+): Promise<Float32Array> {
+  const { maxLength, pooling, normalize } = options;
+  const batch = collate(
+    texts.map((text) => {
+      const ids = encodeText(tokenizer, text, { maxLength, appendEos: true, prependBos: true });
+      return { inputIds: ids, labels: ids.map(() => -100) };
+    }),
+    { padId: tokenizer.padId, padToMultipleOf: options.padToMultipleOf ?? 8 },
+  );
+  const embeddings = noGrad(() => tidy(() => embedBatch(model, batch, pooling, normalize)));
+  try {
+    return await embeddings.toArray() as Float32Array;
+  } finally {
+    embeddings.dispose();
   }
 }
 
@@ -135,13 +193,26 @@ export interface BiencoderOptions {
   log?: (line: string) => void;
 }
 
+/** A built bi-encoder task with its model. */
+export type BiencoderTask = TrainingTask & {
+  /** The model, tokenizer, trainable parameters and LoRA adapter (if any). */
+  loaded: LoadedModel;
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  /**
+   * Embeddings `[texts, hidden]` of `texts` truncated to `maxLength` tokens,
+   * as evaluation computes them (adapter dropout off).
+   */
+  embed(texts: readonly string[], maxLength: number): Promise<Float32Array>;
+  dispose(): void;
+};
+
 /** Builds the bi-encoder training task of `config`. */
 export async function biencoderTask(
   config: Config,
   options: BiencoderOptions = {},
-): Promise<TrainingTask & { model: CausalLM; tokenizer: TextTokenizer; dispose(): void }> {
+): Promise<BiencoderTask> {
   const data = options.data ?? await readRetrievalData(config);
-  const { model, tokenizer, trainable } = await loadModel(config);
   const d = config.data, t = config.training;
   const pooling = config.model.pooling;
   const normalize = config.model.normalize;
@@ -184,47 +255,69 @@ export async function biencoderTask(
     passageMaxLen: d.passage_max_len,
     padToMultipleOf: d.pad_to_multiple_of ?? 8,
   };
+  // Loaded last, so that a data or loss error above leaves nothing on the GPU.
+  const loaded = await loadModel(config);
+  const { model, tokenizer, trainable } = loaded;
 
-  const encoder = (maxLength: number) => (texts: readonly string[]): Promise<Float32Array> => {
-    const batch = collate(
-      texts.map((text) => {
-        const ids = encodeText(tokenizer, text, { maxLength, appendEos: true, prependBos: true });
-        return { inputIds: ids, labels: ids.map(() => -100) };
-      }),
-      { padId: tokenizer.padId, padToMultipleOf: collateOptions.padToMultipleOf },
-    );
-    const embeddings = noGrad(() => tidy(() => embedBatch(model, batch, pooling, normalize)));
-    return embeddings.toArray().finally(() => embeddings.dispose()) as Promise<Float32Array>;
+  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
+  // returns and re-reads them when layers are checkpointed.
+  const liveInputs: ModelInputs[] = [];
+  const release = () => {
+    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
   };
 
-  const evaluate = async (): Promise<EvalOutcome> => {
-    if (!data.evalQrels || !data.evalQueries) throw new Error("no evaluation data");
-    const documents = new Map<string, string>();
-    for (const [id, doc] of data.corpus) documents.set(id, passageText(doc));
-    const result = await evaluateRetriever({
-      queries: data.evalQueries,
-      documents,
-      qrels: data.evalQrels,
-      encodeQueries: encoder(d.query_max_len),
-      encodeDocuments: encoder(d.passage_max_len),
-      search: exactTopKGpu,
-    }, { k: 100, batchSize: t.per_device_eval_batch_size, measures: RETRIEVAL_MEASURES });
-    return evaluationToOutcome(result.evaluation, result.run, "biencoder");
+  const encoder = (maxLength: number) => (texts: readonly string[]): Promise<Float32Array> =>
+    embedTexts(model, tokenizer, texts, {
+      maxLength,
+      pooling,
+      normalize,
+      padToMultipleOf: collateOptions.padToMultipleOf,
+    });
+
+  // Evaluation mode (no adapter dropout) for the duration of `fn`.
+  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
+    release();
+    setAdapterTraining(loaded, false);
+    try {
+      return await fn();
+    } finally {
+      setAdapterTraining(loaded, true);
+    }
   };
+
+  const evaluate = (): Promise<EvalOutcome> =>
+    inEvalMode(async () => {
+      if (!data.evalQrels || !data.evalQueries) throw new Error("no evaluation data");
+      const documents = new Map<string, string>();
+      for (const [id, doc] of data.corpus) documents.set(id, passageText(doc));
+      const result = await evaluateRetriever({
+        queries: data.evalQueries,
+        documents,
+        qrels: data.evalQrels,
+        encodeQueries: encoder(d.query_max_len),
+        encodeDocuments: encoder(d.passage_max_len),
+        search: exactTopKGpu,
+      }, { k: 100, batchSize: t.per_device_eval_batch_size, measures: RETRIEVAL_MEASURES });
+      return evaluationToOutcome(result.evaluation, result.run, "biencoder");
+    });
 
   return {
     recipe: "biencoder",
+    loaded,
     model,
     tokenizer,
     parameters: trainable,
     batchesPerEpoch,
-    async microBatch(epoch, index) {
+    embed: (texts, maxLength) => inEvalMode(() => encoder(maxLength)(texts)),
+    async microBatch(epoch, index, rng) {
+      release();
+      seedAdapterDropout(loaded, rng);
       const order = epochPermutation(dataset.length, d.dataset_seed, epoch);
       const items = order.slice(index * batchSize, (index + 1) * batchSize)
         .map((i) => dataset.get(i, epoch));
       const batch = collateRetrieval(items, tokenizer, collateOptions);
-      const q = embedBatch(model, batch.queries, pooling, normalize);
-      const p = embedBatch(model, batch.passages, pooling, normalize);
+      const q = embedBatch(model, batch.queries, pooling, normalize, liveInputs);
+      const p = embedBatch(model, batch.passages, pooling, normalize, liveInputs);
       const out = await loss.compute({
         queryEmbeddings: q,
         passageEmbeddings: p,
@@ -234,9 +327,12 @@ export async function biencoderTask(
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
     },
     evaluate: data.evalQrels ? evaluate : undefined,
-    saveWeights: (dir) => saveWeights(dir, trainable),
-    loadWeights: (dir) => loadWeights(dir, trainable),
-    dispose: () => model.dispose(),
+    saveWeights: (dir) => saveCheckpointWeights(dir, loaded),
+    loadWeights: (dir) => loadCheckpointWeights(dir, loaded),
+    dispose: () => {
+      release();
+      disposeLoaded(loaded);
+    },
   };
 }
 

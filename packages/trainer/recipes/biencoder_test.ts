@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getDevice } from "@irforge/tensor";
+import { backward, getDevice, memoryStats, tidyAsync, zeroGrad } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
+import { loadLoraAdapter } from "@irforge/model";
+import { openCheckpoint } from "@irforge/model/safetensors";
+import { passageText } from "@irforge/data";
 import { defaultConfig } from "../default/mod.ts";
 import { train } from "../loop.ts";
-import { biencoderTask, readRetrievalData } from "./biencoder.ts";
+import { Rng } from "../rng.ts";
+import { biencoderTask, embedTexts, readRetrievalData } from "./biencoder.ts";
+import { disposeLoaded, loadModel } from "./model_setup.ts";
 import { poolingWeights } from "./pooling.ts";
 
 Deno.test("pooling weights: mean, last and cls for either padding side", () => {
@@ -87,42 +92,242 @@ gpuTest("default run (shortened): run directory complete, loss decreases", async
   }
 });
 
+async function readRecords(runPath: string): Promise<Record<string, number>[]> {
+  return (await Deno.readTextFile(join(runPath, "metrics.jsonl"))).trim().split("\n")
+    .map((l) => JSON.parse(l));
+}
+
+const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
+
+/** A small LoRA bi-encoder: rank 4, dropout on (so masks must be seeded and replayed). */
+const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+for (const lora of [false, true]) {
+  gpuTest(
+    `biencoder${
+      lora ? " + LoRA" : ""
+    }: 4 steps straight = 2 steps, interrupt, resume 2 (identical losses)`,
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      const sets = (name: string) => [
+        `training.output_dir=${join(dir, name)}`,
+        "training.max_steps=4",
+        "training.logging_steps=1",
+        "training.gradient_accumulation_steps=2",
+        "training.per_device_train_batch_size=4",
+        "training.eval_strategy=no",
+        "training.save_strategy=steps",
+        "training.save_steps=2",
+        "data.group_size=2",
+        ...(lora ? loraSets : []),
+      ];
+      try {
+        const straightConfig = await defaultConfig(sets("straight"));
+        const data = await readRetrievalData(straightConfig);
+        const a = await biencoderTask(straightConfig, { data });
+        const full = await train({ config: straightConfig, task: a, ...quiet });
+        a.dispose();
+        assert.equal(full.status, "finished", full.error?.stack);
+        const splitConfig = await defaultConfig(sets("split"));
+        const b = await biencoderTask(splitConfig, { data });
+        const half = await train({ config: splitConfig, task: b, ...quiet, interruptAfterStep: 2 });
+        b.dispose();
+        assert.equal(half.status, "interrupted");
+        const c = await biencoderTask(splitConfig, { data });
+        const rest = await train({ config: splitConfig, task: c, ...quiet, resume: half.runPath });
+        c.dispose();
+        assert.equal(rest.status, "finished", rest.error?.stack);
+        const losses = async (path: string) =>
+          (await readRecords(path)).filter((r) => "train/loss" in r)
+            .map((r) => [r.step, r["train/loss"], r["train/grad_norm"]]);
+        const expected = await losses(full.runPath);
+        assert.equal(expected.length, 4);
+        assert.deepEqual(await losses(half.runPath), expected);
+        const files = [...Deno.readDirSync(join(half.runPath, "checkpoints", "checkpoint-4"))]
+          .map((e) => e.name).sort();
+        assert.deepEqual(
+          files,
+          lora
+            ? [
+              "adapter_config.json",
+              "adapter_model.safetensors",
+              "optimizer.safetensors",
+              "trainer_state.json",
+            ]
+            : ["model.safetensors", "optimizer.safetensors", "trainer_state.json"],
+        );
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
 gpuTest(
-  "biencoder: 4 steps straight = 2 steps, interrupt, resume 2 (identical losses)",
+  "biencoder + LoRA: checkpoint is a peft adapter; loading it back gives the trained embeddings",
   async () => {
     await getDevice();
     const dir = await Deno.makeTempDir();
-    const sets = (name: string) => [
-      `training.output_dir=${join(dir, name)}`,
-      "training.max_steps=4",
-      "training.logging_steps=1",
-      "training.gradient_accumulation_steps=2",
+    const sets = [
+      `training.output_dir=${join(dir, "run")}`,
+      ...loraSets,
+      "training.max_steps=3",
+      "training.learning_rate=0.01",
       "training.per_device_train_batch_size=4",
+      "training.logging_steps=1",
       "training.eval_strategy=no",
-      "training.save_strategy=no",
+      "training.save_strategy=steps",
+      "training.save_steps=3",
       "data.group_size=2",
     ];
-    const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
     try {
-      const straightConfig = await defaultConfig(sets("straight"));
-      const data = await readRetrievalData(straightConfig);
-      const a = await biencoderTask(straightConfig, { data });
-      const full = await train({ config: straightConfig, task: a, ...quiet });
+      const config = await defaultConfig(sets);
+      const data = await readRetrievalData(config);
+      const queries = [...data.evalQueries!.values()].slice(0, 6);
+      const passages = [...data.corpus.values()].slice(0, 6).map(passageText);
+      const q = config.data.query_max_len, p = config.data.passage_max_len;
+
+      const a = await biencoderTask(config, { data });
+      const before = await a.embed(queries, q);
+      const result = await train({ config, task: a, ...quiet });
+      assert.equal(result.status, "finished", result.error?.stack);
+      const trained = [await a.embed(queries, q), await a.embed(passages, p)];
+      // Evaluation mode: no dropout, so embedding twice gives the same numbers.
+      assert.deepEqual(await a.embed(queries, q), trained[0]);
+      const trainedEval = await a.evaluate!();
+      const trainedParams = new Map<string, Float32Array>();
+      for (const [name, t] of a.parameters) {
+        trainedParams.set(name, await t.toArray() as Float32Array);
+      }
       a.dispose();
-      const splitConfig = await defaultConfig(sets("split"));
-      const b = await biencoderTask(splitConfig, { data });
-      const half = await train({ config: splitConfig, task: b, ...quiet, interruptAfterStep: 2 });
-      b.dispose();
-      assert.equal(half.status, "interrupted");
-      const c = await biencoderTask(splitConfig, { data });
-      const rest = await train({ config: splitConfig, task: c, ...quiet, resume: half.runPath });
-      c.dispose();
-      assert.equal(rest.status, "finished");
-      const expected = await readLosses(full.runPath);
-      assert.equal(expected.length, 4);
-      assert.deepEqual(await readLosses(half.runPath), expected);
+      // Training moved the embeddings, so equal embeddings below mean the adapter came back.
+      assert.ok(maxAbsDiff(before, trained[0]!) > 1e-3, "training did not change the embeddings");
+
+      const checkpoint = join(result.runPath, "checkpoints", "checkpoint-3");
+      const files = [...Deno.readDirSync(checkpoint)].map((e) => e.name).sort();
+      assert.deepEqual(files, [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "optimizer.safetensors",
+        "trainer_state.json",
+      ]);
+      const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
+      assert.equal(peft.peft_type, "LORA");
+      assert.equal(peft.r, 4);
+      assert.equal(peft.lora_dropout, 0.1);
+      // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
+      const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
+      try {
+        const names = saved.names().sort();
+        assert.equal(names.length, trainedParams.size);
+        assert.ok(names.length > 0);
+        for (const name of names) {
+          assert.match(
+            name,
+            /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
+          );
+          const values = await saved.read(name, { as: "f32" });
+          assert.deepEqual(values, trainedParams.get(name), name);
+        }
+      } finally {
+        saved.close();
+      }
+
+      // Independently: the base model plus the saved adapter through peft's loader.
+      const base = await loadModel(await defaultConfig([...sets, "model.use_lora=false"]));
+      try {
+        const adapter = await loadLoraAdapter(base.model, checkpoint);
+        adapter.training = false;
+        const options = { pooling: config.model.pooling, normalize: config.model.normalize };
+        const reloaded = [
+          await embedTexts(base.model, base.tokenizer, queries, { ...options, maxLength: q }),
+          await embedTexts(base.model, base.tokenizer, passages, { ...options, maxLength: p }),
+        ];
+        assert.ok(maxAbsDiff(reloaded[0]!, trained[0]!) <= 1e-6);
+        assert.ok(maxAbsDiff(reloaded[1]!, trained[1]!) <= 1e-6);
+        adapter.dispose();
+      } finally {
+        disposeLoaded(base);
+      }
+
+      // And through the recipe's own checkpoint loading (what --resume does).
+      const b = await biencoderTask(config, { data });
+      try {
+        assert.deepEqual(await b.embed(queries, q), before); // a fresh adapter: the base model
+        await b.loadWeights(checkpoint);
+        assert.ok(maxAbsDiff(await b.embed(queries, q), trained[0]!) <= 1e-6);
+        assert.ok(maxAbsDiff(await b.embed(passages, p), trained[1]!) <= 1e-6);
+        assert.deepEqual((await b.evaluate!()).metrics, trainedEval.metrics);
+      } finally {
+        b.dispose();
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   },
 );
+
+for (const lora of [false, true]) {
+  gpuTest(
+    `biencoder${
+      lora ? " + LoRA" : ""
+    }: gradient checkpointing gives the same loss and gradients; dispose frees all`,
+    async () => {
+      await getDevice();
+      const run = async (checkpointing: boolean) => {
+        const config = await defaultConfig([
+          "training.per_device_train_batch_size=4",
+          "data.group_size=2",
+          `training.gradient_checkpointing=${checkpointing}`,
+          ...(lora ? loraSets : []),
+        ]);
+        const liveBefore = memoryStats().liveBytes;
+        const task = await biencoderTask(config);
+        assert.equal(task.model.gradientCheckpointing, checkpointing);
+        let result: { loss: number; grads: Map<string, Float32Array> };
+        try {
+          // As the training loop runs a micro-batch: backward after microBatch has returned.
+          const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
+          backward(out.loss);
+          const [loss] = await out.loss.toArray();
+          out.loss.dispose();
+          for (const t of Object.values(out.parts ?? {})) t.dispose();
+          for (const v of Object.values(out.metrics ?? {})) if (typeof v !== "number") v.dispose();
+          const grads = new Map<string, Float32Array>();
+          for (const [name, t] of task.parameters) {
+            assert.ok(t.grad, `${name} has no gradient`);
+            grads.set(name, await t.grad.toArray() as Float32Array);
+          }
+          zeroGrad(task.parameters.values());
+          result = { loss: loss!, grads };
+        } finally {
+          task.dispose();
+        }
+        // The model, its adapter and the inputs kept for backward are all freed.
+        assert.equal(memoryStats().liveBytes, liveBefore, "GPU memory left after dispose()");
+        return result;
+      };
+      const plain = await run(false);
+      const checkpointed = await run(true);
+      assert.ok(
+        Math.abs(plain.loss - checkpointed.loss) <= 1e-5,
+        `${plain.loss} vs ${checkpointed.loss}`,
+      );
+      let largest = 0;
+      for (const [name, g] of plain.grads) {
+        const diff = maxAbsDiff(g, checkpointed.grads.get(name)!);
+        assert.ok(diff <= 1e-5, `${name}: gradients differ by ${diff}`);
+        for (const v of g) largest = Math.max(largest, Math.abs(v));
+      }
+      assert.ok(largest > 1e-4, "all gradients are (nearly) zero: the comparison shows nothing");
+    },
+  );
+}
