@@ -24,8 +24,8 @@
 
 import { join } from "node:path";
 import { noGrad, type Tensor, tidy } from "@irforge/tensor";
-import type { CausalLM, ModelInputs, TokenBatch } from "@irforge/model";
-import { disposeInputs, uploadInputs } from "@irforge/model";
+import type { CausalLM, ModelInputs, PoolingBatch, PoolingMode, TokenBatch } from "@irforge/model";
+import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import {
   BinaryDataset,
   type BinaryDatasetOptions,
@@ -57,9 +57,9 @@ import {
   seedAdapterDropout,
   setAdapterTraining,
 } from "./model_setup.ts";
-import { pool, type Pooling } from "./pooling.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { exactTopKGpu } from "./top_k.ts";
+import { evalCapNote, firstEvalQueries } from "./eval_samples.ts";
 
 /** Token batch of collated rows (what `uploadInputs` takes). */
 export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
@@ -74,6 +74,11 @@ export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
   };
 }
 
+/** Which tokens of a collated batch are real, for `poolHidden`. */
+export function poolingBatch(batch: CollatedBatch): PoolingBatch {
+  return { batch: batch.rows, length: batch.length, attentionMask: batch.attentionMask };
+}
+
 /**
  * Embeds collated rows: forward to the final hidden state, then pooling.
  * The uploaded inputs are freed on return, unless `live` is given: then they
@@ -83,7 +88,7 @@ export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
 export function embedBatch(
   model: CausalLM,
   batch: CollatedBatch,
-  pooling: Pooling,
+  pooling: PoolingMode,
   normalize: boolean,
   live?: ModelInputs[],
 ): Tensor {
@@ -91,7 +96,7 @@ export function embedBatch(
   live?.push(inputs);
   try {
     const { hidden } = model.forward(inputs, { output: "hidden" });
-    return tidy(() => pool(hidden!, batch.attentionMask, pooling, normalize));
+    return tidy(() => poolHidden(hidden!, poolingBatch(batch), pooling, normalize));
   } finally {
     if (!live) disposeInputs(inputs);
   }
@@ -101,7 +106,7 @@ export function embedBatch(
 export interface EmbedTextsOptions {
   /** Tokens per text (BOS and EOS included). */
   maxLength: number;
-  pooling: Pooling;
+  pooling: PoolingMode;
   normalize: boolean;
   /** Padded length is a multiple of this (default 8). */
   padToMultipleOf?: number;
@@ -172,7 +177,10 @@ export async function readBeirFiles(
   let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
   if (d.eval_qrels_path) {
     evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;
-    evalQrels = await readBeirQrels(d.eval_qrels_path, { corpus, queries: evalQueries });
+    const allEvalQrels = await readBeirQrels(d.eval_qrels_path, { corpus, queries: evalQueries });
+    evalQrels = firstEvalQueries(allEvalQrels, d.max_eval_samples);
+    const note = evalCapNote(evalQrels.size, allEvalQrels.size, "queries");
+    if (note) console.log(`data: ${note}`);
   }
   return { corpus, queries, trainQrels, evalQueries, evalQrels };
 }

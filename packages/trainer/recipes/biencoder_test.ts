@@ -10,28 +10,6 @@ import { train } from "../loop.ts";
 import { Rng } from "../rng.ts";
 import { biencoderTask, embedTexts, readRetrievalData } from "./biencoder.ts";
 import { disposeLoaded, loadModel } from "./model_setup.ts";
-import { poolingWeights } from "./pooling.ts";
-
-Deno.test("pooling weights: mean, last and cls for either padding side", () => {
-  // Row 0 right-padded (3 real of 4), row 1 left-padded (2 real).
-  const mask = [1, 1, 1, 0, 0, 0, 1, 1];
-  assert.deepEqual(
-    [...poolingWeights(mask, 2, 4, "mean")],
-    [
-      1 / 3,
-      1 / 3,
-      1 / 3,
-      0,
-      0,
-      0,
-      0.5,
-      0.5,
-    ].map((x) => Math.fround(x)),
-  );
-  assert.deepEqual([...poolingWeights(mask, 2, 4, "last")], [0, 0, 1, 0, 0, 0, 0, 1]);
-  assert.deepEqual([...poolingWeights(mask, 2, 4, "cls")], [1, 0, 0, 0, 0, 0, 1, 0]);
-  assert.throws(() => poolingWeights([0, 0], 1, 2, "mean"), /row 0 has no real token/);
-});
 
 async function readLosses(runPath: string): Promise<[number, number][]> {
   return (await Deno.readTextFile(join(runPath, "metrics.jsonl"))).trim().split("\n")

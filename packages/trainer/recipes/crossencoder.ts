@@ -26,7 +26,7 @@
 
 import { expand, matmul, noGrad, parameter, reshape, type Tensor, tidy } from "@irforge/tensor";
 import type { CausalLM } from "@irforge/model";
-import { disposeInputs, uploadInputs } from "@irforge/model";
+import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import {
   BinaryDataset,
   type BinaryDatasetOptions,
@@ -48,9 +48,8 @@ import type { Config } from "../config/schema.ts";
 import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
 import { Rng } from "../rng.ts";
 import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
-import { pool } from "./pooling.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
-import { readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
+import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
 
 /** Name of the scoring head in `model.safetensors` (HF sequence classification). */
 export const SCORE_HEAD = "score.weight";
@@ -87,7 +86,7 @@ export function scorePairs(model: CausalLM, head: Tensor, batch: CollatedBatch):
   try {
     const { hidden } = model.forward(inputs, { output: "hidden" });
     return tidy(() => {
-      const last = pool(hidden!, batch.attentionMask, "last", false);
+      const last = poolHidden(hidden!, poolingBatch(batch), "last", false);
       return reshape(matmul(last, head, { transB: true }), [batch.rows]);
     });
   } finally {

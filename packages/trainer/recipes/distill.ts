@@ -33,7 +33,7 @@
 import { join, resolve } from "node:path";
 import { concat, l2Normalize, matmul, noGrad, parameter, type Tensor, tidy } from "@irforge/tensor";
 import type { CausalLM } from "@irforge/model";
-import { disposeInputs, uploadInputs } from "@irforge/model";
+import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import { SafetensorsFile } from "@irforge/model/safetensors";
 import {
   collate,
@@ -62,9 +62,8 @@ import {
 } from "../loop.ts";
 import { Rng } from "../rng.ts";
 import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
-import { pool } from "./pooling.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
-import { readBeirFiles, tokenBatchOf } from "./biencoder.ts";
+import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
 
 /** Name of the projection in `model.safetensors`. */
@@ -129,7 +128,7 @@ export function pooledHidden(model: CausalLM, batch: CollatedBatch, config: Conf
   const inputs = uploadInputsOf(model, batch);
   try {
     const { hidden } = model.forward(inputs.inputs, { output: "hidden" });
-    return tidy(() => pool(hidden!, batch.attentionMask, config.model.pooling, false));
+    return tidy(() => poolHidden(hidden!, poolingBatch(batch), config.model.pooling, false));
   } finally {
     inputs.dispose();
   }

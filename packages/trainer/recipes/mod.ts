@@ -22,7 +22,6 @@ export * from "./sft.ts";
 export * from "./neftune.ts";
 export * from "./listwise.ts";
 export * from "./model_setup.ts";
-export * from "./pooling.ts";
 export * from "./metrics.ts";
 
 /** A task plus the resources it holds. */
