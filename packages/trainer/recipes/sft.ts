@@ -18,6 +18,14 @@
  *   generation of each held-out answer scored with qa-expert's token recall
  *   and containment (`@irforge/eval` QA metrics).
  *
+ * With `model.use_lora` only the adapter trains: its dropout is seeded from
+ * the trainer's RNG per micro-batch (a resumed run draws the same masks) and
+ * off during evaluation; checkpoints then hold the adapter in peft's format
+ * (`adapter_config.json` + `adapter_model.safetensors`) instead of
+ * `model.safetensors`. A micro-batch's uploaded inputs stay alive until the
+ * next micro-batch, evaluation or dispose, since backward re-reads them when
+ * `training.gradient_checkpointing` is on.
+ *
  * Data files: a JSON array or JSONL of either chat records
  * `{"id"?, "messages": [{"role": "system"|"user"|"assistant", "content"}]}`
  * (the last message is the assistant answer) or HotpotQA questions (either
@@ -27,7 +35,7 @@
  */
 
 import { noGrad, Tensor } from "@irforge/tensor";
-import { CausalLM, disposeInputs, generate, uploadInputs } from "@irforge/model";
+import { CausalLM, disposeInputs, generate, type ModelInputs, uploadInputs } from "@irforge/model";
 import {
   asArray,
   asObject,
@@ -56,7 +64,15 @@ import { answerContainment, answerTokenRecall } from "@irforge/eval";
 import type { Config } from "../config/schema.ts";
 import { epochPermutation, type EvalOutcome } from "../loop.ts";
 import type { Rng } from "../rng.ts";
-import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import {
+  disposeLoaded,
+  loadCheckpointWeights,
+  type LoadedModel,
+  loadModel,
+  saveCheckpointWeights,
+  seedAdapterDropout,
+  setAdapterTraining,
+} from "./model_setup.ts";
 import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
@@ -210,15 +226,20 @@ export function countTargets(targets: Int32Array): number {
 /**
  * Causal LM loss of a collated batch (mean over labelled tokens, HF shift),
  * with NEFTune noise when `noise` is given. Returns the loss and the number
- * of tokens it averages over; the caller owns the loss.
+ * of tokens it averages over; the caller owns the loss. The uploaded inputs
+ * are freed on return, unless `live` is given: then they are pushed onto it
+ * and the caller frees them (`disposeInputs`) after backward, which re-reads
+ * them when layers are checkpointed.
  */
 export async function causalLmLoss(
   model: CausalLM,
   batch: CollatedBatch,
   loss: Loss,
   noise?: NoiseSettings,
+  live?: ModelInputs[],
 ): Promise<{ loss: Tensor; targets: number }> {
   const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  live?.push(inputs);
   try {
     const inputsEmbeds = noise
       ? noisyEmbeddings(model, inputs, batch.attentionMask, noise.alpha, noise.rng)
@@ -232,7 +253,7 @@ export async function causalLmLoss(
     targets.dispose();
     return { loss: out.loss, targets: countTargets(shifted) };
   } finally {
-    disposeInputs(inputs);
+    if (!live) disposeInputs(inputs);
   }
 }
 
@@ -281,7 +302,7 @@ export interface SftOptions {
 /** Builds the SFT training task of `config`. */
 export async function sftTask(config: Config, options: SftOptions = {}) {
   const log = options.log ?? ((line: string) => console.log(line));
-  const d = config.data, t = config.training;
+  const d = config.data;
   let trainRecords = options.train;
   let evalRecords = options.eval;
   if (!trainRecords) {
@@ -295,7 +316,24 @@ export async function sftTask(config: Config, options: SftOptions = {}) {
     }
   }
   if (trainRecords.length === 0) throw new Error("data: no SFT training records");
-  const { model, tokenizer, trainable } = await loadModel(config);
+  const loaded = await loadModel(config);
+  try {
+    return sftTaskOf(config, loaded, trainRecords, evalRecords, log);
+  } catch (error) {
+    disposeLoaded(loaded);
+    throw error;
+  }
+}
+
+function sftTaskOf(
+  config: Config,
+  loaded: LoadedModel,
+  trainRecords: SftRecord[],
+  evalRecords: SftRecord[],
+  log: (line: string) => void,
+) {
+  const d = config.data, t = config.training;
+  const { model, tokenizer, trainable } = loaded;
   const maxSeqLength = d.max_seq_length;
   const fit = (records: readonly SftRecord[]) =>
     records.map((r) => fitRecord(tokenizer, r, maxSeqLength));
@@ -341,7 +379,25 @@ export async function sftTask(config: Config, options: SftOptions = {}) {
   );
   const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : undefined;
 
-  const evaluate = async (): Promise<EvalOutcome> => {
+  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
+  // returns and re-reads them when layers are checkpointed.
+  const liveInputs: ModelInputs[] = [];
+  const release = () => {
+    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
+  };
+
+  // Evaluation mode (no adapter dropout) for the duration of `fn`.
+  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
+    release();
+    setAdapterTraining(loaded, false);
+    try {
+      return await fn();
+    } finally {
+      setAdapterTraining(loaded, true);
+    }
+  };
+
+  const evaluateNow = async (): Promise<EvalOutcome> => {
     let lossSum = 0, targetSum = 0;
     const evalBatch = t.per_device_eval_batch_size;
     for (let i = 0; i < fittedEval.length; i += evalBatch) {
@@ -383,29 +439,36 @@ export async function sftTask(config: Config, options: SftOptions = {}) {
       perQuery,
     };
   };
+  const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
 
   return {
     recipe: "sft",
+    loaded,
     model,
     tokenizer,
     rows,
     parameters: trainable,
     batchesPerEpoch,
     async microBatch(epoch: number, index: number, rng: Rng) {
+      release();
+      seedAdapterDropout(loaded, rng);
       const order = epochPermutation(rows.length, d.dataset_seed, epoch);
       const picked = order.slice(index * batchSize, (index + 1) * batchSize).map((i) => rows[i]!);
       const batch = collate(picked, padOptions);
       const noise = t.noisy_embedding_alpha !== null
         ? { alpha: t.noisy_embedding_alpha, rng }
         : undefined;
-      const out = await causalLmLoss(model, batch, loss, noise);
+      const out = await causalLmLoss(model, batch, loss, noise, liveInputs);
       let tokens = 0;
       for (const m of batch.attentionMask) tokens += m;
       return { loss: out.loss, tokens, metrics: { target_tokens: out.targets } };
     },
     evaluate: fittedEval.length > 0 ? evaluate : undefined,
-    saveWeights: (dir: string) => saveWeights(dir, trainable),
-    loadWeights: (dir: string) => loadWeights(dir, trainable),
-    dispose: () => model.dispose(),
+    saveWeights: (dir: string) => saveCheckpointWeights(dir, loaded),
+    loadWeights: (dir: string) => loadCheckpointWeights(dir, loaded),
+    dispose: () => {
+      release();
+      disposeLoaded(loaded);
+    },
   };
 }

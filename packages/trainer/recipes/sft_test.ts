@@ -1,8 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { backward, getDevice, noGrad, type Tensor, zeroGrad } from "@irforge/tensor";
+import {
+  backward,
+  getDevice,
+  memoryStats,
+  noGrad,
+  type Tensor,
+  tidyAsync,
+  zeroGrad,
+} from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
-import { CausalLM, disposeInputs, uploadInputs } from "@irforge/model";
+import { CausalLM, disposeInputs, loadLoraAdapter, uploadInputs } from "@irforge/model";
+import { openCheckpoint } from "@irforge/model/safetensors";
 import {
   CharTokenizer,
   collate,
@@ -18,7 +27,8 @@ import {
 import { createLoss } from "@irforge/losses";
 import { parseConfig } from "../config/parse.ts";
 import { train } from "../loop.ts";
-import { loadModel } from "./model_setup.ts";
+import { Rng } from "../rng.ts";
+import { disposeLoaded, loadModel, setAdapterTraining } from "./model_setup.ts";
 import { tokenBatchOf } from "./biencoder.ts";
 import { causalLmLoss, fitRecord, readSftRecords, sftTask } from "./sft.ts";
 
@@ -174,6 +184,29 @@ async function gradientsOf(model: CausalLM, batch: CollatedBatch, names: string[
   return { value, grads };
 }
 
+const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
+
+/** Closed-book HotpotQA chats (question → answer): short enough to pack several per row. */
+async function closedBookRecords(): Promise<SftRecord[]> {
+  return (await readHotpotQa(hotpot!)).slice(0, 11).map((e) => ({
+    id: e.id,
+    messages: [
+      { role: "user", content: `Question: ${e.question}` },
+      { role: "assistant", content: e.answer },
+    ],
+  }));
+}
+
+/** A small LoRA: rank 4, dropout on (so masks must be seeded and replayed). */
+const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
 if (stories && hotpot) {
   gpuTest(
     "sft packing: per-record losses and gradients equal unpacked (no cross-contamination)",
@@ -259,19 +292,11 @@ if (stories && hotpot) {
   );
 
   gpuTest(
-    "sft: packed training lowers the loss; run directory, eval QA metrics; resume with NEFTune is exact",
+    "sft: packed training lowers the loss; run directory, eval QA metrics",
     async () => {
       await getDevice();
       const dir = await Deno.makeTempDir();
-      // Closed-book HotpotQA chats (question → answer): short enough to pack several per row.
-      const records: SftRecord[] = (await readHotpotQa(hotpot)).slice(0, 11).map((e) => ({
-        id: e.id,
-        messages: [
-          { role: "user", content: `Question: ${e.question}` },
-          { role: "assistant", content: e.answer },
-        ],
-      }));
-      const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
+      const records = await closedBookRecords();
       try {
         const sets = [
           `training.output_dir=${join(dir, "run")}`,
@@ -317,52 +342,251 @@ if (stories && hotpot) {
             .loss;
         assert.ok(evalLoss(6) < evalLoss(0), `held-out loss ${evalLoss(0)} → ${evalLoss(6)}`);
         assert.match(await Deno.readTextFile(join(result.runPath, "config.yaml")), /recipe: sft/);
-
-        // Resume: 4 steps straight = 2 + interrupt + 2, with NEFTune noise drawn from the checkpointed RNG.
-        const resumeSets = (name: string) => [
-          `training.output_dir=${join(dir, name)}`,
-          "data.packing=true",
-          "data.max_seq_length=64",
-          "training.max_steps=4",
-          "training.logging_steps=1",
-          "training.per_device_train_batch_size=2",
-          "training.noisy_embedding_alpha=5",
-          "training.save_strategy=steps",
-          "training.save_steps=100",
-        ];
-        const lossesOf = async (path: string) =>
-          (await Deno.readTextFile(join(path, "metrics.jsonl"))).trim().split("\n").map((l) =>
-            JSON.parse(l)
-          )
-            .filter((r) => "train/loss" in r).map((r) => [r.step, r["train/loss"]]);
-        const straightConfig = sftConfig(resumeSets("straight"));
-        const a = await sftTask(straightConfig, { train: records, eval: [], log: () => {} });
-        const full = await train({ config: straightConfig, task: a, ...quiet });
-        a.dispose();
-        const splitConfig = sftConfig(resumeSets("split"));
-        const b = await sftTask(splitConfig, { train: records, eval: [], log: () => {} });
-        const half = await train({ config: splitConfig, task: b, ...quiet, interruptAfterStep: 2 });
-        b.dispose();
-        assert.equal(half.status, "interrupted");
-        const c = await sftTask(splitConfig, { train: records, eval: [], log: () => {} });
-        const rest = await train({ config: splitConfig, task: c, ...quiet, resume: half.runPath });
-        c.dispose();
-        assert.equal(rest.status, "finished");
-        const expected = await lossesOf(full.runPath);
-        assert.equal(expected.length, 4);
-        assert.deepEqual(await lossesOf(half.runPath), expected);
-        // NEFTune is on: the same run without it has other losses.
-        const cleanConfig = sftConfig([
-          ...resumeSets("clean"),
-          "training.noisy_embedding_alpha=null",
-        ]);
-        const d = await sftTask(cleanConfig, { train: records, eval: [], log: () => {} });
-        const clean = await train({ config: cleanConfig, task: d, ...quiet });
-        d.dispose();
-        assert.notDeepEqual(await lossesOf(clean.runPath), expected);
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
     },
   );
+
+  for (const lora of [false, true]) {
+    gpuTest(
+      `sft${lora ? " + LoRA (dropout)" : ""}: resume with NEFTune is exact (4 straight = 2 + 2)`,
+      async () => {
+        await getDevice();
+        const dir = await Deno.makeTempDir();
+        const records = await closedBookRecords();
+        try {
+          // Resume: 4 steps straight = 2 + interrupt + 2, with NEFTune noise (and LoRA dropout
+          // masks) drawn from the checkpointed RNG.
+          const resumeSets = (name: string) => [
+            `training.output_dir=${join(dir, name)}`,
+            "data.packing=true",
+            "data.max_seq_length=64",
+            "training.max_steps=4",
+            "training.logging_steps=1",
+            "training.per_device_train_batch_size=2",
+            "training.noisy_embedding_alpha=5",
+            "training.save_strategy=steps",
+            "training.save_steps=100",
+            ...(lora ? [...loraSets, "training.learning_rate=0.01"] : []),
+          ];
+          const lossesOf = async (path: string) =>
+            (await Deno.readTextFile(join(path, "metrics.jsonl"))).trim().split("\n")
+              .map((l) => JSON.parse(l)).filter((r) => "train/loss" in r)
+              .map((r) => [r.step, r["train/loss"], r["train/grad_norm"]]);
+          const straightConfig = sftConfig(resumeSets("straight"));
+          const a = await sftTask(straightConfig, { train: records, eval: [], log: () => {} });
+          const full = await train({ config: straightConfig, task: a, ...quiet });
+          a.dispose();
+          assert.equal(full.status, "finished", full.error?.stack);
+          const splitConfig = sftConfig(resumeSets("split"));
+          const b = await sftTask(splitConfig, { train: records, eval: [], log: () => {} });
+          const half = await train({
+            config: splitConfig,
+            task: b,
+            ...quiet,
+            interruptAfterStep: 2,
+          });
+          b.dispose();
+          assert.equal(half.status, "interrupted");
+          const c = await sftTask(splitConfig, { train: records, eval: [], log: () => {} });
+          const rest = await train({
+            config: splitConfig,
+            task: c,
+            ...quiet,
+            resume: half.runPath,
+          });
+          c.dispose();
+          assert.equal(rest.status, "finished", rest.error?.stack);
+          const expected = await lossesOf(full.runPath);
+          assert.equal(expected.length, 4);
+          assert.deepEqual(await lossesOf(half.runPath), expected);
+          const files = [...Deno.readDirSync(join(half.runPath, "checkpoints", "checkpoint-2"))]
+            .map((e) => e.name).sort();
+          assert.deepEqual(
+            files,
+            lora
+              ? [
+                "adapter_config.json",
+                "adapter_model.safetensors",
+                "optimizer.safetensors",
+                "trainer_state.json",
+              ]
+              : ["model.safetensors", "optimizer.safetensors", "trainer_state.json"],
+          );
+          if (lora) return;
+          // NEFTune is on: the same run without it has other losses.
+          const cleanConfig = sftConfig([
+            ...resumeSets("clean"),
+            "training.noisy_embedding_alpha=null",
+          ]);
+          const d = await sftTask(cleanConfig, { train: records, eval: [], log: () => {} });
+          const clean = await train({ config: cleanConfig, task: d, ...quiet });
+          d.dispose();
+          assert.notDeepEqual(await lossesOf(clean.runPath), expected);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    );
+  }
+
+  gpuTest(
+    "sft + LoRA: checkpoint is a peft adapter; loading it back gives the trained logits",
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      const records = await closedBookRecords();
+      const sets = [
+        `training.output_dir=${join(dir, "run")}`,
+        ...loraSets,
+        "data.max_seq_length=64",
+        "data.max_eval_samples=2",
+        "training.max_steps=3",
+        "training.learning_rate=0.01",
+        "training.per_device_train_batch_size=4",
+        "training.logging_steps=1",
+        "training.save_strategy=steps",
+        "training.save_steps=3",
+      ];
+      const options = { train: records.slice(0, 8), eval: records.slice(8), log: () => {} };
+      try {
+        const config = sftConfig(sets);
+        const a = await sftTask(config, options);
+        const probe = collate(a.rows.slice(0, 3), { padId: a.tokenizer.padId });
+        // Logits in evaluation mode (no adapter dropout).
+        const logitsOf = async (task: typeof a) => {
+          setAdapterTraining(task.loaded, false);
+          try {
+            return await forwardLogits(task.model, probe);
+          } finally {
+            setAdapterTraining(task.loaded, true);
+          }
+        };
+        const before = await logitsOf(a);
+        const result = await train({ config, task: a, ...quiet });
+        assert.equal(result.status, "finished", result.error?.stack);
+        const trained = await logitsOf(a);
+        const trainedEval = await a.evaluate!();
+        // Evaluation mode: no dropout, so evaluating twice gives the same numbers.
+        assert.deepEqual((await a.evaluate!()).metrics, trainedEval.metrics);
+        const trainedParams = new Map<string, Float32Array>();
+        for (const [name, t] of a.parameters) {
+          trainedParams.set(name, await t.toArray() as Float32Array);
+        }
+        a.dispose();
+        // Training moved the logits, so equal logits below mean the adapter came back.
+        assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the logits");
+
+        const checkpoint = join(result.runPath, "checkpoints", "checkpoint-3");
+        const files = [...Deno.readDirSync(checkpoint)].map((e) => e.name).sort();
+        assert.deepEqual(files, [
+          "adapter_config.json",
+          "adapter_model.safetensors",
+          "optimizer.safetensors",
+          "trainer_state.json",
+        ]);
+        const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
+        assert.equal(peft.peft_type, "LORA");
+        assert.equal(peft.r, 4);
+        assert.equal(peft.lora_dropout, 0.1);
+        // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
+        const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
+        try {
+          const names = saved.names().sort();
+          assert.equal(names.length, trainedParams.size);
+          assert.ok(names.length > 0);
+          for (const name of names) {
+            assert.match(
+              name,
+              /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
+            );
+            assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
+          }
+        } finally {
+          saved.close();
+        }
+
+        // Independently: the base model plus the saved adapter through peft's loader.
+        const base = await loadModel(sftConfig([...sets, "model.use_lora=false"]));
+        try {
+          const adapter = await loadLoraAdapter(base.model, checkpoint);
+          adapter.training = false;
+          assert.ok(maxAbsDiff(await forwardLogits(base.model, probe), trained) <= 1e-5);
+          adapter.dispose();
+        } finally {
+          disposeLoaded(base);
+        }
+
+        // And through the recipe's own checkpoint loading (what --resume does).
+        const b = await sftTask(config, options);
+        try {
+          assert.deepEqual(await logitsOf(b), before); // a fresh adapter: the base model
+          await b.loadWeights(checkpoint);
+          assert.ok(maxAbsDiff(await logitsOf(b), trained) <= 1e-5);
+          assert.deepEqual((await b.evaluate!()).metrics, trainedEval.metrics);
+        } finally {
+          b.dispose();
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+
+  for (const lora of [false, true]) {
+    gpuTest(
+      `sft${
+        lora ? " + LoRA (dropout, NEFTune)" : ""
+      }: gradient checkpointing gives the same loss and gradients; dispose frees all`,
+      async () => {
+        await getDevice();
+        const records = await closedBookRecords();
+        const run = async (checkpointing: boolean) => {
+          const config = sftConfig([
+            "data.max_seq_length=64",
+            "training.per_device_train_batch_size=3",
+            `training.gradient_checkpointing=${checkpointing}`,
+            ...(lora ? [...loraSets, "training.noisy_embedding_alpha=5"] : []),
+          ]);
+          const liveBefore = memoryStats().liveBytes;
+          const task = await sftTask(config, { train: records, eval: [], log: () => {} });
+          assert.equal(task.model.gradientCheckpointing, checkpointing);
+          let result: { loss: number; grads: Map<string, Float32Array> };
+          try {
+            // As the training loop runs a micro-batch: backward after microBatch has returned.
+            const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
+            backward(out.loss);
+            const [loss] = await out.loss.toArray();
+            out.loss.dispose();
+            const grads = new Map<string, Float32Array>();
+            for (const [name, t] of task.parameters) {
+              assert.ok(t.grad, `${name} has no gradient`);
+              grads.set(name, await t.grad.toArray() as Float32Array);
+            }
+            zeroGrad(task.parameters.values());
+            result = { loss: loss!, grads };
+          } finally {
+            task.dispose();
+          }
+          // The model, its adapter and the inputs kept for backward are all freed.
+          assert.equal(memoryStats().liveBytes, liveBefore, "GPU memory left after dispose()");
+          return result;
+        };
+        const plain = await run(false);
+        const checkpointed = await run(true);
+        assert.ok(
+          Math.abs(plain.loss - checkpointed.loss) <= 1e-5,
+          `${plain.loss} vs ${checkpointed.loss}`,
+        );
+        let largest = 0;
+        for (const [name, g] of plain.grads) {
+          const diff = maxAbsDiff(g, checkpointed.grads.get(name)!);
+          assert.ok(diff <= 1e-5, `${name}: gradients differ by ${diff}`);
+          for (const v of g) largest = Math.max(largest, Math.abs(v));
+        }
+        assert.ok(largest > 1e-4, "all gradients are (nearly) zero: the comparison shows nothing");
+      },
+    );
+  }
 }
