@@ -260,6 +260,16 @@ export const trainingKeys = {
     doc: "layer whose attention the auxiliary loss reads (null: the middle layer)",
   }),
   aux_loss_weight: number({ default: 0.1, min: 0, doc: "weight of the auxiliary loss" }),
+  blockrank_eval: oneOf(["attention", "decode", "both"], {
+    default: "attention",
+    doc:
+      "BlockRank evaluation: rank by attention, by the greedily decoded answer id, or both (decode_* metrics)",
+  }),
+  generation_max_length: int({
+    default: 10,
+    min: 1,
+    doc: "most tokens generated per query by decoding evaluation (BlockRank's eval_decode)",
+  }),
   aux_temperature: number({
     default: 0.05,
     min: 0,

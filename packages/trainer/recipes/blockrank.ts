@@ -28,7 +28,16 @@
  * the remaining candidates follow in first-stage order. Metrics via
  * `@irforge/eval` (trec_eval semantics) against `eval_qrels_path` (else
  * `qrels_path`, else the JSONL `answer_ids`), with the first-stage order's
- * own `first_stage_ndcg@10` on the same lists for comparison.
+ * own `first_stage_ndcg@10` on the same lists for comparison, and
+ * `accuracy`: the share of queries whose top document is relevant.
+ * `blockrank_eval: decode` (or `both`, then as `decode_*` metrics) ranks as
+ * BlockRank's `eval_decode.py` does instead: greedy decoding of at most
+ * `generation_max_length` tokens after the answer's `[` under plain causal
+ * attention, the first standalone number is the predicted document
+ * (`parse_predicted_id`); `accuracy` counts predictions that are relevant,
+ * `invalid_rate` answers without a number in range. The predicted document
+ * ranks first, the others follow in first-stage order (BlockRank scores them
+ * all 0 and leaves the order to pytrec_eval's tie-breaking).
  *
  * @module
  */
@@ -37,6 +46,7 @@ import { indexSelect, noGrad, reshape, scale, Tensor, tidy } from "@irforge/tens
 import {
   CausalLM,
   disposeInputs,
+  generate,
   type ModelInputs,
   type TokenBatch,
   uploadInputs,
@@ -328,6 +338,27 @@ export function attentionDocumentScores(
   });
 }
 
+/**
+ * BlockRank's `parse_predicted_id`: the first standalone number of the
+ * generated text (a 0-based prompt index), or null when there is none.
+ */
+export function parsePredictedIndex(text: string): number | null {
+  const match = /\b\d+\b/.exec(text);
+  return match ? Number(match[0]) : null;
+}
+
+/**
+ * A decoded answer as a run over `documents`: the predicted document first,
+ * the others in first-stage order; null (no valid prediction) keeps the
+ * first-stage order.
+ */
+export function decodedRun(
+  documents: readonly Document[],
+  predicted: number | null,
+): ScoredDocument[] {
+  return documents.map((doc, i) => ({ docid: doc.id, score: i === predicted ? 1 : -(i + 1) }));
+}
+
 /** The first-stage order as a scored run (rank 1 scores highest). */
 function firstStageRun(examples: readonly RankingExample[]): Map<string, ScoredDocument[]> {
   const run = new Map<string, ScoredDocument[]>();
@@ -352,6 +383,8 @@ export type BlockRankTask = TrainingTask & {
   auxLayer: number;
   /** Scores the candidates of `examples` (first `num_documents` each) by attention. */
   scoreExamples(examples: readonly RankingExample[]): Promise<number[][]>;
+  /** Greedy decoded prediction (prompt index or null) per example (`blockrank_eval: decode`). */
+  decodeExamples(examples: readonly RankingExample[]): Promise<(number | null)[]>;
   dispose(): void;
 };
 
@@ -450,14 +483,55 @@ export async function blockrankTask(
     }
   };
 
+  /**
+   * Greedy answers of `examples` under plain causal attention (BlockRank's
+   * eval_decode): the predicted prompt index per example, null when the
+   * answer holds no number in range.
+   */
+  const decodeExamples = async (
+    examples: readonly RankingExample[],
+  ): Promise<(number | null)[]> => {
+    const decode = tokenizer.decode?.bind(tokenizer);
+    if (!decode) {
+      throw new Error(
+        `training.blockrank_eval: ${t.blockrank_eval} needs a tokenizer that decodes`,
+      );
+    }
+    release();
+    setAdapterTraining(loaded, false);
+    const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : undefined;
+    try {
+      const out: (number | null)[] = [];
+      for (const [q, e] of examples.entries()) {
+        const documents = e.documents.slice(0, d.num_documents);
+        const item = layoutBlockRank(tokenizer, e, documents, evalLayout);
+        const prompt = item.inputIds.filter((_, i) => item.segment[i]! >= 0);
+        const produced = await generate(model, prompt, {
+          maxNewTokens: t.generation_max_length,
+          stopTokens,
+        });
+        const index = parsePredictedIndex(decode(produced));
+        out.push(index !== null && index < documents.length ? index : null);
+        if ((q + 1) % 25 === 0 && q + 1 < examples.length) {
+          log(`eval: decoded ${q + 1}/${examples.length} answers`);
+        }
+      }
+      return out;
+    } finally {
+      setAdapterTraining(loaded, true);
+    }
+  };
+
   const firstStage = data.evalQrels
     ? evaluateRun(data.evalQrels, firstStageRun(data.eval), { measures: RETRIEVAL_MEASURES })
     : null;
+  const relevant = (e: RankingExample, index: number | null) =>
+    index !== null && e.answerIds.includes(e.documents[index]!.id) ? 1 : 0;
 
-  const evaluate = async (): Promise<EvalOutcome> => {
-    const started = performance.now();
+  const attentionOutcome = async (): Promise<EvalOutcome> => {
     const scores = await scoreExamples(data.eval);
     const run = new Map<string, ScoredDocument[]>();
+    let correct = 0;
     data.eval.forEach((e, q) => {
       const reranked = scores[q]!.map((s, i) => ({ docid: e.documents[i]!.id, score: 1000 + s }));
       // Candidates beyond the prompt keep their first-stage order below the reranked ones.
@@ -466,14 +540,49 @@ export async function blockrankTask(
         score: -(i + 1),
       }));
       run.set(e.queryId, [...reranked, ...rest]);
+      const top = scores[q]!.reduce((best, s, i, all) => (s > all[best]! ? i : best), 0);
+      correct += relevant(e, scores[q]!.length > 0 ? top : null);
     });
     const evaluation = evaluateRun(data.evalQrels!, run, { measures: RETRIEVAL_MEASURES });
     const outcome = evaluationToOutcome(evaluation, run, "blockrank");
+    outcome.metrics.accuracy = correct / data.eval.length;
+    return outcome;
+  };
+
+  const decodeOutcome = async (): Promise<EvalOutcome> => {
+    const predicted = await decodeExamples(data.eval);
+    const run = new Map<string, ScoredDocument[]>();
+    let correct = 0;
+    data.eval.forEach((e, q) => {
+      run.set(e.queryId, decodedRun(e.documents, predicted[q]!));
+      correct += relevant(e, predicted[q]!);
+    });
+    const evaluation = evaluateRun(data.evalQrels!, run, { measures: RETRIEVAL_MEASURES });
+    const outcome = evaluationToOutcome(evaluation, run, "blockrank-decode");
+    outcome.metrics.accuracy = correct / data.eval.length;
+    outcome.metrics.invalid_rate = predicted.filter((p) => p === null).length / data.eval.length;
+    return outcome;
+  };
+
+  const evaluate = async (): Promise<EvalOutcome> => {
+    const started = performance.now();
+    const mode = t.blockrank_eval;
+    const outcome = mode === "decode" ? await decodeOutcome() : await attentionOutcome();
+    if (mode === "both") {
+      const decoded = await decodeOutcome();
+      for (const [name, value] of Object.entries(decoded.metrics)) {
+        outcome.metrics[`decode_${name}`] = value;
+      }
+      for (const [qid, row] of Object.entries(decoded.perQuery ?? {})) {
+        const target = (outcome.perQuery ??= {})[qid] ??= {};
+        for (const [name, value] of Object.entries(row)) target[`decode_${name}`] = value;
+      }
+    }
     for (const [name, value] of firstStage!.summary) {
       outcome.metrics[`first_stage_${metricName(name)}`] = value;
     }
     log(
-      `eval: ${data.eval.length} queries × ${d.num_documents} documents in ${
+      `eval (${mode}): ${data.eval.length} queries × ${d.num_documents} documents in ${
         ((performance.now() - started) / 1000).toFixed(1)
       }s`,
     );
@@ -487,6 +596,7 @@ export async function blockrankTask(
     loaded,
     auxLayer,
     scoreExamples,
+    decodeExamples,
     parameters: loaded.trainable,
     batchesPerEpoch,
     async microBatch(epoch, index, rng) {

@@ -2,16 +2,28 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getDevice, Tensor } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
-import { collate, hasShared, type RankingExample, sharedPath, TokenKind } from "@irforge/data";
+import {
+  collate,
+  hasShared,
+  layoutBlockRank,
+  type RankingExample,
+  sharedPath,
+  TokenKind,
+} from "@irforge/data";
+import { generate } from "@irforge/model";
+import { evaluateRun } from "@irforge/eval";
 import { createLoss } from "@irforge/losses";
 import { DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import { train } from "../loop.ts";
 import {
   attentionDocumentScores,
+  blockRankCompactPrompt,
   blockrankTask,
   blockRankTokenBatch,
+  decodedRun,
   heldOutQueries,
+  parsePredictedIndex,
   readBlockRankData,
   singlePositiveExamples,
 } from "./blockrank.ts";
@@ -263,6 +275,107 @@ gpuTest(
         "optimizer.safetensors",
         "trainer_state.json",
       ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test("decoding evaluation: BlockRank's parse_predicted_id and the decoded run", () => {
+  assert.equal(parsePredictedIndex("3, 17]</s>"), 3);
+  assert.equal(parsePredictedIndex(" ID: 12 | the rest 4"), 12);
+  assert.equal(parsePredictedIndex("doc3 is best"), null); // no standalone number
+  assert.equal(parsePredictedIndex("none"), null);
+  const documents = ["a", "b", "c", "d"].map((id) => ({ id, title: "", text: "" }));
+  const order = (run: { docid: string; score: number }[]) =>
+    [...run].sort((x, y) => y.score - x.score).map((r) => r.docid);
+  assert.deepEqual(order(decodedRun(documents, 2)), ["c", "a", "b", "d"]);
+  assert.deepEqual(order(decodedRun(documents, null)), ["a", "b", "c", "d"]);
+});
+
+gpuTest(
+  "blockrank_eval both: attention accuracy from the scores; decode metrics from greedy answers",
+  async () => {
+    if (!haveDl19) return console.warn("skipped: shared DL19 data absent");
+    await getDevice();
+    const dir = await Deno.makeTempDir();
+    try {
+      const config = withSets(configText(join(dir, "run")), [
+        "training.blockrank_eval=both",
+        "training.generation_max_length=3",
+        "data.max_eval_samples=3",
+      ]);
+      const lines: string[] = [];
+      const task = await blockrankTask(config, { log: (l) => lines.push(l) });
+      const data = await readBlockRankData(config);
+      assert.equal(data.eval.length, 3);
+      assert.match(lines.join("\n"), /evaluating on 3 of 9 held-out queries/);
+      // Make greedy answers valid document ids: the (tied) output rows of "2" and "3" become
+      // ±v with a large v, so one of them wins every argmax.
+      const { model, tokenizer } = task.loaded;
+      const two = tokenizer.encode("2")[0]!, three = tokenizer.encode("3")[0]!;
+      const table = model.params.get("model.embed_tokens.weight")!;
+      const values = (await table.toArray()) as Float32Array;
+      const width = table.shape[1]!;
+      for (let j = 0; j < width; j++) {
+        const v = 40 * Math.sin(7.1 * j + 1);
+        values[two * width + j] = v;
+        values[three * width + j] = -v;
+      }
+      model.params.set(
+        "model.embed_tokens.weight",
+        Tensor.fromArray(values, table.shape, "f32").keep(),
+      );
+      table.dispose();
+      const outcome = await task.evaluate!();
+      const m = outcome.metrics;
+      // Independent recomputation: top attention document, and greedy decoding of each prompt.
+      const scores = await task.scoreExamples(data.eval);
+      const isRelevant = (e: RankingExample, i: number | null) =>
+        i !== null && e.answerIds.includes(e.documents[i]!.id);
+      const attentionTop = scores.map((row) => row.indexOf(Math.max(...row)));
+      assert.equal(
+        m.accuracy,
+        data.eval.filter((e, q) => isRelevant(e, attentionTop[q]!)).length / 3,
+      );
+      const predicted: (number | null)[] = [];
+      for (const e of data.eval) {
+        const documents = e.documents.slice(0, 4);
+        const item = layoutBlockRank(tokenizer, e, documents, {
+          numDocuments: 4,
+          maxBlockLength: 32,
+          seed: config.data.dataset_seed,
+          mode: "eval",
+          prompt: blockRankCompactPrompt,
+        });
+        const prompt = item.inputIds.filter((_, i) => item.segment[i]! >= 0);
+        const out = await generate(model, prompt, {
+          maxNewTokens: 3,
+          stopTokens: [tokenizer.eosId!],
+        });
+        const index = parsePredictedIndex(tokenizer.decode!(out));
+        predicted.push(index !== null && index < 4 ? index : null);
+      }
+      assert.ok(predicted.every((p) => p === 2 || p === 3), JSON.stringify(predicted));
+      assert.deepEqual(await task.decodeExamples(data.eval), predicted);
+      assert.equal(
+        m.decode_accuracy,
+        data.eval.filter((e, q) => isRelevant(e, predicted[q]!)).length / 3,
+      );
+      assert.equal(m.decode_invalid_rate, predicted.filter((p) => p === null).length / 3);
+      const decodedEval = evaluateRun(
+        data.evalQrels!,
+        new Map(data.eval.map((e, q) => [e.queryId, decodedRun(e.documents, predicted[q]!)])),
+        { measures: ["ndcg_cut.10"] },
+      );
+      assert.ok(
+        Math.abs(m["decode_ndcg@10"]! - decodedEval.summary.get("ndcg_cut_10")!) < 1e-12,
+        `${m["decode_ndcg@10"]} vs ${decodedEval.summary.get("ndcg_cut_10")}`,
+      );
+      for (const qid of data.eval.map((e) => e.queryId)) {
+        assert.ok(Number.isFinite(outcome.perQuery![qid]!["decode_ndcg@10"]), qid);
+      }
+      task.dispose();
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
