@@ -29,11 +29,19 @@
  * run scored with trec_eval semantics; `first_stage_ndcg@10` is the input
  * order's nDCG@10 on the same queries.
  *
+ * With `model.use_lora` only the adapter trains: its dropout is seeded from
+ * the trainer's RNG per micro-batch (a resumed run draws the same masks) and
+ * off during evaluation and `rerank`; checkpoints then hold the adapter in
+ * peft's format (`adapter_config.json` + `adapter_model.safetensors`)
+ * instead of `model.safetensors`. A micro-batch's uploaded inputs stay alive
+ * until the next micro-batch, evaluation or dispose, since backward re-reads
+ * them when `training.gradient_checkpointing` is on.
+ *
  * @module
  */
 
 import { indexSelect, noGrad, reshape, Tensor, tidy } from "@irforge/tensor";
-import { CausalLM, disposeInputs, generate, uploadInputs } from "@irforge/model";
+import { CausalLM, disposeInputs, generate, type ModelInputs, uploadInputs } from "@irforge/model";
 import {
   type CandidateList,
   collate,
@@ -59,7 +67,15 @@ import {
 import type { Config } from "../config/schema.ts";
 import { epochPermutation, type EvalOutcome } from "../loop.ts";
 import type { Rng } from "../rng.ts";
-import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import {
+  disposeLoaded,
+  loadCheckpointWeights,
+  type LoadedModel,
+  loadModel,
+  saveCheckpointWeights,
+  seedAdapterDropout,
+  setAdapterTraining,
+} from "./model_setup.ts";
 import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { countTargets, splitHeldOut } from "./sft.ts";
@@ -262,10 +278,26 @@ export interface ListwiseTaskOptions {
 /** Builds the listwise training task of `config`. */
 export async function listwiseTask(config: Config, options: ListwiseTaskOptions = {}) {
   const log = options.log ?? ((line: string) => console.log(line));
-  const d = config.data, t = config.training;
   const data = options.data ?? await readListwiseData(config);
   const losses = listwiseLosses(config);
-  const { model, tokenizer, trainable } = await loadModel(config);
+  const loaded = await loadModel(config);
+  try {
+    return listwiseTaskOf(config, data, losses, loaded, log);
+  } catch (error) {
+    disposeLoaded(loaded);
+    throw error;
+  }
+}
+
+function listwiseTaskOf(
+  config: Config,
+  data: ListwiseData,
+  losses: ListwiseLosses,
+  loaded: LoadedModel,
+  log: (line: string) => void,
+) {
+  const d = config.data, t = config.training;
+  const { model, tokenizer, trainable } = loaded;
   const windowSize = d.window_size, stride = d.stride;
   const identifierIds = losses.objective === "generation"
     ? identifierTokenIds(tokenizer, windowSize)
@@ -295,52 +327,67 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
       `${evalLists.length} held-out queries; objective ${losses.objective}`,
   );
 
-  /** Loss inputs of a batch of items and the forward pass they need. */
-  const batchLoss = async (picked: ListwiseItem[], rng: Rng | null) => {
+  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
+  // returns and re-reads them when layers are checkpointed.
+  let liveInputs: ModelInputs | null = null;
+  const release = () => {
+    if (liveInputs) disposeInputs(liveInputs);
+    liveInputs = null;
+  };
+
+  // Evaluation mode (no adapter dropout) for the duration of `fn`.
+  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
+    release();
+    setAdapterTraining(loaded, false);
+    try {
+      return await fn();
+    } finally {
+      setAdapterTraining(loaded, true);
+    }
+  };
+
+  /** Loss of a training batch; its inputs stay in `liveInputs` for backward. */
+  const batchLoss = async (picked: ListwiseItem[], rng: Rng) => {
     const batch: CollatedBatch = collate(
       picked.map((i) => ({ inputIds: i.inputIds, labels: i.labels })),
       padOptions,
     );
-    const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
-    try {
-      const alpha = t.noisy_embedding_alpha;
-      const inputsEmbeds = alpha !== null && rng
-        ? noisyEmbeddings(model, inputs, batch.attentionMask, alpha, rng)
-        : undefined;
-      const { hidden } = model.forward(inputs, { output: "hidden", inputsEmbeds });
-      inputsEmbeds?.dispose();
-      const lossInputs: LossInputs = {};
-      let targetCount = 0;
-      if (losses.objective !== "ranking") {
-        const shifted = CausalLM.shiftedTargets(batch.labels, batch.rows, batch.length);
-        lossInputs.logits = model.lmHead(hidden!);
-        lossInputs.targets = Tensor.fromArray(shifted, [shifted.length], "i32");
-        targetCount = countTargets(shifted);
-      }
-      if (losses.objective !== "generation") {
-        const n = Math.max(...picked.map((i) => i.example.docids.length));
-        lossInputs.scores = identifierLogits(
-          model,
-          hidden!,
-          picked.map((i) => i.scorePosition),
-          identifierIds.slice(0, n),
-        );
-        lossInputs.labels = picked.flatMap((i) =>
-          Array.from({ length: n }, (_, k) => i.example.grades[k] ?? 0)
-        );
-        lossInputs.mask = picked.flatMap((i) =>
-          Array.from({ length: n }, (_, k) => k < i.example.docids.length ? 1 : 0)
-        );
-      }
-      hidden!.dispose();
-      const out = await losses.loss.compute(lossInputs);
-      for (const v of Object.values(lossInputs)) if (v instanceof Tensor) v.dispose();
-      let tokens = 0;
-      for (const m of batch.attentionMask) tokens += m;
-      return { ...out, tokens, targetCount };
-    } finally {
-      disposeInputs(inputs);
+    const inputs = liveInputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+    const alpha = t.noisy_embedding_alpha;
+    const inputsEmbeds = alpha !== null
+      ? noisyEmbeddings(model, inputs, batch.attentionMask, alpha, rng)
+      : undefined;
+    const { hidden } = model.forward(inputs, { output: "hidden", inputsEmbeds });
+    inputsEmbeds?.dispose();
+    const lossInputs: LossInputs = {};
+    let targetCount = 0;
+    if (losses.objective !== "ranking") {
+      const shifted = CausalLM.shiftedTargets(batch.labels, batch.rows, batch.length);
+      lossInputs.logits = model.lmHead(hidden!);
+      lossInputs.targets = Tensor.fromArray(shifted, [shifted.length], "i32");
+      targetCount = countTargets(shifted);
     }
+    if (losses.objective !== "generation") {
+      const n = Math.max(...picked.map((i) => i.example.docids.length));
+      lossInputs.scores = identifierLogits(
+        model,
+        hidden!,
+        picked.map((i) => i.scorePosition),
+        identifierIds.slice(0, n),
+      );
+      lossInputs.labels = picked.flatMap((i) =>
+        Array.from({ length: n }, (_, k) => i.example.grades[k] ?? 0)
+      );
+      lossInputs.mask = picked.flatMap((i) =>
+        Array.from({ length: n }, (_, k) => k < i.example.docids.length ? 1 : 0)
+      );
+    }
+    hidden!.dispose();
+    const out = await losses.loss.compute(lossInputs);
+    for (const v of Object.values(lossInputs)) if (v instanceof Tensor) v.dispose();
+    let tokens = 0;
+    for (const m of batch.attentionMask) tokens += m;
+    return { ...out, tokens, targetCount };
   };
 
   /** Orders one window: 0-based indices into `hits`, best first. */
@@ -403,7 +450,7 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
     return scores;
   };
 
-  const evaluate = async (): Promise<EvalOutcome> => {
+  const evaluateNow = async (): Promise<EvalOutcome> => {
     const byQuery = new Map(evalLists.map((l) => [l.qid, l]));
     const result = await evaluateReranker(
       evalLists.map((l) => ({
@@ -434,17 +481,22 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
     }
     return outcome;
   };
+  const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
 
   return {
     recipe: "listwise",
+    loaded,
     model,
     tokenizer,
     items,
     identifierIds,
-    rerank,
+    /** rank_llm's sliding-window reranking of `list` (adapter dropout off). */
+    rerank: (list: CandidateList) => inEvalMode(() => rerank(list)),
     parameters: trainable,
     batchesPerEpoch,
     async microBatch(epoch: number, index: number, rng: Rng) {
+      release();
+      seedAdapterDropout(loaded, rng);
       const order = epochPermutation(items.length, d.dataset_seed, epoch);
       const picked = order.slice(index * batchSize, (index + 1) * batchSize).map((i) => items[i]!);
       const out = await batchLoss(picked, rng);
@@ -453,8 +505,11 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
       return { loss: out.loss, parts: out.parts, metrics, tokens: out.tokens };
     },
     evaluate: evalLists.length > 0 ? evaluate : undefined,
-    saveWeights: (dir: string) => saveWeights(dir, trainable),
-    loadWeights: (dir: string) => loadWeights(dir, trainable),
-    dispose: () => model.dispose(),
+    saveWeights: (dir: string) => saveCheckpointWeights(dir, loaded),
+    loadWeights: (dir: string) => loadCheckpointWeights(dir, loaded),
+    dispose: () => {
+      release();
+      disposeLoaded(loaded);
+    },
   };
 }

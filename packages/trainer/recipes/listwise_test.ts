@@ -1,8 +1,23 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getDevice, noGrad } from "@irforge/tensor";
+import {
+  backward,
+  getDevice,
+  memoryStats,
+  noGrad,
+  type Tensor,
+  tidyAsync,
+  zeroGrad,
+} from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
-import { causalInputs, disposeInputs, loadTokenizer } from "@irforge/model";
+import {
+  causalInputs,
+  type CausalLM,
+  disposeInputs,
+  loadLoraAdapter,
+  loadTokenizer,
+} from "@irforge/model";
+import { openCheckpoint } from "@irforge/model/safetensors";
 import {
   type CandidateList,
   HashWordTokenizer,
@@ -15,6 +30,8 @@ import {
 } from "@irforge/data";
 import { parseConfig } from "../config/parse.ts";
 import { train } from "../loop.ts";
+import { Rng } from "../rng.ts";
+import { disposeLoaded, loadModel, setAdapterTraining } from "./model_setup.ts";
 import {
   checkDistinctIdentifiers,
   identifierLogits,
@@ -26,6 +43,29 @@ import {
 } from "./listwise.ts";
 
 const stories = sharedPathOrSkip("the listwise tests", "data", "stories260K");
+
+/** A small LoRA: rank 4, dropout on (so masks must be seeded and replayed). */
+const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+/** Logits of one row of ids, without gradients. */
+async function logitsOf(model: CausalLM, ids: number[]): Promise<Float32Array> {
+  const inputs = causalInputs([ids]);
+  try {
+    const logits = noGrad(() => model.forward(inputs)).logits!;
+    const values = await logits.toArray() as Float32Array;
+    logits.dispose();
+    return values;
+  } finally {
+    disposeInputs(inputs);
+  }
+}
 const novel = sharedPathOrSkip("the listwise tests", "data", "noveleval");
 
 async function storiesTokenizer(): Promise<TextTokenizer> {
@@ -315,4 +355,237 @@ training:
       }
     },
   );
+
+  gpuTest(
+    "listwise + LoRA (dropout): generation with NEFTune, 4 steps straight = 2, interrupt, resume 2",
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      try {
+        const sets = (name: string) => [
+          `training.output_dir=${join(dir, name)}`,
+          "training.objective=generation",
+          "training.noisy_embedding_alpha=5",
+          "training.max_steps=4",
+          "training.save_strategy=steps",
+          "training.save_steps=100",
+          "training.learning_rate=0.01",
+          ...loraSets,
+        ];
+        const twoQueries: ListwiseData = {
+          ...data,
+          train: [data.train[0]!, firstHits(candidates[2]!, 6)],
+        };
+        const withGradNorm = async (path: string) =>
+          (await Deno.readTextFile(join(path, "metrics.jsonl"))).trim().split("\n")
+            .map((l) => JSON.parse(l)).filter((r) => "train/loss" in r)
+            .map((r) => [r.step, r["train/loss"], r["train/grad_norm"]]);
+        const options = { data: twoQueries, log: () => {} };
+        const a = await listwiseTask(configOf(sets("straight")), options);
+        const full = await train({ config: configOf(sets("straight")), task: a, ...quiet });
+        a.dispose();
+        assert.equal(full.status, "finished", full.error?.stack);
+        const b = await listwiseTask(configOf(sets("split")), options);
+        const half = await train({
+          config: configOf(sets("split")),
+          task: b,
+          ...quiet,
+          interruptAfterStep: 2,
+        });
+        b.dispose();
+        assert.equal(half.status, "interrupted");
+        const c = await listwiseTask(configOf(sets("split")), options);
+        const rest = await train({
+          config: configOf(sets("split")),
+          task: c,
+          ...quiet,
+          resume: half.runPath,
+        });
+        c.dispose();
+        assert.equal(rest.status, "finished", rest.error?.stack);
+        const expected = await withGradNorm(full.runPath);
+        assert.equal(expected.length, 4);
+        assert.deepEqual(await withGradNorm(half.runPath), expected);
+        const files = [...Deno.readDirSync(join(half.runPath, "checkpoints", "checkpoint-2"))]
+          .map((e) => e.name).sort();
+        assert.deepEqual(files, [
+          "adapter_config.json",
+          "adapter_model.safetensors",
+          "optimizer.safetensors",
+          "trainer_state.json",
+        ]);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+
+  gpuTest(
+    "listwise + LoRA: checkpoint is a peft adapter; loading it back gives the trained logits",
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      const sets = [
+        `training.output_dir=${join(dir, "run")}`,
+        ...loraSets,
+        "training.objective=ranking",
+        "training.max_steps=3",
+        "training.learning_rate=0.01",
+        "training.save_strategy=steps",
+        "training.save_steps=3",
+      ];
+      try {
+        const config = configOf(sets);
+        const a = await listwiseTask(config, { data, log: () => {} });
+        const ids = a.items[0]!.inputIds;
+        // Logits in evaluation mode (no adapter dropout).
+        const evalLogits = async (task: typeof a) => {
+          setAdapterTraining(task.loaded, false);
+          try {
+            return await logitsOf(task.model, ids);
+          } finally {
+            setAdapterTraining(task.loaded, true);
+          }
+        };
+        const before = await evalLogits(a);
+        const result = await train({ config, task: a, ...quiet });
+        assert.equal(result.status, "finished", result.error?.stack);
+        const trained = await evalLogits(a);
+        // Evaluation and rerank run the adapter without dropout, and training resumes with it.
+        const adapter = a.loaded.adapter!;
+        const modes = new Set<boolean>();
+        const delta = adapter.delta.bind(adapter);
+        adapter.delta = (path, x) => (modes.add(adapter.training), delta(path, x));
+        const trainedEval = await a.evaluate!();
+        const list = data.eval[0]!;
+        await a.rerank({
+          ...list,
+          hits: list.hits.map((h) => ({
+            ...h,
+            content: h.content.split(" ").slice(0, 5).join(" "),
+          })),
+        });
+        assert.deepEqual([...modes], [false]);
+        assert.equal(adapter.training, true);
+        const trainedParams = new Map<string, Float32Array>();
+        for (const [name, t] of a.parameters) {
+          trainedParams.set(name, await t.toArray() as Float32Array);
+        }
+        a.dispose();
+        // Training moved the logits, so equal logits below mean the adapter came back.
+        assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the logits");
+
+        const checkpoint = join(result.runPath, "checkpoints", "checkpoint-3");
+        const files = [...Deno.readDirSync(checkpoint)].map((e) => e.name).sort();
+        assert.deepEqual(files, [
+          "adapter_config.json",
+          "adapter_model.safetensors",
+          "optimizer.safetensors",
+          "trainer_state.json",
+        ]);
+        const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
+        assert.equal(peft.peft_type, "LORA");
+        assert.equal(peft.r, 4);
+        assert.equal(peft.lora_dropout, 0.1);
+        // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
+        const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
+        try {
+          const names = saved.names().sort();
+          assert.equal(names.length, trainedParams.size);
+          assert.ok(names.length > 0);
+          for (const name of names) {
+            assert.match(
+              name,
+              /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
+            );
+            assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
+          }
+        } finally {
+          saved.close();
+        }
+
+        // Independently: the base model plus the saved adapter through peft's loader.
+        const base = await loadModel(configOf([...sets, "model.use_lora=false"]));
+        try {
+          const adapter = await loadLoraAdapter(base.model, checkpoint);
+          adapter.training = false;
+          assert.ok(maxAbsDiff(await logitsOf(base.model, ids), trained) <= 1e-5);
+          adapter.dispose();
+        } finally {
+          disposeLoaded(base);
+        }
+
+        // And through the recipe's own checkpoint loading (what --resume does).
+        const b = await listwiseTask(config, { data, log: () => {} });
+        try {
+          assert.deepEqual(await evalLogits(b), before); // a fresh adapter: the base model
+          await b.loadWeights(checkpoint);
+          assert.ok(maxAbsDiff(await evalLogits(b), trained) <= 1e-5);
+          const reloadedEval = await b.evaluate!();
+          assert.deepEqual(reloadedEval.metrics, trainedEval.metrics);
+          assert.equal(reloadedEval.runText, trainedEval.runText);
+        } finally {
+          b.dispose();
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+
+  for (const lora of [false, true]) {
+    gpuTest(
+      `listwise combined${
+        lora ? " + LoRA (dropout, NEFTune)" : ""
+      }: gradient checkpointing gives the same loss and gradients; dispose frees all`,
+      async () => {
+        await getDevice();
+        const run = async (checkpointing: boolean) => {
+          const config = configOf([
+            "training.objective=combined",
+            `training.gradient_checkpointing=${checkpointing}`,
+            ...(lora ? [...loraSets, "training.noisy_embedding_alpha=5"] : []),
+          ]);
+          const liveBefore = memoryStats().liveBytes;
+          const task = await listwiseTask(config, { data, log: () => {} });
+          assert.equal(task.model.gradientCheckpointing, checkpointing);
+          let result: { loss: number; grads: Map<string, Float32Array> };
+          try {
+            // As the training loop runs a micro-batch: backward after microBatch has returned.
+            const out = await tidyAsync(() => task.microBatch(0, 0, Rng.seeded(7)));
+            backward(out.loss);
+            const [loss] = await out.loss.toArray();
+            out.loss.dispose();
+            for (const t of Object.values(out.parts ?? {})) (t as Tensor).dispose();
+            for (const v of Object.values(out.metrics)) if (typeof v !== "number") v.dispose();
+            const grads = new Map<string, Float32Array>();
+            for (const [name, t] of task.parameters) {
+              assert.ok(t.grad, `${name} has no gradient`);
+              grads.set(name, await t.grad.toArray() as Float32Array);
+            }
+            zeroGrad(task.parameters.values());
+            result = { loss: loss!, grads };
+          } finally {
+            task.dispose();
+          }
+          // The model, its adapter and the inputs kept for backward are all freed.
+          assert.equal(memoryStats().liveBytes, liveBefore, "GPU memory left after dispose()");
+          return result;
+        };
+        const plain = await run(false);
+        const checkpointed = await run(true);
+        assert.ok(
+          Math.abs(plain.loss - checkpointed.loss) <= 1e-5,
+          `${plain.loss} vs ${checkpointed.loss}`,
+        );
+        let largest = 0;
+        for (const [name, g] of plain.grads) {
+          const diff = maxAbsDiff(g, checkpointed.grads.get(name)!);
+          assert.ok(diff <= 1e-5, `${name}: gradients differ by ${diff}`);
+          for (const v of g) largest = Math.max(largest, Math.abs(v));
+        }
+        assert.ok(largest > 1e-4, "all gradients are (nearly) zero: the comparison shows nothing");
+      },
+    );
+  }
 }
