@@ -21,11 +21,20 @@
  * bm25 --k 20`) and reports nDCG@10, recall@100, MRR and MAP, plus the same
  * metrics of the first-stage order as `first_stage_<metric>`.
  *
+ * With `model.use_lora` the adapter and the head train: the adapter's
+ * dropout is seeded from the trainer's RNG per micro-batch (a resumed run
+ * draws the same masks) and off during evaluation; checkpoints then hold the
+ * adapter in peft's format (`adapter_config.json` +
+ * `adapter_model.safetensors`) and `model.safetensors` holds the head alone
+ * (without LoRA it holds the model and the head). A micro-batch's uploaded
+ * inputs stay alive until the next micro-batch, evaluation or dispose, since
+ * backward re-reads them when `training.gradient_checkpointing` is on.
+ *
  * @module
  */
 
 import { expand, matmul, noGrad, parameter, reshape, type Tensor, tidy } from "@irforge/tensor";
-import type { CausalLM } from "@irforge/model";
+import type { CausalLM, ModelInputs } from "@irforge/model";
 import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import {
   BinaryDataset,
@@ -47,7 +56,17 @@ import { type CandidateList, evaluateReranker, evaluateRun } from "@irforge/eval
 import type { Config } from "../config/schema.ts";
 import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
 import { Rng } from "../rng.ts";
-import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import {
+  disposeLoaded,
+  loadCheckpointWeights,
+  type LoadedModel,
+  loadModel,
+  loadWeights,
+  saveCheckpointWeights,
+  saveWeights,
+  seedAdapterDropout,
+  setAdapterTraining,
+} from "./model_setup.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
 
@@ -80,9 +99,20 @@ export function pairIds(
   return [...q, ...p];
 }
 
-/** Scores collated pairs: last real token's final hidden state · head → `[rows]`. */
-export function scorePairs(model: CausalLM, head: Tensor, batch: CollatedBatch): Tensor {
+/**
+ * Scores collated pairs: last real token's final hidden state · head → `[rows]`.
+ * The uploaded inputs are freed on return, unless `live` is given: then they
+ * are pushed onto it and the caller frees them (`disposeInputs`) after
+ * backward, which re-reads them when layers are checkpointed.
+ */
+export function scorePairs(
+  model: CausalLM,
+  head: Tensor,
+  batch: CollatedBatch,
+  live?: ModelInputs[],
+): Tensor {
   const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  live?.push(inputs);
   try {
     const { hidden } = model.forward(inputs, { output: "hidden" });
     return tidy(() => {
@@ -90,7 +120,7 @@ export function scorePairs(model: CausalLM, head: Tensor, batch: CollatedBatch):
       return reshape(matmul(last, head, { transB: true }), [batch.rows]);
     });
   } finally {
-    disposeInputs(inputs);
+    if (!live) disposeInputs(inputs);
   }
 }
 
@@ -221,20 +251,34 @@ export interface CrossencoderOptions {
   log?: (line: string) => void;
 }
 
+/** A built cross-encoder task with its model and head. */
+export type CrossencoderTask = TrainingTask & {
+  /** The model, tokenizer, trainable model parameters and LoRA adapter (if any). */
+  loaded: LoadedModel;
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  /** The scoring head `score.weight` `[1, hidden]`. */
+  head: Tensor;
+  /** Scores of (query, passage) pairs as evaluation computes them (adapter dropout off). */
+  score(query: string, passages: readonly string[]): Promise<number[]>;
+  dispose(): void;
+};
+
 /** Builds the cross-encoder training task of `config`. */
 export async function crossencoderTask(
   config: Config,
   options: CrossencoderOptions = {},
-): Promise<
-  TrainingTask & { model: CausalLM; tokenizer: TextTokenizer; head: Tensor; dispose(): void }
-> {
+): Promise<CrossencoderTask> {
   const data = options.data ?? await readRetrievalData(config);
   const log = options.log;
   const d = config.data, t = config.training;
   const run = d.run_path ? await readRun(d.run_path) : null;
   const groups = trainingGroups(config, data, run);
   if (groups.length === 0) throw new Error("data: no training query has a judged document");
-  const { model, tokenizer, trainable } = await loadModel(config);
+  const loss = crossencoderLoss(config);
+  // Loaded last, so that a data or loss error above leaves nothing on the GPU.
+  const loaded = await loadModel(config);
+  const { model, tokenizer, trainable } = loaded;
   const hiddenSize = model.config.hiddenSize;
   // HF initialises the classification head like every linear layer: N(0, 0.02).
   const headRng = Rng.seeded(t.seed + 1);
@@ -243,7 +287,8 @@ export async function crossencoderTask(
     [1, hiddenSize],
   );
   const parameters = new Map([...trainable, [SCORE_HEAD, head]]);
-  const loss = crossencoderLoss(config);
+  // What model.safetensors holds: the model and the head, or (LoRA) the head beside the adapter.
+  const modelFileParameters = loaded.adapter ? new Map([[SCORE_HEAD, head]]) : parameters;
   const batchSize = t.per_device_train_batch_size;
   const batchesPerEpoch = Math.ceil(groups.length / batchSize);
   const padToMultipleOf = d.pad_to_multiple_of ?? 8;
@@ -257,26 +302,47 @@ export async function crossencoderTask(
       { padId: tokenizer.padId, padToMultipleOf },
     );
 
-  const evaluate = async (): Promise<EvalOutcome> => {
+  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
+  // returns and re-reads them when layers are checkpointed.
+  const liveInputs: ModelInputs[] = [];
+  const release = () => {
+    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
+  };
+
+  // Evaluation mode (no adapter dropout) for the duration of `fn`.
+  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
+    release();
+    setAdapterTraining(loaded, false);
+    try {
+      return await fn();
+    } finally {
+      setAdapterTraining(loaded, true);
+    }
+  };
+
+  const scorer = async (query: string, passages: readonly string[]) => {
+    const scores: number[] = [];
+    for (let start = 0; start < passages.length; start += t.per_device_eval_batch_size) {
+      const batch = collatePairs(
+        passages.slice(start, start + t.per_device_eval_batch_size)
+          .map((passage) => ({ query, passage })),
+      );
+      const out = noGrad(() => scorePairs(model, head, batch));
+      scores.push(...await out.toArray().finally(() => out.dispose()));
+    }
+    return scores;
+  };
+
+  const evaluateNow = async (): Promise<EvalOutcome> => {
     if (!run) throw new Error("crossencoder evaluation needs data.run_path (the candidates)");
     const { lists, firstStage } = rerankLists(run, data);
     if (lists.length === 0) {
       throw new Error("evaluation: no query of eval_qrels_path has candidates in run_path");
     }
-    const scorer = async (query: string, docs: readonly { text: string }[]) => {
-      const scores: number[] = [];
-      for (let start = 0; start < docs.length; start += t.per_device_eval_batch_size) {
-        const batch = collatePairs(
-          docs.slice(start, start + t.per_device_eval_batch_size)
-            .map((doc) => ({ query, passage: doc.text })),
-        );
-        const out = noGrad(() => scorePairs(model, head, batch));
-        scores.push(...await out.toArray().finally(() => out.dispose()));
-      }
-      return scores;
-    };
+    const rerank = (query: string, docs: readonly { text: string }[]) =>
+      scorer(query, docs.map((doc) => doc.text));
     const options = { measures: RETRIEVAL_MEASURES };
-    const result = await evaluateReranker(lists, scorer, data.evalQrels!, {
+    const result = await evaluateReranker(lists, rerank, data.evalQrels!, {
       ...options,
       tag: "crossencoder",
       progress: (done, total) => {
@@ -290,15 +356,20 @@ export async function crossencoderTask(
     }
     return outcome;
   };
+  const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
 
   return {
     recipe: "crossencoder",
+    loaded,
     model,
     tokenizer,
     head,
     parameters,
     batchesPerEpoch,
-    async microBatch(epoch, index) {
+    score: (query, passages) => inEvalMode(() => scorer(query, passages)),
+    async microBatch(epoch, index, rng) {
+      release();
+      seedAdapterDropout(loaded, rng);
       const order = epochPermutation(groups.length, d.dataset_seed, epoch);
       const items = order.slice(index * batchSize, (index + 1) * batchSize)
         .map((i) => groups.get(i, epoch));
@@ -309,18 +380,25 @@ export async function crossencoderTask(
         ),
       );
       const labels = items.flatMap((it) => it.labels);
-      const flat = scorePairs(model, head, batch);
+      const flat = scorePairs(model, head, batch, liveInputs);
       const out = await groupLoss(loss, flat, Q, G, labels);
       let tokens = 0;
       for (const m of batch.attentionMask) tokens += m;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
     },
     evaluate: data.evalQrels && run ? evaluate : undefined,
-    saveWeights: (dir) => saveWeights(dir, parameters),
-    loadWeights: (dir) => loadWeights(dir, parameters),
+    saveWeights: async (dir) => {
+      if (loaded.adapter) await saveCheckpointWeights(dir, loaded);
+      await saveWeights(dir, modelFileParameters);
+    },
+    loadWeights: async (dir) => {
+      if (loaded.adapter) await loadCheckpointWeights(dir, loaded);
+      await loadWeights(dir, modelFileParameters);
+    },
     dispose: () => {
+      release();
       head.dispose();
-      model.dispose();
+      disposeLoaded(loaded);
     },
   };
 }

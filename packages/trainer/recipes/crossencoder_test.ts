@@ -1,16 +1,29 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getDevice, noGrad, Tensor } from "@irforge/tensor";
+import {
+  backward,
+  getDevice,
+  memoryStats,
+  noGrad,
+  parameter,
+  Tensor,
+  tidyAsync,
+  zeroGrad,
+} from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
-import { collate, readBeirCorpus, readBeirQueries } from "@irforge/data";
+import { loadLoraAdapter } from "@irforge/model";
+import { openCheckpoint } from "@irforge/model/safetensors";
+import { collate, passageText, readBeirCorpus, readBeirQueries } from "@irforge/data";
 import { createLoss } from "@irforge/losses";
 import { formatBm25Run, indexCorpus, retrieveAll } from "@irforge/eval";
 import { DEFAULT_CONFIG_PATH, DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
 import { train } from "../loop.ts";
-import { crossencoderTask, groupLoss, pairIds, scorePairs } from "./crossencoder.ts";
+import { Rng } from "../rng.ts";
+import { crossencoderTask, groupLoss, pairIds, SCORE_HEAD, scorePairs } from "./crossencoder.ts";
 import { readRetrievalData } from "./biencoder.ts";
+import { disposeLoaded, loadModel } from "./model_setup.ts";
 
 /** BM25 top-`k` of every default-collection query, written as a TREC run in `dir`. */
 async function bm25Run(dir: string, k: number): Promise<string> {
@@ -62,6 +75,18 @@ async function readLosses(runPath: string): Promise<[number, number][]> {
     .map((l) => JSON.parse(l)).filter((r) => "train/loss" in r)
     .map((r) => [r.step, r["train/loss"]]);
 }
+
+const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
+
+/** A small LoRA: rank 4, dropout on (so masks must be seeded and replayed). */
+const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
 
 Deno.test("pairIds: [BOS] query [EOS] passage [EOS], each side truncated", () => {
   const tokenizer = {
@@ -205,44 +230,263 @@ gpuTest(
   },
 );
 
+for (const lora of [false, true]) {
+  gpuTest(
+    `crossencoder${
+      lora ? " + LoRA (dropout)" : ""
+    }: 4 steps straight = 2, interrupt, resume 2 (head in the checkpoint)`,
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      try {
+        const runFile = await bm25Run(dir, 10);
+        const sets = (name: string) => [
+          `training.output_dir=${join(dir, name)}`,
+          "training.max_steps=4",
+          "training.logging_steps=1",
+          "training.per_device_train_batch_size=4",
+          "training.eval_strategy=no",
+          "training.save_strategy=no",
+          "training.loss=ranknet",
+          "data.group_size=3",
+          "data.negative_source=run",
+          ...(lora ? loraSets : []),
+        ];
+        const lossesOf = async (path: string) =>
+          (await Deno.readTextFile(join(path, "metrics.jsonl"))).trim().split("\n")
+            .map((l) => JSON.parse(l)).filter((r) => "train/loss" in r)
+            .map((r) => [r.step, r["train/loss"], r["train/grad_norm"]]);
+        const straightConfig = await crossConfig(runFile, sets("straight"));
+        const data = await readRetrievalData(straightConfig);
+        const a = await crossencoderTask(straightConfig, { data });
+        const full = await train({ config: straightConfig, task: a, ...quiet });
+        a.dispose();
+        assert.equal(full.status, "finished", full.error?.stack);
+        const splitConfig = await crossConfig(runFile, sets("split"));
+        const b = await crossencoderTask(splitConfig, { data });
+        const half = await train({ config: splitConfig, task: b, ...quiet, interruptAfterStep: 2 });
+        b.dispose();
+        assert.equal(half.status, "interrupted");
+        const c = await crossencoderTask(splitConfig, { data });
+        const rest = await train({ config: splitConfig, task: c, ...quiet, resume: half.runPath });
+        c.dispose();
+        assert.equal(rest.status, "finished", rest.error?.stack);
+        const expected = await lossesOf(full.runPath);
+        assert.equal(expected.length, 4);
+        assert.deepEqual(await lossesOf(half.runPath), expected);
+        const files = [...Deno.readDirSync(join(half.runPath, "checkpoints", "checkpoint-2"))]
+          .map((e) => e.name).sort();
+        assert.deepEqual(
+          files,
+          lora
+            ? [
+              "adapter_config.json",
+              "adapter_model.safetensors",
+              "model.safetensors",
+              "optimizer.safetensors",
+              "trainer_state.json",
+            ]
+            : ["model.safetensors", "optimizer.safetensors", "trainer_state.json"],
+        );
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
 gpuTest(
-  "crossencoder: 4 steps straight = 2, interrupt, resume 2 (head in the checkpoint)",
+  "crossencoder + LoRA: checkpoint is a peft adapter plus the head; loading it back gives the trained scores",
   async () => {
     await getDevice();
     const dir = await Deno.makeTempDir();
     try {
-      const runFile = await bm25Run(dir, 10);
-      const sets = (name: string) => [
-        `training.output_dir=${join(dir, name)}`,
-        "training.max_steps=4",
-        "training.logging_steps=1",
+      const sets = [
+        `training.output_dir=${join(dir, "run")}`,
+        ...loraSets,
+        "training.max_steps=3",
+        "training.learning_rate=0.01",
+        "training.warmup_steps=0",
         "training.per_device_train_batch_size=4",
+        "training.logging_steps=1",
         "training.eval_strategy=no",
-        "training.save_strategy=no",
-        "training.loss=ranknet",
-        "data.group_size=3",
-        "data.negative_source=run",
+        "training.save_strategy=steps",
+        "training.save_steps=3",
+        "data.group_size=2",
       ];
-      const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
-      const straightConfig = await crossConfig(runFile, sets("straight"));
-      const data = await readRetrievalData(straightConfig);
-      const a = await crossencoderTask(straightConfig, { data });
-      const full = await train({ config: straightConfig, task: a, ...quiet });
+      const config = await crossConfig(await bm25Run(dir, 5), sets);
+      const data = await readRetrievalData(config);
+      const query = [...data.evalQueries!.values()][0]!;
+      const passages = [...data.corpus.values()].slice(0, 6).map(passageText);
+
+      const a = await crossencoderTask(config, { data });
+      const before = await a.score(query, passages);
+      const result = await train({ config, task: a, ...quiet });
+      assert.equal(result.status, "finished", result.error?.stack);
+      const trained = await a.score(query, passages);
+      // Evaluation and score() run the adapter without dropout; training resumes with it.
+      const adapter = a.loaded.adapter!;
+      const modes = new Set<boolean>();
+      const delta = adapter.delta.bind(adapter);
+      adapter.delta = (path, x) => (modes.add(adapter.training), delta(path, x));
+      const trainedEval = await a.evaluate!();
+      assert.deepEqual(await a.score(query, passages), trained);
+      assert.deepEqual([...modes], [false]);
+      assert.equal(adapter.training, true);
+      const trainedParams = new Map<string, Float32Array>();
+      for (const [name, t] of a.parameters) {
+        trainedParams.set(name, await t.toArray() as Float32Array);
+      }
       a.dispose();
-      const splitConfig = await crossConfig(runFile, sets("split"));
-      const b = await crossencoderTask(splitConfig, { data });
-      const half = await train({ config: splitConfig, task: b, ...quiet, interruptAfterStep: 2 });
-      b.dispose();
-      assert.equal(half.status, "interrupted");
-      const c = await crossencoderTask(splitConfig, { data });
-      const rest = await train({ config: splitConfig, task: c, ...quiet, resume: half.runPath });
-      c.dispose();
-      assert.equal(rest.status, "finished", rest.error?.message);
-      const expected = await readLosses(full.runPath);
-      assert.equal(expected.length, 4);
-      assert.deepEqual(await readLosses(half.runPath), expected);
+      // Training moved the scores, so equal scores below mean adapter and head came back.
+      assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the scores");
+
+      const checkpoint = join(result.runPath, "checkpoints", "checkpoint-3");
+      const files = [...Deno.readDirSync(checkpoint)].map((e) => e.name).sort();
+      assert.deepEqual(files, [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer_state.json",
+      ]);
+      const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
+      assert.equal(peft.peft_type, "LORA");
+      assert.equal(peft.r, 4);
+      assert.equal(peft.lora_dropout, 0.1);
+      // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
+      const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
+      try {
+        const names = saved.names().sort();
+        assert.equal(names.length, trainedParams.size - 1);
+        assert.ok(names.length > 0);
+        for (const name of names) {
+          assert.match(
+            name,
+            /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
+          );
+          assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
+        }
+      } finally {
+        saved.close();
+      }
+      // model.safetensors: the head alone (the base model is not trained).
+      const headFile = await openCheckpoint(join(checkpoint, "model.safetensors"));
+      let headValues: Float32Array;
+      try {
+        assert.deepEqual(headFile.names(), [SCORE_HEAD]);
+        headValues = await headFile.read(SCORE_HEAD, { as: "f32" });
+        assert.deepEqual(headValues, trainedParams.get(SCORE_HEAD));
+      } finally {
+        headFile.close();
+      }
+
+      // Independently: the base model plus the saved adapter through peft's loader, and the head.
+      const base = await loadModel(
+        await crossConfig(config.data.run_path!, [
+          ...sets,
+          "model.use_lora=false",
+        ]),
+      );
+      const head = parameter(headValues, [1, headValues.length]);
+      try {
+        const peftAdapter = await loadLoraAdapter(base.model, checkpoint);
+        peftAdapter.training = false;
+        const batch = collate(
+          passages.map((p) => {
+            const { query_max_len: q, passage_max_len: pl } = config.data;
+            const ids = pairIds(base.tokenizer, query, p, q, pl);
+            return { inputIds: ids, labels: ids.map(() => -100) };
+          }),
+          { padId: base.tokenizer.padId, padToMultipleOf: 8 },
+        );
+        const out = noGrad(() => scorePairs(base.model, head, batch));
+        assert.ok(maxAbsDiff(await out.toArray(), trained) <= 1e-6);
+        out.dispose();
+        peftAdapter.dispose();
+      } finally {
+        head.dispose();
+        disposeLoaded(base);
+      }
+
+      // And through the recipe's own checkpoint loading (what --resume does).
+      const b = await crossencoderTask(config, { data });
+      try {
+        assert.deepEqual(await b.score(query, passages), before); // fresh adapter and head
+        await b.loadWeights(checkpoint);
+        assert.ok(maxAbsDiff(await b.score(query, passages), trained) <= 1e-6);
+        assert.deepEqual((await b.evaluate!()).metrics, trainedEval.metrics);
+      } finally {
+        b.dispose();
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   },
 );
+
+for (const lora of [false, true]) {
+  gpuTest(
+    `crossencoder${
+      lora ? " + LoRA (dropout)" : ""
+    }: gradient checkpointing gives the same loss and gradients; dispose frees all`,
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      try {
+        const runFile = await bm25Run(dir, 5);
+        const run = async (checkpointing: boolean) => {
+          const config = await crossConfig(runFile, [
+            "training.per_device_train_batch_size=4",
+            "data.group_size=2",
+            `training.gradient_checkpointing=${checkpointing}`,
+            ...(lora ? loraSets : []),
+          ]);
+          const data = await readRetrievalData(config);
+          const liveBefore = memoryStats().liveBytes;
+          const task = await crossencoderTask(config, { data });
+          assert.equal(task.model.gradientCheckpointing, checkpointing);
+          let result: { loss: number; grads: Map<string, Float32Array> };
+          try {
+            // As the training loop runs a micro-batch: backward after microBatch has returned.
+            const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
+            backward(out.loss);
+            const [loss] = await out.loss.toArray();
+            out.loss.dispose();
+            for (const t of Object.values(out.parts ?? {})) t.dispose();
+            for (const v of Object.values(out.metrics ?? {})) {
+              if (typeof v !== "number") v.dispose();
+            }
+            const grads = new Map<string, Float32Array>();
+            for (const [name, t] of task.parameters) {
+              assert.ok(t.grad, `${name} has no gradient`);
+              grads.set(name, await t.grad.toArray() as Float32Array);
+            }
+            zeroGrad(task.parameters.values());
+            result = { loss: loss!, grads };
+          } finally {
+            task.dispose();
+          }
+          // The model, its adapter, the head and the inputs kept for backward are all freed.
+          assert.equal(memoryStats().liveBytes, liveBefore, "GPU memory left after dispose()");
+          return result;
+        };
+        const plain = await run(false);
+        const checkpointed = await run(true);
+        assert.ok(
+          Math.abs(plain.loss - checkpointed.loss) <= 1e-5,
+          `${plain.loss} vs ${checkpointed.loss}`,
+        );
+        let largest = 0;
+        for (const [name, g] of plain.grads) {
+          const diff = maxAbsDiff(g, checkpointed.grads.get(name)!);
+          assert.ok(diff <= 1e-5, `${name}: gradients differ by ${diff}`);
+          for (const v of g) largest = Math.max(largest, Math.abs(v));
+        }
+        assert.ok(largest > 1e-4, "all gradients are (nearly) zero: the comparison shows nothing");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
