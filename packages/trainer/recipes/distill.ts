@@ -27,12 +27,23 @@
  * exact resume. Evaluation is exact top-100 retrieval (GPU top-k) of the
  * student on `eval_qrels_path`.
  *
+ * With `model.use_lora` the student's adapter (and the projection) train:
+ * the adapter's dropout is seeded from the trainer's RNG per micro-batch (a
+ * resumed run draws the same masks) and off during evaluation; checkpoints
+ * then hold the adapter in peft's format (`adapter_config.json` +
+ * `adapter_model.safetensors`) and `model.safetensors` holds
+ * `projection.weight` alone (none without a projection); without LoRA
+ * `model.safetensors` holds the model and the projection. A model teacher
+ * is frozen and runs without an adapter. A micro-batch's uploaded inputs
+ * stay alive until the next micro-batch, evaluation or dispose, since
+ * backward re-reads them when `training.gradient_checkpointing` is on.
+ *
  * @module
  */
 
 import { join, resolve } from "node:path";
 import { concat, l2Normalize, matmul, noGrad, parameter, type Tensor, tidy } from "@irforge/tensor";
-import type { CausalLM } from "@irforge/model";
+import type { CausalLM, ModelInputs } from "@irforge/model";
 import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import { SafetensorsFile } from "@irforge/model/safetensors";
 import {
@@ -61,7 +72,17 @@ import {
   type TrainResult,
 } from "../loop.ts";
 import { Rng } from "../rng.ts";
-import { loadModel, loadWeights, saveWeights } from "./model_setup.ts";
+import {
+  disposeLoaded,
+  loadCheckpointWeights,
+  type LoadedModel,
+  loadModel,
+  loadWeights,
+  saveCheckpointWeights,
+  saveWeights,
+  seedAdapterDropout,
+  setAdapterTraining,
+} from "./model_setup.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
@@ -123,20 +144,26 @@ function collateTexts(tokenizer: TextTokenizer, texts: readonly string[], maxLen
   );
 }
 
-/** Final hidden states pooled, `[rows, hidden]` (no normalisation). */
-export function pooledHidden(model: CausalLM, batch: CollatedBatch, config: Config): Tensor {
-  const inputs = uploadInputsOf(model, batch);
+/**
+ * Final hidden states pooled, `[rows, hidden]` (no normalisation). The
+ * uploaded inputs are freed on return, unless `live` is given: then they are
+ * pushed onto it and the caller frees them (`disposeInputs`) after backward,
+ * which re-reads them when layers are checkpointed.
+ */
+export function pooledHidden(
+  model: CausalLM,
+  batch: CollatedBatch,
+  config: Config,
+  live?: ModelInputs[],
+): Tensor {
+  const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+  live?.push(inputs);
   try {
-    const { hidden } = model.forward(inputs.inputs, { output: "hidden" });
+    const { hidden } = model.forward(inputs, { output: "hidden" });
     return tidy(() => poolHidden(hidden!, poolingBatch(batch), config.model.pooling, false));
   } finally {
-    inputs.dispose();
+    if (!live) disposeInputs(inputs);
   }
-}
-
-function uploadInputsOf(model: CausalLM, batch: CollatedBatch) {
-  const inputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
-  return { inputs, dispose: () => disposeInputs(inputs) };
 }
 
 /** Loads the teacher of `config` (model directory, `random-init:`, or precomputed `.safetensors`). */
@@ -182,7 +209,12 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
     // A random-init teacher must differ from a random-init student of the same config.
     training: { ...config.training, seed: config.training.seed + 1000 },
   };
-  const { model, tokenizer } = await loadModel(teacherConfig);
+  const { model, tokenizer, adapter } = await loadModel(teacherConfig);
+  // The teacher is frozen: with use_lora the student's (fresh, zero) adapter is no part of it.
+  if (adapter) {
+    adapter.dispose();
+    model.adapter = null;
+  }
   model.setTrainable(false);
   return {
     dim: model.config.hiddenSize,
@@ -202,22 +234,47 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
 
 /** The student: model, optional projection, and how it embeds. */
 export interface Student {
+  /** The model, tokenizer, trainable model parameters and LoRA adapter (if any). */
+  loaded: LoadedModel;
   model: CausalLM;
   tokenizer: TextTokenizer;
-  /** Trainable parameters (model + projection). */
+  /** Trainable parameters (model or adapter, + projection). */
   parameters: Map<string, Tensor>;
+  /** The projection `projection.weight`, if any. */
+  projection: Tensor | null;
   /** Embedding width after the projection. */
   dim: number;
-  /** Embeddings `[texts, dim]`: pooled, projected, normalised per config. */
-  embed(texts: readonly string[], maxLength: number): Tensor;
+  /**
+   * Embeddings `[texts, dim]`: pooled, projected, normalised per config. With
+   * `live`, the uploaded inputs are pushed onto it and the caller frees them
+   * after backward (see {@link pooledHidden}).
+   */
+  embed(texts: readonly string[], maxLength: number, live?: ModelInputs[]): Tensor;
   /** Real tokens embedded so far (for `tokens_per_s`). */
   tokens: number;
+  /**
+   * Writes the trainable weights: `model.safetensors` (model + projection),
+   * or with LoRA the peft adapter and `model.safetensors` with the projection alone.
+   */
+  saveWeights(dir: string): Promise<void>;
+  /** Loads what {@link Student.saveWeights} wrote, in place. */
+  loadWeights(dir: string): Promise<void>;
   dispose(): void;
 }
 
 /** Loads the student of `config`; `teacherDim` checks the projection. */
 export async function loadStudent(config: Config, teacherDim: number | null): Promise<Student> {
-  const { model, tokenizer, trainable } = await loadModel(config);
+  const loaded = await loadModel(config);
+  try {
+    return studentOf(config, loaded, teacherDim);
+  } catch (error) {
+    disposeLoaded(loaded);
+    throw error;
+  }
+}
+
+function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | null): Student {
+  const { model, tokenizer, trainable } = loaded;
   const hidden = model.config.hiddenSize;
   const projectionDim = config.model.projection_dim;
   if (teacherDim !== null && (projectionDim ?? hidden) !== teacherDim) {
@@ -247,24 +304,40 @@ export async function loadStudent(config: Config, teacherDim: number | null): Pr
       throw new Error(`model.matryoshka_dims: ${d} is wider than the embedding (${dim})`);
     }
   }
+  // What model.safetensors holds: the model and the projection, or (LoRA) the projection alone.
+  const modelFileParameters = !loaded.adapter
+    ? parameters
+    : projection
+    ? new Map([[PROJECTION, projection]])
+    : null;
   const student: Student = {
+    loaded,
     model,
     tokenizer,
     parameters,
+    projection,
     dim,
     tokens: 0,
-    embed(texts, maxLength) {
+    embed(texts, maxLength, live) {
       const batch = collateTexts(tokenizer, texts, maxLength);
       for (const m of batch.attentionMask) student.tokens += m;
-      const pooled = pooledHidden(model, batch, config);
+      const pooled = pooledHidden(model, batch, config, live);
       return tidy(() => {
         const projected = projection ? matmul(pooled, projection, { transB: true }) : pooled;
         return config.model.normalize ? l2Normalize(projected) : projected;
       });
     },
+    async saveWeights(dir) {
+      if (loaded.adapter) await saveCheckpointWeights(dir, loaded);
+      if (modelFileParameters) await saveWeights(dir, modelFileParameters);
+    },
+    async loadWeights(dir) {
+      if (loaded.adapter) await loadCheckpointWeights(dir, loaded);
+      if (modelFileParameters) await loadWeights(dir, modelFileParameters);
+    },
     dispose() {
       projection?.dispose();
-      model.dispose();
+      disposeLoaded(loaded);
     },
   };
   return student;
@@ -303,6 +376,11 @@ export interface DistillTasks {
   data: DistillData;
   phase1: TrainingTask;
   phase2: TrainingTask;
+  /**
+   * Student embeddings `[texts, dim]` of `texts` truncated to `maxLength`
+   * tokens, as evaluation computes them (adapter dropout off).
+   */
+  embed(texts: readonly string[], maxLength: number): Promise<Float32Array>;
   /** Retrieval evaluation of the teacher (null without a teacher model/table). */
   evaluateTeacher(): Promise<EvalOutcome>;
   dispose(): void;
@@ -314,16 +392,60 @@ export async function distillTasks(
   options: DistillOptions = {},
 ): Promise<DistillTasks> {
   const data = options.data ?? await readDistillData(config);
-  const d = config.data;
-  const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
   const teacher = await loadTeacher(config);
   if (!teacher && !config.training.skip_phase1) {
     throw new Error(
       "distill phase 1 needs model.teacher_model_name_or_path (or skip_phase1: true)",
     );
   }
-  const student = await loadStudent(config, teacher?.dim ?? null);
+  let student: Student;
+  try {
+    student = await loadStudent(config, teacher?.dim ?? null);
+  } catch (error) {
+    teacher?.dispose();
+    throw error;
+  }
+  try {
+    return await distillTasksOf(config, data, student, teacher);
+  } catch (error) {
+    student.dispose();
+    teacher?.dispose();
+    throw error;
+  }
+}
+
+async function distillTasksOf(
+  config: Config,
+  data: DistillData,
+  student: Student,
+  teacher: Teacher | null,
+): Promise<DistillTasks> {
+  const d = config.data;
+  const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
   const hasTeacher = teacher !== null;
+  const loaded = student.loaded;
+
+  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
+  // returns and re-reads them when layers are checkpointed.
+  const liveInputs: ModelInputs[] = [];
+  const release = () => {
+    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
+  };
+  // A micro-batch of either phase starts here: the last one's inputs go, dropout is seeded.
+  const startMicroBatch = (rng: Rng) => {
+    release();
+    seedAdapterDropout(loaded, rng);
+  };
+  // Evaluation mode (no adapter dropout) for the duration of `fn`.
+  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
+    release();
+    setAdapterTraining(loaded, false);
+    try {
+      return await fn();
+    } finally {
+      setAdapterTraining(loaded, true);
+    }
+  };
 
   // Phase 1 texts: every corpus passage and every training query.
   const texts: IdText[] = [];
@@ -338,19 +460,20 @@ export async function distillTasks(
     recipe: "distill",
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(texts.length / batch1),
-    async microBatch(epoch, index) {
+    async microBatch(epoch, index, rng) {
+      startMicroBatch(rng);
       const before = student.tokens;
       const order = epochPermutation(texts.length, d.dataset_seed, epoch);
       const items = order.slice(index * batch1, (index + 1) * batch1).map((i) => texts[i]!);
       const target = await teacher!.embed(items, d.passage_max_len);
-      const embeddings = student.embed(items.map((i) => i.text), d.passage_max_len);
+      const embeddings = student.embed(items.map((i) => i.text), d.passage_max_len, liveInputs);
       const out = await loss1.compute({ student: embeddings, teacher: target });
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
     },
     evaluate: undefined,
-    saveWeights: (dir) => saveWeights(dir, student.parameters),
-    loadWeights: (dir) => loadWeights(dir, student.parameters),
+    saveWeights: (dir) => student.saveWeights(dir),
+    loadWeights: (dir) => student.loadWeights(dir),
   };
 
   const triplets = new TripletDataset({
@@ -372,7 +495,8 @@ export async function distillTasks(
     recipe: "distill",
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(triplets.length / batch2),
-    async microBatch(epoch, index) {
+    async microBatch(epoch, index, rng) {
+      startMicroBatch(rng);
       const before = student.tokens;
       const order = epochPermutation(triplets.length, d.dataset_seed, epoch);
       const items = order.slice(index * batch2, (index + 1) * batch2)
@@ -381,8 +505,8 @@ export async function distillTasks(
       const passageItems = items.flatMap((t) =>
         [t.positive, t.negative].map((p) => ({ id: p.id, text: passageText(p) }))
       );
-      const q = student.embed(queryItems.map((i) => i.text), d.query_max_len);
-      const p = student.embed(passageItems.map((i) => i.text), d.passage_max_len);
+      const q = student.embed(queryItems.map((i) => i.text), d.query_max_len, liveInputs);
+      const p = student.embed(passageItems.map((i) => i.text), d.passage_max_len, liveInputs);
       const labels = items.flatMap(() => [1, 0]);
       let out;
       if (teacher) {
@@ -403,8 +527,8 @@ export async function distillTasks(
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
     },
-    saveWeights: (dir) => saveWeights(dir, student.parameters),
-    loadWeights: (dir) => loadWeights(dir, student.parameters),
+    saveWeights: (dir) => student.saveWeights(dir),
+    loadWeights: (dir) => student.loadWeights(dir),
   };
 
   const retrieval = async (
@@ -436,7 +560,9 @@ export async function distillTasks(
     return await out.toArray().finally(() => out.dispose()) as Float32Array;
   };
   const evaluate = () =>
-    retrieval(studentEncoder(d.query_max_len), studentEncoder(d.passage_max_len), "distill");
+    inEvalMode(() =>
+      retrieval(studentEncoder(d.query_max_len), studentEncoder(d.passage_max_len), "distill")
+    );
   if (data.evalQrels) phase1.evaluate = phase2.evaluate = evaluate;
 
   // Texts → ids for a teacher table: evaluation embeds by text, so look the ids up by text.
@@ -454,6 +580,7 @@ export async function distillTasks(
     data,
     phase1,
     phase2,
+    embed: (texts, maxLength) => inEvalMode(() => studentEncoder(maxLength)(texts)),
     evaluateTeacher: () => {
       if (!teacher) throw new Error("no teacher to evaluate");
       return retrieval(
@@ -463,6 +590,7 @@ export async function distillTasks(
       );
     },
     dispose() {
+      release();
       student.dispose();
       teacher?.dispose();
     },

@@ -1,13 +1,30 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getDevice } from "@irforge/tensor";
+import {
+  backward,
+  getDevice,
+  getRuntime,
+  memoryStats,
+  noGrad,
+  tidyAsync,
+  zeroGrad,
+} from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
-import { writeSafetensors } from "@irforge/model/safetensors";
+import { loadLoraAdapter } from "@irforge/model";
+import { openCheckpoint, writeSafetensors } from "@irforge/model/safetensors";
 import { passageText } from "@irforge/data";
 import { DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
-import { distillTasks, loadTeacher, readDistillData, trainDistill } from "./distill.ts";
+import { Rng } from "../rng.ts";
+import {
+  distillTasks,
+  loadStudent,
+  loadTeacher,
+  PROJECTION,
+  readDistillData,
+  trainDistill,
+} from "./distill.ts";
 
 /** A student smaller than the default tiny Llama: 1 layer, hidden 16. */
 async function studentDir(dir: string): Promise<string> {
@@ -70,6 +87,33 @@ async function losses(path: string): Promise<number[]> {
 
 const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
 const TEACHER = `random-init:${join(DEFAULT_DIR, "tiny-llama")}`;
+
+/** A small LoRA student: rank 4, dropout on (so masks must be seeded and replayed). */
+const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
+
+/** [loss, grad_norm] of every logged step. */
+async function lossesAndNorms(path: string): Promise<number[][]> {
+  return (await Deno.readTextFile(join(path, "metrics.jsonl"))).trim().split("\n")
+    .map((l) => JSON.parse(l)).filter((r) => "train/loss" in r)
+    .map((r) => [r["train/loss"], r["train/grad_norm"]]);
+}
+
+const checkpointFiles = (path: string) => [...Deno.readDirSync(path)].map((e) => e.name).sort();
+
+const LORA_FILES = [
+  "adapter_config.json",
+  "adapter_model.safetensors",
+  "model.safetensors",
+  "optimizer.safetensors",
+  "trainer_state.json",
+];
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
 
 gpuTest("distill: phase 1 then phase 2 into <run>/phase1, <run>/phase2; losses fall", async () => {
   await getDevice();
@@ -163,48 +207,258 @@ gpuTest(
   },
 );
 
-gpuTest("distill: interrupted in phase 2, resumed: same losses as straight through", async () => {
-  await getDevice();
-  const dir = await Deno.makeTempDir();
-  try {
-    const config = await distillConfig(dir, TEACHER, [
-      "phase1.max_steps=2",
-      "phase2.max_steps=4",
-      "training.per_device_train_batch_size=8",
-    ]);
-    const straight = await trainDistill({ config, ...quiet });
-    const tasks = await distillTasks(config);
-    // Interrupt phase 2 after its step 2 (a fresh task set, as a new process would have).
-    const phase2 = tasks.phase2;
-    let calls = 0;
-    const interrupting = {
-      ...phase2,
-      microBatch: async (...args: Parameters<typeof phase2.microBatch>) => {
-        calls++;
-        if (calls === 3) Deno.kill(Deno.pid, "SIGTERM");
-        return await phase2.microBatch(...args);
-      },
-    };
-    const half = await trainDistill({
-      config,
-      tasks: { ...tasks, phase2: interrupting },
-      runPath: join(dir, "split"),
-      log: () => {},
-      progress: false,
-    });
-    tasks.dispose();
-    assert.equal(half.status, "interrupted");
-    const rest = await trainDistill({ config, resume: half.runPath, ...quiet });
-    assert.equal(rest.status, "finished", rest.phase2?.error?.message);
-    assert.equal(rest.phase1, null); // phase 1 was finished: skipped
-    for (const phase of ["phase1", "phase2"]) {
-      assert.deepEqual(
-        await losses(join(half.runPath, phase)),
-        await losses(join(straight.runPath, phase)),
-        phase,
+for (const lora of [false, true]) {
+  gpuTest(
+    `distill${
+      lora ? " + LoRA (dropout)" : ""
+    }: interrupted in phase 2, resumed: same losses as straight through; phase 2 from phase 1's checkpoint`,
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      try {
+        const sets = [
+          "phase1.max_steps=2",
+          "phase2.max_steps=4",
+          "training.per_device_train_batch_size=8",
+          ...(lora ? loraSets : []),
+        ];
+        const config = await distillConfig(dir, TEACHER, sets);
+        const straight = await trainDistill({ config, ...quiet });
+        assert.equal(straight.status, "finished", straight.phase2?.error?.stack);
+        const tasks = await distillTasks(config);
+        // Interrupt phase 2 after its step 2 (a fresh task set, as a new process would have).
+        const phase2 = tasks.phase2;
+        let calls = 0;
+        const interrupting = {
+          ...phase2,
+          microBatch: async (...args: Parameters<typeof phase2.microBatch>) => {
+            calls++;
+            if (calls === 3) Deno.kill(Deno.pid, "SIGTERM");
+            return await phase2.microBatch(...args);
+          },
+        };
+        const half = await trainDistill({
+          config,
+          tasks: { ...tasks, phase2: interrupting },
+          runPath: join(dir, "split"),
+          log: () => {},
+          progress: false,
+        });
+        tasks.dispose();
+        assert.equal(half.status, "interrupted");
+        const rest = await trainDistill({ config, resume: half.runPath, ...quiet });
+        assert.equal(rest.status, "finished", rest.phase2?.error?.message);
+        assert.equal(rest.phase1, null); // phase 1 was finished: skipped
+        for (const phase of ["phase1", "phase2"]) {
+          assert.deepEqual(
+            await lossesAndNorms(join(half.runPath, phase)),
+            await lossesAndNorms(join(straight.runPath, phase)),
+            phase,
+          );
+          const summary = JSON.parse(
+            await Deno.readTextFile(join(straight.runPath, phase, "run.json")),
+          );
+          assert.deepEqual(
+            checkpointFiles(
+              join(straight.runPath, phase, "checkpoints", `checkpoint-${summary.step}`),
+            ),
+            lora
+              ? LORA_FILES
+              : ["model.safetensors", "optimizer.safetensors", "trainer_state.json"],
+          );
+        }
+
+        // Phase 1 alone, then a resume that starts phase 2 from phase 1's last checkpoint:
+        // the same phase 2 as one that continued from phase 1's weights in memory.
+        const phase1Only = await trainDistill({
+          config: await distillConfig(dir, TEACHER, [...sets, "training.skip_phase2=true"]),
+          runPath: join(dir, "phase1-only"),
+          ...quiet,
+        });
+        assert.equal(phase1Only.phase2, null);
+        const continued = await trainDistill({ config, resume: phase1Only.runPath, ...quiet });
+        assert.equal(continued.status, "finished", continued.phase2?.error?.message);
+        assert.equal(continued.phase1, null);
+        assert.deepEqual(
+          await lossesAndNorms(join(continued.runPath, "phase2")),
+          await lossesAndNorms(join(straight.runPath, "phase2")),
+        );
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
+gpuTest(
+  "distill + LoRA: checkpoints are peft adapters plus the projection; loading one back gives the trained embeddings",
+  async () => {
+    await getDevice();
+    const dir = await Deno.makeTempDir();
+    try {
+      const sets = [
+        ...loraSets,
+        "phase1.max_steps=2",
+        "phase2.max_steps=2",
+        "training.per_device_train_batch_size=8",
+        "training.learning_rate=0.01",
+      ];
+      const config = await distillConfig(dir, TEACHER, sets);
+      const data = await readDistillData(config);
+      const texts = [...data.corpus.values()].slice(0, 6).map(passageText);
+      const tasks = await distillTasks(config, { data });
+      const before = await tasks.embed(texts, 16);
+      const result = await trainDistill({ config, tasks, ...quiet });
+      assert.equal(result.status, "finished", result.phase2?.error?.stack);
+      const trained = await tasks.embed(texts, 16);
+      // Evaluation and embed() run the adapter without dropout; training resumes with it.
+      const adapter = tasks.student.loaded.adapter!;
+      const modes = new Set<boolean>();
+      const delta = adapter.delta.bind(adapter);
+      adapter.delta = (path, x) => (modes.add(adapter.training), delta(path, x));
+      const trainedEval = await tasks.phase2.evaluate!();
+      assert.deepEqual(await tasks.embed(texts, 16), trained);
+      assert.deepEqual([...modes], [false]);
+      assert.equal(adapter.training, true);
+      const trainedParams = new Map<string, Float32Array>();
+      for (const [name, t] of tasks.student.parameters) {
+        trainedParams.set(name, await t.toArray() as Float32Array);
+      }
+      tasks.dispose();
+      // Training moved the embeddings, so equal embeddings below mean adapter and projection came back.
+      assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the embeddings");
+
+      const checkpoint = join(result.runPath, "phase2", "checkpoints", "checkpoint-2");
+      assert.deepEqual(checkpointFiles(checkpoint), LORA_FILES);
+      const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
+      assert.equal(peft.peft_type, "LORA");
+      assert.equal(peft.r, 4);
+      assert.equal(peft.lora_dropout, 0.1);
+      // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
+      const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
+      try {
+        const names = saved.names().sort();
+        assert.equal(names.length, trainedParams.size - 1);
+        assert.ok(names.length > 0);
+        for (const name of names) {
+          assert.match(
+            name,
+            /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
+          );
+          assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
+        }
+      } finally {
+        saved.close();
+      }
+      // model.safetensors: the projection alone (the base model is not trained).
+      const projectionFile = await openCheckpoint(join(checkpoint, "model.safetensors"));
+      let projection: Float32Array;
+      try {
+        assert.deepEqual(projectionFile.names(), [PROJECTION]);
+        projection = await projectionFile.read(PROJECTION, { as: "f32" });
+        assert.deepEqual(projection, trainedParams.get(PROJECTION));
+      } finally {
+        projectionFile.close();
+      }
+
+      // Independently: the base student plus the saved adapter through peft's loader, and the
+      // saved projection.
+      const base = await loadStudent(
+        await distillConfig(dir, TEACHER, [...sets, "model.use_lora=false"]),
+        32,
       );
+      try {
+        getRuntime().write(base.projection!.buffer, projection);
+        const peftAdapter = await loadLoraAdapter(base.model, checkpoint);
+        peftAdapter.training = false;
+        const out = noGrad(() => base.embed(texts, 16));
+        assert.ok(maxAbsDiff(await out.toArray(), trained) <= 1e-6);
+        out.dispose();
+        peftAdapter.dispose();
+      } finally {
+        base.dispose();
+      }
+
+      // And through the recipe's own checkpoint loading (what resume does).
+      const fresh = await distillTasks(config, { data });
+      try {
+        assert.deepEqual(await fresh.embed(texts, 16), before); // fresh adapter and projection
+        await fresh.phase2.loadWeights(checkpoint);
+        assert.ok(maxAbsDiff(await fresh.embed(texts, 16), trained) <= 1e-6);
+        assert.deepEqual((await fresh.phase2.evaluate!()).metrics, trainedEval.metrics);
+      } finally {
+        fresh.dispose();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
+
+for (const lora of [false, true]) {
+  gpuTest(
+    `distill${
+      lora ? " + LoRA (dropout)" : ""
+    }: gradient checkpointing gives the same losses and gradients in both phases; dispose frees all`,
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      try {
+        const run = async (checkpointing: boolean) => {
+          const config = await distillConfig(dir, TEACHER, [
+            "training.per_device_train_batch_size=4",
+            `training.gradient_checkpointing=${checkpointing}`,
+            ...(lora ? loraSets : []),
+          ]);
+          const liveBefore = memoryStats().liveBytes;
+          const tasks = await distillTasks(config);
+          assert.equal(tasks.student.model.gradientCheckpointing, checkpointing);
+          const results: { loss: number; grads: Map<string, Float32Array> }[] = [];
+          try {
+            for (const task of [tasks.phase1, tasks.phase2]) {
+              // As the training loop runs a micro-batch: backward after microBatch has returned.
+              const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
+              backward(out.loss);
+              const [loss] = await out.loss.toArray();
+              out.loss.dispose();
+              for (const t of Object.values(out.parts ?? {})) t.dispose();
+              for (const v of Object.values(out.metrics ?? {})) {
+                if (typeof v !== "number") v.dispose();
+              }
+              const grads = new Map<string, Float32Array>();
+              for (const [name, t] of task.parameters) {
+                assert.ok(t.grad, `${name} has no gradient`);
+                grads.set(name, await t.grad.toArray() as Float32Array);
+              }
+              zeroGrad(task.parameters.values());
+              results.push({ loss: loss!, grads });
+            }
+          } finally {
+            tasks.dispose();
+          }
+          // Student, adapter, projection, teacher and the inputs kept for backward are all freed.
+          assert.equal(memoryStats().liveBytes, liveBefore, "GPU memory left after dispose()");
+          return results;
+        };
+        const plain = await run(false);
+        const checkpointed = await run(true);
+        plain.forEach((p, phase) => {
+          const c = checkpointed[phase]!;
+          assert.ok(
+            Math.abs(p.loss - c.loss) <= 1e-5,
+            `phase ${phase + 1}: ${p.loss} vs ${c.loss}`,
+          );
+          let largest = 0;
+          for (const [name, g] of p.grads) {
+            const diff = maxAbsDiff(g, c.grads.get(name)!);
+            assert.ok(diff <= 1e-5, `phase ${phase + 1} ${name}: gradients differ by ${diff}`);
+            for (const v of g) largest = Math.max(largest, Math.abs(v));
+          }
+          assert.ok(largest > 1e-4, `phase ${phase + 1}: all gradients are (nearly) zero`);
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
