@@ -1,15 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  backward,
-  getDevice,
-  memoryStats,
-  noGrad,
-  parameter,
-  Tensor,
-  tidyAsync,
-  zeroGrad,
-} from "@irforge/tensor";
+import { getDevice, memoryStats, noGrad, parameter, Tensor } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
 import { loadLoraAdapter } from "@irforge/model";
 import { openCheckpoint } from "@irforge/model/safetensors";
@@ -20,10 +11,17 @@ import { DEFAULT_CONFIG_PATH, DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
 import { train } from "../loop.ts";
-import { Rng } from "../rng.ts";
 import { crossencoderTask, groupLoss, pairIds, SCORE_HEAD, scorePairs } from "./crossencoder.ts";
 import { readRetrievalData } from "./biencoder.ts";
 import { disposeLoaded, loadModel } from "./model_setup.ts";
+import {
+  assertPeftCheckpoint,
+  assertSameLossAndGrads,
+  hostValues,
+  maxAbsDiff,
+  microBatchLossAndGrads,
+  recordAdapterModes,
+} from "./recipe_testing.ts";
 
 /** BM25 top-`k` of every default-collection query, written as a TREC run in `dir`. */
 async function bm25Run(dir: string, k: number): Promise<string> {
@@ -80,13 +78,6 @@ const quiet = { log: () => {}, progress: false, handleSignals: false } as const;
 
 /** A small LoRA: rank 4, dropout on (so masks must be seeded and replayed). */
 const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 Deno.test("pairIds: [BOS] query [EOS] passage [EOS], each side truncated", () => {
   const tokenizer = {
@@ -326,50 +317,23 @@ gpuTest(
       const trained = await a.score(query, passages);
       // Evaluation and score() run the adapter without dropout; training resumes with it.
       const adapter = a.loaded.adapter!;
-      const modes = new Set<boolean>();
-      const delta = adapter.delta.bind(adapter);
-      adapter.delta = (path, x) => (modes.add(adapter.training), delta(path, x));
+      const modes = recordAdapterModes(adapter);
       const trainedEval = await a.evaluate!();
       assert.deepEqual(await a.score(query, passages), trained);
       assert.deepEqual([...modes], [false]);
       assert.equal(adapter.training, true);
-      const trainedParams = new Map<string, Float32Array>();
-      for (const [name, t] of a.parameters) {
-        trainedParams.set(name, await t.toArray() as Float32Array);
-      }
+      const trainedParams = await hostValues(a.parameters);
       a.dispose();
       // Training moved the scores, so equal scores below mean adapter and head came back.
       assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the scores");
 
       const checkpoint = join(result.runPath, "checkpoints", "checkpoint-3");
-      const files = [...Deno.readDirSync(checkpoint)].map((e) => e.name).sort();
-      assert.deepEqual(files, [
-        "adapter_config.json",
-        "adapter_model.safetensors",
-        "model.safetensors",
-        "optimizer.safetensors",
-        "trainer_state.json",
-      ]);
-      const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
-      assert.equal(peft.peft_type, "LORA");
-      assert.equal(peft.r, 4);
-      assert.equal(peft.lora_dropout, 0.1);
-      // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
-      const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
-      try {
-        const names = saved.names().sort();
-        assert.equal(names.length, trainedParams.size - 1);
-        assert.ok(names.length > 0);
-        for (const name of names) {
-          assert.match(
-            name,
-            /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
-          );
-          assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
-        }
-      } finally {
-        saved.close();
-      }
+      await assertPeftCheckpoint(checkpoint, trainedParams, {
+        r: 4,
+        dropout: 0.1,
+        extraFiles: ["model.safetensors"],
+        adapterTensors: trainedParams.size - 1,
+      });
       // model.safetensors: the head alone (the base model is not trained).
       const headFile = await openCheckpoint(join(checkpoint, "model.safetensors"));
       let headValues: Float32Array;
@@ -449,21 +413,7 @@ for (const lora of [false, true]) {
           let result: { loss: number; grads: Map<string, Float32Array> };
           try {
             // As the training loop runs a micro-batch: backward after microBatch has returned.
-            const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
-            backward(out.loss);
-            const [loss] = await out.loss.toArray();
-            out.loss.dispose();
-            for (const t of Object.values(out.parts ?? {})) t.dispose();
-            for (const v of Object.values(out.metrics ?? {})) {
-              if (typeof v !== "number") v.dispose();
-            }
-            const grads = new Map<string, Float32Array>();
-            for (const [name, t] of task.parameters) {
-              assert.ok(t.grad, `${name} has no gradient`);
-              grads.set(name, await t.grad.toArray() as Float32Array);
-            }
-            zeroGrad(task.parameters.values());
-            result = { loss: loss!, grads };
+            result = await microBatchLossAndGrads(task);
           } finally {
             task.dispose();
           }
@@ -473,17 +423,7 @@ for (const lora of [false, true]) {
         };
         const plain = await run(false);
         const checkpointed = await run(true);
-        assert.ok(
-          Math.abs(plain.loss - checkpointed.loss) <= 1e-5,
-          `${plain.loss} vs ${checkpointed.loss}`,
-        );
-        let largest = 0;
-        for (const [name, g] of plain.grads) {
-          const diff = maxAbsDiff(g, checkpointed.grads.get(name)!);
-          assert.ok(diff <= 1e-5, `${name}: gradients differ by ${diff}`);
-          for (const v of g) largest = Math.max(largest, Math.abs(v));
-        }
-        assert.ok(largest > 1e-4, "all gradients are (nearly) zero: the comparison shows nothing");
+        assertSameLossAndGrads(plain, checkpointed);
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

@@ -1,14 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  backward,
-  getDevice,
-  getRuntime,
-  memoryStats,
-  noGrad,
-  tidyAsync,
-  zeroGrad,
-} from "@irforge/tensor";
+import { getDevice, getRuntime, memoryStats, noGrad } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
 import { loadLoraAdapter } from "@irforge/model";
 import { openCheckpoint, writeSafetensors } from "@irforge/model/safetensors";
@@ -16,7 +8,6 @@ import { passageText } from "@irforge/data";
 import { DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
-import { Rng } from "../rng.ts";
 import {
   distillTasks,
   loadStudent,
@@ -25,6 +16,14 @@ import {
   readDistillData,
   trainDistill,
 } from "./distill.ts";
+import {
+  assertPeftCheckpoint,
+  assertSameLossAndGrads,
+  hostValues,
+  maxAbsDiff,
+  microBatchLossAndGrads,
+  recordAdapterModes,
+} from "./recipe_testing.ts";
 
 /** A student smaller than the default tiny Llama: 1 layer, hidden 16. */
 async function studentDir(dir: string): Promise<string> {
@@ -107,13 +106,6 @@ const LORA_FILES = [
   "optimizer.safetensors",
   "trainer_state.json",
 ];
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 gpuTest("distill: phase 1 then phase 2 into <run>/phase1, <run>/phase2; losses fall", async () => {
   await getDevice();
@@ -313,43 +305,23 @@ gpuTest(
       const trained = await tasks.embed(texts, 16);
       // Evaluation and embed() run the adapter without dropout; training resumes with it.
       const adapter = tasks.student.loaded.adapter!;
-      const modes = new Set<boolean>();
-      const delta = adapter.delta.bind(adapter);
-      adapter.delta = (path, x) => (modes.add(adapter.training), delta(path, x));
+      const modes = recordAdapterModes(adapter);
       const trainedEval = await tasks.phase2.evaluate!();
       assert.deepEqual(await tasks.embed(texts, 16), trained);
       assert.deepEqual([...modes], [false]);
       assert.equal(adapter.training, true);
-      const trainedParams = new Map<string, Float32Array>();
-      for (const [name, t] of tasks.student.parameters) {
-        trainedParams.set(name, await t.toArray() as Float32Array);
-      }
+      const trainedParams = await hostValues(tasks.student.parameters);
       tasks.dispose();
       // Training moved the embeddings, so equal embeddings below mean adapter and projection came back.
       assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the embeddings");
 
       const checkpoint = join(result.runPath, "phase2", "checkpoints", "checkpoint-2");
-      assert.deepEqual(checkpointFiles(checkpoint), LORA_FILES);
-      const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
-      assert.equal(peft.peft_type, "LORA");
-      assert.equal(peft.r, 4);
-      assert.equal(peft.lora_dropout, 0.1);
-      // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
-      const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
-      try {
-        const names = saved.names().sort();
-        assert.equal(names.length, trainedParams.size - 1);
-        assert.ok(names.length > 0);
-        for (const name of names) {
-          assert.match(
-            name,
-            /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
-          );
-          assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
-        }
-      } finally {
-        saved.close();
-      }
+      await assertPeftCheckpoint(checkpoint, trainedParams, {
+        r: 4,
+        dropout: 0.1,
+        extraFiles: ["model.safetensors"],
+        adapterTensors: trainedParams.size - 1,
+      });
       // model.safetensors: the projection alone (the base model is not trained).
       const projectionFile = await openCheckpoint(join(checkpoint, "model.safetensors"));
       let projection: Float32Array;
@@ -417,21 +389,7 @@ for (const lora of [false, true]) {
           try {
             for (const task of [tasks.phase1, tasks.phase2]) {
               // As the training loop runs a micro-batch: backward after microBatch has returned.
-              const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
-              backward(out.loss);
-              const [loss] = await out.loss.toArray();
-              out.loss.dispose();
-              for (const t of Object.values(out.parts ?? {})) t.dispose();
-              for (const v of Object.values(out.metrics ?? {})) {
-                if (typeof v !== "number") v.dispose();
-              }
-              const grads = new Map<string, Float32Array>();
-              for (const [name, t] of task.parameters) {
-                assert.ok(t.grad, `${name} has no gradient`);
-                grads.set(name, await t.grad.toArray() as Float32Array);
-              }
-              zeroGrad(task.parameters.values());
-              results.push({ loss: loss!, grads });
+              results.push(await microBatchLossAndGrads(task));
             }
           } finally {
             tasks.dispose();
@@ -442,20 +400,9 @@ for (const lora of [false, true]) {
         };
         const plain = await run(false);
         const checkpointed = await run(true);
-        plain.forEach((p, phase) => {
-          const c = checkpointed[phase]!;
-          assert.ok(
-            Math.abs(p.loss - c.loss) <= 1e-5,
-            `phase ${phase + 1}: ${p.loss} vs ${c.loss}`,
-          );
-          let largest = 0;
-          for (const [name, g] of p.grads) {
-            const diff = maxAbsDiff(g, c.grads.get(name)!);
-            assert.ok(diff <= 1e-5, `phase ${phase + 1} ${name}: gradients differ by ${diff}`);
-            for (const v of g) largest = Math.max(largest, Math.abs(v));
-          }
-          assert.ok(largest > 1e-4, `phase ${phase + 1}: all gradients are (nearly) zero`);
-        });
+        plain.forEach((p, phase) =>
+          assertSameLossAndGrads(p, checkpointed[phase]!, `phase ${phase + 1}`)
+        );
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

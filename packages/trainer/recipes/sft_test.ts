@@ -1,17 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  backward,
-  getDevice,
-  memoryStats,
-  noGrad,
-  type Tensor,
-  tidyAsync,
-  zeroGrad,
-} from "@irforge/tensor";
+import { backward, getDevice, memoryStats, noGrad, type Tensor, zeroGrad } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
 import { CausalLM, disposeInputs, loadLoraAdapter, uploadInputs } from "@irforge/model";
-import { openCheckpoint } from "@irforge/model/safetensors";
 import {
   CharTokenizer,
   collate,
@@ -27,10 +18,16 @@ import {
 import { createLoss } from "@irforge/losses";
 import { parseConfig } from "../config/parse.ts";
 import { train } from "../loop.ts";
-import { Rng } from "../rng.ts";
 import { disposeLoaded, loadModel, setAdapterTraining } from "./model_setup.ts";
 import { tokenBatchOf } from "./biencoder.ts";
 import { causalLmLoss, fitRecord, readSftRecords, sftTask } from "./sft.ts";
+import {
+  assertPeftCheckpoint,
+  assertSameLossAndGrads,
+  hostValues,
+  maxAbsDiff,
+  microBatchLossAndGrads,
+} from "./recipe_testing.ts";
 
 Deno.test("sft: chat records parse; bad records name file, line and field", async () => {
   const dir = await Deno.makeTempDir();
@@ -199,13 +196,6 @@ async function closedBookRecords(): Promise<SftRecord[]> {
 
 /** A small LoRA: rank 4, dropout on (so masks must be seeded and replayed). */
 const loraSets = ["model.use_lora=true", "model.lora_r=4", "model.lora_dropout=0.1"];
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 if (stories && hotpot) {
   gpuTest(
@@ -470,42 +460,13 @@ if (stories && hotpot) {
         const trainedEval = await a.evaluate!();
         // Evaluation mode: no dropout, so evaluating twice gives the same numbers.
         assert.deepEqual((await a.evaluate!()).metrics, trainedEval.metrics);
-        const trainedParams = new Map<string, Float32Array>();
-        for (const [name, t] of a.parameters) {
-          trainedParams.set(name, await t.toArray() as Float32Array);
-        }
+        const trainedParams = await hostValues(a.parameters);
         a.dispose();
         // Training moved the logits, so equal logits below mean the adapter came back.
         assert.ok(maxAbsDiff(before, trained) > 1e-3, "training did not change the logits");
 
         const checkpoint = join(result.runPath, "checkpoints", "checkpoint-3");
-        const files = [...Deno.readDirSync(checkpoint)].map((e) => e.name).sort();
-        assert.deepEqual(files, [
-          "adapter_config.json",
-          "adapter_model.safetensors",
-          "optimizer.safetensors",
-          "trainer_state.json",
-        ]);
-        const peft = JSON.parse(await Deno.readTextFile(join(checkpoint, "adapter_config.json")));
-        assert.equal(peft.peft_type, "LORA");
-        assert.equal(peft.r, 4);
-        assert.equal(peft.lora_dropout, 0.1);
-        // peft's saved keys: base_model.model.<module path>.lora_A.weight, and nothing else.
-        const saved = await openCheckpoint(join(checkpoint, "adapter_model.safetensors"));
-        try {
-          const names = saved.names().sort();
-          assert.equal(names.length, trainedParams.size);
-          assert.ok(names.length > 0);
-          for (const name of names) {
-            assert.match(
-              name,
-              /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.[a-z]+_proj\.lora_[AB]\.weight$/,
-            );
-            assert.deepEqual(await saved.read(name, { as: "f32" }), trainedParams.get(name), name);
-          }
-        } finally {
-          saved.close();
-        }
+        await assertPeftCheckpoint(checkpoint, trainedParams, { r: 4, dropout: 0.1 });
 
         // Independently: the base model plus the saved adapter through peft's loader.
         const base = await loadModel(sftConfig([...sets, "model.use_lora=false"]));
@@ -555,17 +516,7 @@ if (stories && hotpot) {
           let result: { loss: number; grads: Map<string, Float32Array> };
           try {
             // As the training loop runs a micro-batch: backward after microBatch has returned.
-            const out = await tidyAsync(() => task.microBatch(0, 1, Rng.seeded(7)));
-            backward(out.loss);
-            const [loss] = await out.loss.toArray();
-            out.loss.dispose();
-            const grads = new Map<string, Float32Array>();
-            for (const [name, t] of task.parameters) {
-              assert.ok(t.grad, `${name} has no gradient`);
-              grads.set(name, await t.grad.toArray() as Float32Array);
-            }
-            zeroGrad(task.parameters.values());
-            result = { loss: loss!, grads };
+            result = await microBatchLossAndGrads(task);
           } finally {
             task.dispose();
           }
@@ -575,17 +526,7 @@ if (stories && hotpot) {
         };
         const plain = await run(false);
         const checkpointed = await run(true);
-        assert.ok(
-          Math.abs(plain.loss - checkpointed.loss) <= 1e-5,
-          `${plain.loss} vs ${checkpointed.loss}`,
-        );
-        let largest = 0;
-        for (const [name, g] of plain.grads) {
-          const diff = maxAbsDiff(g, checkpointed.grads.get(name)!);
-          assert.ok(diff <= 1e-5, `${name}: gradients differ by ${diff}`);
-          for (const v of g) largest = Math.max(largest, Math.abs(v));
-        }
-        assert.ok(largest > 1e-4, "all gradients are (nearly) zero: the comparison shows nothing");
+        assertSameLossAndGrads(plain, checkpointed);
       },
     );
   }
