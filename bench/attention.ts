@@ -83,15 +83,15 @@ async function measure(meta: MaskMetadata): Promise<Measured> {
     uniformTensor([1, kvHeads, T, headDim], "f32", 9, 1), // dV
   ];
   const [q, k, v, out, lse, dOut, dQ, dK, dV] = tensors.map((t) => t.buffer) as GPUBuffer[];
-  const mask = new AttentionMask(gpu, meta);
+  const mask = new AttentionMask(meta);
   await syncGpu(); // the fills are on the runtime's queue; the kernels submit their own
   const shapeArgs = { heads, kvHeads, headDim, mask };
   const forward = async () => {
-    attentionForward(gpu, { ...shapeArgs, q: q!, k: k!, v: v!, out, lse });
+    attentionForward({ ...shapeArgs, q: q!, k: k!, v: v!, out, lse });
     await gpu.queue.onSubmittedWorkDone();
   };
   const backwardOnce = async () => {
-    attentionBackward(gpu, {
+    attentionBackward({
       ...shapeArgs,
       q: q!,
       k: k!,

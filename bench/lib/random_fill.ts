@@ -7,17 +7,16 @@
  * @module
  */
 
-import { getRuntime, Tensor } from "@irforge/tensor";
+import { currentDevice, defineKernel, launch, Tensor } from "@irforge/tensor";
 
 const WORKGROUP = 256;
 
-function kernel(dtype: "f32" | "f16"): string {
-  return `${dtype === "f16" ? "enable f16;\n" : ""}
-struct Params { v: array<vec4<u32>, 16> }
-@group(0) @binding(1) var<uniform> P: Params;
-fn pu(i: u32) -> u32 { return P.v[i >> 2u][i & 3u]; }
-fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
-@group(0) @binding(0) var<storage, read_write> OUT: array<${dtype}>;
+const FILL_UNIFORM = defineKernel({
+  name: "fill_uniform",
+  key: ({ dtype }: { dtype: "f32" | "f16" }) => dtype,
+  uniforms: { n: "u32", seedHash: "u32", bound: "f32" },
+  bindings: ({ dtype }) => ({ OUT: { type: `array<${dtype}>`, access: "read_write" as const } }),
+  source: ({ dtype }) => `
 fn pcg(x: u32) -> u32 {
   let state = x * 747796405u + 2891336453u;
   let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
@@ -25,14 +24,14 @@ fn pcg(x: u32) -> u32 {
 }
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let n = pu(0u); let seedHash = pu(1u); let bound = pf(2u);
+  let n = P.n; let seedHash = P.seedHash; let bound = P.bound;
   let i = g.x + g.y * nw.x * ${WORKGROUP}u;
   if (i >= n) { return; }
   // 24 random bits → [0, 1): exact in f32.
   let u = f32(pcg(i ^ seedHash) >> 8u) * (1.0 / 16777216.0);
   OUT[i] = ${dtype}((2.0 * u - 1.0) * bound);
-}`;
-}
+}`,
+});
 
 /** PCG-RXS-M-XS 32-bit hash (the same as the kernel's and the dropout op's). */
 export function pcgHash(x: number): number {
@@ -62,21 +61,16 @@ export function fillUniform(t: Tensor, seed: number, bound: number): Tensor {
     throw new Error(`fillUniform: ${t} must be f32 or f16`);
   }
   if (t.size >= 2 ** 32) throw new Error(`fillUniform: ${t} has too many elements for u32 indices`);
-  const rt = getRuntime();
   const groups = Math.ceil(t.size / WORKGROUP);
-  const max = rt.device.limits.maxComputeWorkgroupsPerDimension;
+  const max = currentDevice().limits.maxComputeWorkgroupsPerDimension;
   const x = Math.min(groups, max), y = Math.ceil(groups / x);
-  const params = new DataView(new ArrayBuffer(256));
-  params.setUint32(0, t.size, true);
-  params.setUint32(4, pcgHash(seed), true);
-  params.setFloat32(8, bound, true);
-  rt.dispatch({
-    op: `fill_uniform_${t.dtype}`,
-    code: kernel(t.dtype),
-    buffers: [t.buffer],
-    params: params.buffer,
-    workgroups: [x, y],
-  });
+  launch(
+    FILL_UNIFORM,
+    { dtype: t.dtype },
+    { OUT: t.buffer },
+    { n: t.size, seedHash: pcgHash(seed), bound },
+    [x, y],
+  );
   return t;
 }
 

@@ -86,7 +86,7 @@ export function uploadInputs(batch: TokenBatch, window: number | null): ModelInp
   return {
     inputIds: Tensor.fromArray(batch.inputIds, [B, T], "i32").keep(),
     positionIds: Tensor.fromArray(positions, [B, T], "i32").keep(),
-    mask: new AttentionMask(currentDevice().gpu, meta),
+    mask: new AttentionMask(meta),
     batch: B,
     length: T,
     maxPosition: positions.reduce((m, p) => Math.max(m, p), 0),

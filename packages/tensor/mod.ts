@@ -11,13 +11,30 @@ export * from "./device.ts";
 export type { MemoryStats } from "./pool.ts";
 export { bucketSize, TensorTooLargeError } from "./pool.ts";
 export {
+  type AnyKernel,
+  type Binding,
+  type BindingDecl,
+  type BindingValues,
+  defineKernel,
+  type Kernel,
+  type KernelDefinition,
+  kernelSource,
+  registeredKernels,
+  type UniformDecl,
+  type UniformType,
+  type UniformValues,
+} from "./kernel.ts";
+export {
   checkGpuErrors,
   emptyCache,
   getRuntime,
   GpuOpError,
+  launch,
   maxBindingBytes,
   memoryStats,
   resetPeakMemory,
+  type RuntimeCounters,
+  runtimeCounters,
   setBindingLimitForTesting,
   setGpuDebug,
   syncGpu,

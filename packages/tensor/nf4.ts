@@ -9,9 +9,9 @@
  * @module
  */
 
-import { getRuntime, grid, Params } from "./runtime.ts";
+import { defineKernel } from "./kernel.ts";
+import { getRuntime, grid } from "./runtime.ts";
 import { sizeOf, Storage, Tensor } from "./tensor.ts";
-import { paramsBlock } from "./wgsl.ts";
 
 /** The 16 NF4 levels (bitsandbytes). */
 export const NF4_LEVELS: readonly number[] = [
@@ -104,34 +104,41 @@ export function quantizeNf4(
   return nf4Tensor(quantizeNf4Cpu(values, blockSize), shape);
 }
 
-const DEQUANT = `${paramsBlock(3)}
-@group(0) @binding(0) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(1) var<storage, read> CODES: array<u32>;
-@group(0) @binding(2) var<storage, read> ABSMAX: array<f32>;
+const DEQUANT = defineKernel({
+  name: "dequantize_nf4",
+  key: () => "",
+  uniforms: { n: "u32", blockSize: "u32" },
+  bindings: () => ({
+    Y: { type: "array<f32>", access: "read_write" },
+    CODES: { type: "array<u32>" },
+    ABSMAX: { type: "array<f32>" },
+  }),
+  source: () => `
 var<private> LEVELS: array<f32, 16> = array<f32, 16>(${
-  NF4_LEVELS.map((v) => v.toPrecision(17)).join(", ")
-});
+    NF4_LEVELS.map((v) => v.toPrecision(17)).join(", ")
+  });
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let n = pu(0u); let blockSize = pu(1u);
+  let n = P.n; let blockSize = P.blockSize;
   let i = g.x + g.y * nw.x * 256u;
   if (i >= n) { return; }
   let byteIndex = i >> 1u;
   let byte = (CODES[byteIndex >> 2u] >> (8u * (byteIndex & 3u))) & 0xffu;
   let code = select(byte & 15u, byte >> 4u, (i & 1u) == 0u);
   Y[i] = LEVELS[code] * ABSMAX[i / blockSize];
-}`;
+}`,
+});
 
 /** Dequantises an `nf4` tensor to f32 on the GPU (no autograd: frozen weights). */
 export function dequantizeNf4(t: Tensor): Tensor {
   if (t.dtype !== "nf4" || !t.nf4) throw new Error(`dequantizeNf4: needs an nf4 tensor, got ${t}`);
   const y = Tensor.empty(t.shape, "f32");
-  getRuntime().dispatch({
-    op: "dequantize_nf4",
-    code: DEQUANT,
-    buffers: [y.buffer, t.buffer, t.nf4.absmax.buffer],
-    params: new Params().u32(t.size, t.nf4.blockSize).buffer,
-    workgroups: grid(Math.ceil(t.size / 256)),
-  });
+  getRuntime().launch(
+    DEQUANT,
+    undefined,
+    { Y: y.buffer, CODES: t.buffer, ABSMAX: t.nf4.absmax.buffer },
+    { n: t.size, blockSize: t.nf4.blockSize },
+    grid(Math.ceil(t.size / 256)),
+  );
   return y;
 }

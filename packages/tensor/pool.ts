@@ -55,6 +55,7 @@ export class TensorTooLargeError extends Error {
 /** The buffer pool of one device. */
 export class BufferPool {
   #device: GPUDevice;
+  #create: (descriptor: GPUBufferDescriptor) => GPUBuffer;
   #free = new Map<number, GPUBuffer[]>();
   #stats: MemoryStats = {
     liveBytes: 0,
@@ -65,8 +66,12 @@ export class BufferPool {
   };
 
   /** Creates an empty pool on `device`. */
-  constructor(device: GPUDevice) {
+  constructor(
+    device: GPUDevice,
+    create: (descriptor: GPUBufferDescriptor) => GPUBuffer = (d) => device.createBuffer(d),
+  ) {
     this.#device = device;
+    this.#create = create;
   }
 
   /** Returns a buffer of at least `bytes` bytes (its size is the bucket size). */
@@ -76,7 +81,7 @@ export class BufferPool {
     if (size > limit) throw new TensorTooLargeError(what, bytes, limit, "maxBufferSize");
     let buffer = this.#free.get(size)?.pop();
     if (!buffer) {
-      buffer = this.#device.createBuffer({ size, usage: POOL_USAGE, label: what });
+      buffer = this.#create({ size, usage: POOL_USAGE, label: what });
       this.#stats.reservedBytes += size;
       this.#stats.peakReservedBytes = Math.max(
         this.#stats.peakReservedBytes,

@@ -1,5 +1,7 @@
 /**
- * Kernel launching: pipeline cache, command batching, uniform parameters,
+ * Kernel launching ({@link Runtime.launch} of kernels declared with
+ * `defineKernel`): one pipeline cache keyed by (kernel name, spec key), a ring
+ * of uniform slots, command batching,
  * uploads, readbacks and GPU error reporting.
  *
  * Dispatches are recorded into one command encoder and submitted in batches
@@ -20,13 +22,24 @@
 
 import { currentDevice, type Device } from "./device.ts";
 import { BufferUsage, MapMode } from "./gpu_flags.ts";
+import {
+  type Binding,
+  bindingNames,
+  type BindingValues,
+  type Kernel,
+  kernelSource,
+  MAX_UNIFORM_BYTES,
+  packUniforms,
+  type UniformDecl,
+  type UniformValues,
+} from "./kernel.ts";
 import { BufferPool, type MemoryStats } from "./pool.ts";
 
 /** Dispatches recorded before an automatic submit. */
 export const BATCH_DISPATCHES = 64;
-/** Bytes of uniform parameters each dispatch gets (one aligned slot). */
-export const PARAM_BYTES = 256;
-const ARENA_SLOTS = 256;
+/** Bytes of uniform data each dispatch gets: one aligned slot of the uniform ring. */
+export const PARAM_BYTES = MAX_UNIFORM_BYTES;
+const RING_SLOTS = 256;
 
 /** A GPU error attributed to the op that caused it. */
 export class GpuOpError extends Error {
@@ -40,21 +53,29 @@ export class GpuOpError extends Error {
   }
 }
 
-/** One buffer bound to a kernel, optionally a byte range of it. */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+export type { Binding } from "./kernel.ts";
 
-/** What one kernel launch needs. */
-export interface DispatchRequest {
-  /** Op name, for errors and timing. */
-  op: string;
-  /** WGSL source; pipelines are cached by source text. */
-  code: string;
-  /** Storage buffers in binding order 0..n-1; the params uniform is binding n. */
-  buffers: Binding[];
-  /** Uniform parameters (at most {@link PARAM_BYTES} bytes). */
-  params: ArrayBuffer;
-  /** Workgroup counts. */
-  workgroups: [number, number?, number?];
+/**
+ * Monotonic counters of host-side work; a benchmark or test takes the
+ * difference over a step ({@link Runtime.counters}).
+ */
+export interface RuntimeCounters {
+  /** Kernel launches recorded. */
+  dispatches: number;
+  /** Compute pipelines compiled (pipeline-cache misses). */
+  pipelinesCreated: number;
+  /** GPU buffers created by the tensor package (pool, staging, query resolve). */
+  buffersCreated: number;
+  /** Uniform buffers created (the ring is created once per runtime). */
+  uniformBuffersCreated: number;
+  /** Command buffers submitted. */
+  submits: number;
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  bindings: string[];
 }
 
 /** Per-device launching state. */
@@ -64,15 +85,24 @@ export class Runtime {
   /** Buffer pool for tensors. */
   readonly pool: BufferPool;
   #gpu: GPUDevice;
-  #pipelines = new Map<string, GPUComputePipeline>();
+  #pipelines = new Map<string, CachedPipeline>();
   #encoder: GPUCommandEncoder | undefined;
   #recorded = 0;
-  #arena: GPUBuffer;
-  #arenaCpu = new Uint8Array(ARENA_SLOTS * PARAM_BYTES);
+  #ring: GPUBuffer;
+  #ringCpu = new Uint8Array(RING_SLOTS * PARAM_BYTES);
+  #ringView = new DataView(this.#ringCpu.buffer);
+  #afterSubmit: (() => void)[] = [];
   #errors: GpuOpError[] = [];
   #scoped: Promise<void>[] = [];
   #lastOp = "(none)";
   #timestamps: { querySet: GPUQuerySet; op: string[] } | undefined;
+  #counters: RuntimeCounters = {
+    dispatches: 0,
+    pipelinesCreated: 0,
+    buffersCreated: 0,
+    uniformBuffersCreated: 0,
+    submits: 0,
+  };
   /** Whether each dispatch runs inside its own error scopes. */
   debug = false;
 
@@ -80,12 +110,13 @@ export class Runtime {
   constructor(device: Device) {
     this.device = device;
     this.#gpu = device.gpu;
-    this.pool = new BufferPool(device.gpu);
-    this.#arena = this.#gpu.createBuffer({
-      size: ARENA_SLOTS * PARAM_BYTES,
+    this.pool = new BufferPool(device.gpu, (descriptor) => this.createBuffer(descriptor));
+    this.#ring = this.createBuffer({
+      size: RING_SLOTS * PARAM_BYTES,
       usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
-      label: "params-arena",
+      label: "uniform-ring",
     });
+    this.#counters.uniformBuffersCreated++;
     this.#gpu.addEventListener("uncapturederror", (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
       this.#errors.push(new GpuOpError(this.#lastOp, error.message));
@@ -93,72 +124,115 @@ export class Runtime {
     this.debug = Deno.env.get("IRFORGE_GPU_DEBUG") === "1";
   }
 
-  /** Returns the cached pipeline for `code`, compiling it on first use. */
-  pipeline(code: string, op: string): GPUComputePipeline {
-    let p = this.#pipelines.get(code);
-    if (!p) {
-      const module = this.#gpu.createShaderModule({ code, label: op });
-      p = this.#gpu.createComputePipeline({
-        layout: "auto",
-        compute: { module, entryPoint: "main" },
-        label: op,
-      });
-      this.#pipelines.set(code, p);
-    }
-    return p;
+  /** A snapshot of the host-work counters. */
+  counters(): RuntimeCounters {
+    return { ...this.#counters };
   }
 
-  /** Records one kernel launch. */
-  dispatch(req: DispatchRequest): void {
-    if (req.params.byteLength > PARAM_BYTES) throw new Error(`${req.op}: params too large`);
-    const [x, y = 1, z = 1] = req.workgroups;
+  /** Creates a GPU buffer, counted in {@link RuntimeCounters.buffersCreated}. */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    this.#counters.buffersCreated++;
+    return this.#gpu.createBuffer(descriptor);
+  }
+
+  /** Runs `callback` once the work recorded so far has been submitted (frees temporaries). */
+  afterSubmit(callback: () => void): void {
+    this.#afterSubmit.push(callback);
+  }
+
+  #cached<S, U extends UniformDecl, B extends string>(
+    kernel: Kernel<S, U, B>,
+    spec: S,
+  ): CachedPipeline {
+    const key = `${kernel.name}\u0000${kernel.key(spec)}`;
+    let entry = this.#pipelines.get(key);
+    if (!entry) {
+      const code = kernelSource(kernel, spec);
+      const label = `${kernel.name} [${kernel.key(spec)}]`;
+      const module = this.#gpu.createShaderModule({ code, label });
+      const pipeline = this.#gpu.createComputePipeline({
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+        label,
+      });
+      entry = {
+        pipeline,
+        layout: pipeline.getBindGroupLayout(0),
+        bindings: bindingNames(kernel, spec),
+      };
+      this.#pipelines.set(key, entry);
+      this.#counters.pipelinesCreated++;
+    }
+    return entry;
+  }
+
+  /**
+   * Records one launch of `kernel` specialised to `spec`: the pipeline comes
+   * from the cache (built on a miss), the uniforms are packed by name into
+   * the next slot of the uniform ring, and `buffers` bind by name. `label`
+   * (default the kernel's name) names the launch in errors and timings.
+   */
+  launch<S, U extends UniformDecl, B extends string>(
+    kernel: Kernel<S, U, B>,
+    spec: S,
+    buffers: BindingValues<B>,
+    uniforms: UniformValues<U>,
+    workgroups: readonly [number, number?, number?],
+    label: string = kernel.name,
+  ): void {
+    const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const max = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
-      throw new Error(`${req.op}: dispatch ${x}×${y}×${z} exceeds ${max} workgroups per dimension`);
+      throw new Error(
+        `${kernel.name}: dispatch ${x}×${y}×${z} exceeds ${max} workgroups per dimension`,
+      );
     }
-    if (this.#recorded === ARENA_SLOTS) this.flush();
+    const { pipeline, layout, bindings } = this.#cached(kernel, spec);
+    const entries: GPUBindGroupEntry[] = bindings.map((name, binding) => {
+      const b = (buffers as Record<string, Binding | undefined>)[name];
+      if (b === undefined) throw new Error(`${kernel.name}: no buffer for binding "${name}"`);
+      return { binding, resource: b instanceof GPUBuffer ? { buffer: b } : b };
+    });
+    for (const name of Object.keys(buffers)) {
+      if ((buffers as Record<string, unknown>)[name] !== undefined && !bindings.includes(name)) {
+        throw new Error(`${kernel.name}: binding "${name}" is not declared for this spec`);
+      }
+    }
+    if (this.#recorded === RING_SLOTS) this.flush();
     if (this.debug) {
       this.#gpu.pushErrorScope("validation");
       this.#gpu.pushErrorScope("out-of-memory");
     }
-    this.#lastOp = req.op;
+    this.#lastOp = label;
     const slot = this.#recorded++;
-    this.#arenaCpu.set(new Uint8Array(req.params), slot * PARAM_BYTES);
-    const pipeline = this.pipeline(req.code, req.op);
-    const entries: GPUBindGroupEntry[] = req.buffers.map((b, i) => ({
-      binding: i,
-      resource: b instanceof GPUBuffer ? { buffer: b } : b,
-    }));
+    packUniforms(kernel, uniforms, this.#ringView, slot * PARAM_BYTES);
     entries.push({
-      binding: req.buffers.length,
-      resource: { buffer: this.#arena, offset: slot * PARAM_BYTES, size: PARAM_BYTES },
+      binding: bindings.length,
+      resource: { buffer: this.#ring, offset: slot * PARAM_BYTES, size: kernel.uniformBytes },
     });
-    const bindGroup = this.#gpu.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-      label: req.op,
-    });
+    const bindGroup = this.#gpu.createBindGroup({ layout, entries, label: kernel.name });
     this.#encoder ??= this.#gpu.createCommandEncoder();
     const ts = this.#timestamps;
     let timestampWrites: GPUComputePassTimestampWrites | undefined;
     if (ts && ts.op.length < ts.querySet.count / 2) {
       const i = ts.op.length;
-      ts.op.push(req.op);
+      ts.op.push(label);
       timestampWrites = {
         querySet: ts.querySet,
         beginningOfPassWriteIndex: 2 * i,
         endOfPassWriteIndex: 2 * i + 1,
       };
     }
-    const pass = this.#encoder.beginComputePass({ label: req.op, timestampWrites });
+    const pass = this.#encoder.beginComputePass({ label, timestampWrites });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
+    this.#counters.dispatches++;
     if (this.debug) {
       this.flush();
-      const op = req.op;
+      const op = label;
       const oom = this.#gpu.popErrorScope();
       const validation = this.#gpu.popErrorScope();
       this.#scoped.push(
@@ -171,15 +245,25 @@ export class Runtime {
     }
   }
 
+  /** Records a copy of `bytes` bytes between buffers, in order with the launches. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.#encoder ??= this.#gpu.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
   /** Submits everything recorded so far. */
   flush(): void {
     if (!this.#encoder) return;
     if (this.#recorded > 0) {
-      this.#gpu.queue.writeBuffer(this.#arena, 0, this.#arenaCpu, 0, this.#recorded * PARAM_BYTES);
+      this.#gpu.queue.writeBuffer(this.#ring, 0, this.#ringCpu, 0, this.#recorded * PARAM_BYTES);
     }
     this.#gpu.queue.submit([this.#encoder.finish()]);
+    this.#counters.submits++;
     this.#encoder = undefined;
     this.#recorded = 0;
+    const after = this.#afterSubmit;
+    this.#afterSubmit = [];
+    for (const callback of after) callback();
   }
 
   /** Writes `data` at the start of `buffer`, after the pending work is submitted. */
@@ -199,7 +283,7 @@ export class Runtime {
   /** Reads `bytes` bytes from `buffer` (at `offset`), after all pending work. */
   async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-    const staging = this.#gpu.createBuffer({
+    const staging = this.createBuffer({
       size,
       usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
     });
@@ -250,7 +334,7 @@ export class Runtime {
     this.#timestamps = undefined;
     if (!ts || ts.op.length === 0) return [];
     const n = ts.op.length * 2;
-    const resolve = this.#gpu.createBuffer({
+    const resolve = this.createBuffer({
       size: n * 8,
       usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC,
     });
@@ -270,6 +354,27 @@ export function getRuntime(): Runtime {
   const device = currentDevice();
   if (!runtime || runtime.device !== device) runtime = new Runtime(device);
   return runtime;
+}
+
+/**
+ * Records a launch of `kernel` on the current device's runtime (see
+ * {@link Runtime.launch}); the public entry point for kernels declared
+ * outside this package.
+ */
+export function launch<S, U extends UniformDecl, B extends string>(
+  kernel: Kernel<S, U, B>,
+  spec: S,
+  buffers: BindingValues<B>,
+  uniforms: UniformValues<U>,
+  workgroups: readonly [number, number?, number?],
+  label?: string,
+): void {
+  getRuntime().launch(kernel, spec, buffers, uniforms, workgroups, label);
+}
+
+/** Host-work counters of the current device's runtime (see {@link RuntimeCounters}). */
+export function runtimeCounters(): RuntimeCounters {
+  return getRuntime().counters();
 }
 
 /** Turns per-dispatch error scopes on or off (see the module docs). */
@@ -313,40 +418,6 @@ export function grid(count: number): [number, number] {
   if (count <= max) return [count, 1];
   const y = Math.ceil(count / max);
   return [Math.ceil(count / y), y];
-}
-
-/** Builds a params block from u32/i32/f32 fields: `{u: [...]}` etc. in order. */
-export class Params {
-  #view = new DataView(new ArrayBuffer(PARAM_BYTES));
-  #at = 0;
-  /** Appends unsigned integers. */
-  u32(...values: number[]): this {
-    for (const v of values) {
-      this.#view.setUint32(this.#at, v >>> 0, true);
-      this.#at += 4;
-    }
-    return this;
-  }
-  /** Appends signed integers. */
-  i32(...values: number[]): this {
-    for (const v of values) {
-      this.#view.setInt32(this.#at, v, true);
-      this.#at += 4;
-    }
-    return this;
-  }
-  /** Appends 32-bit floats (±Infinity and NaN allowed). */
-  f32(...values: number[]): this {
-    for (const v of values) {
-      this.#view.setFloat32(this.#at, v, true);
-      this.#at += 4;
-    }
-    return this;
-  }
-  /** The bytes (always {@link PARAM_BYTES} long). */
-  get buffer(): ArrayBuffer {
-    return this.#view.buffer as ArrayBuffer;
-  }
 }
 
 let bindingLimitOverride: number | undefined;

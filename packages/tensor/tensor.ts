@@ -8,9 +8,9 @@
  */
 
 import { type ArrayFor, bytesPerElement, type DType } from "./dtype.ts";
-import { getRuntime, Params } from "./runtime.ts";
+import { defineKernel } from "./kernel.ts";
+import { getRuntime } from "./runtime.ts";
 import { keep, track } from "./scope.ts";
-import { paramsBlock } from "./wgsl.ts";
 import type { TapeNode } from "./autograd_types.ts";
 
 let nextId = 1;
@@ -138,6 +138,33 @@ export class Tensor {
     return t;
   }
 
+  /**
+   * Overwrites the tensor's contents from host memory, in order with the
+   * work recorded before (pending launches are submitted first). `data`
+   * holds raw elements of the tensor's dtype (e.g. a `Float32Array` for
+   * f32, a `Float16Array` or `Uint16Array` for f16); `offset` is in
+   * elements.
+   *
+   * @example
+   * ```ts ignore
+   * const w = Tensor.empty([3], "f32");
+   * w.write(new Float32Array([1, 2, 3]));
+   * ```
+   */
+  write(data: ArrayBufferView, offset = 0): void {
+    const bpe = bytesPerElement(this.dtype);
+    const byteOffset = offset * bpe;
+    if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0) {
+      throw new Error(`write: offset ${offset} is not a 4-byte aligned element index of ${this}`);
+    }
+    if (byteOffset + data.byteLength > this.byteLength) {
+      throw new Error(
+        `write: ${data.byteLength} bytes at element ${offset} overflow ${this} (${this.byteLength} bytes)`,
+      );
+    }
+    getRuntime().write(this.buffer, data, byteOffset);
+  }
+
   /** The GPU buffer (for raw kernels; the data starts at {@link byteOffset}). */
   get buffer(): GPUBuffer {
     if (!this.#storage) throw new Error(`tensor ${this.id} [${this.shape}] used after dispose()`);
@@ -216,27 +243,28 @@ export class Tensor {
   }
 }
 
-const FILL_CODE = `${paramsBlock(1)}
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+const FILL = defineKernel({
+  name: "fill",
+  key: () => "",
+  uniforms: { words: "u32", word: "u32" },
+  bindings: () => ({ OUT: { type: "array<u32>", access: "read_write" } }),
+  source: () => `
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
   let i = g.x + g.y * n.x * 256u;
-  if (i < pu(0u)) { out[i] = pu(1u); }
-}`;
+  if (i < P.words) { OUT[i] = P.word; }
+}`,
+});
 
-/** Fills a tensor's words with a 32-bit pattern (internal). */
 function fillWords(t: Tensor, word: number): void {
   const words = Math.ceil(t.byteLength / 4);
   if (words === 0) return;
   const groups = Math.ceil(words / 256);
   const x = Math.min(groups, 65535);
-  getRuntime().dispatch({
-    op: "fill",
-    code: FILL_CODE,
-    buffers: [t.buffer],
-    params: new Params().u32(words, word).buffer,
-    workgroups: [x, Math.ceil(groups / x)],
-  });
+  getRuntime().launch(FILL, undefined, { OUT: t.buffer }, { words, word }, [
+    x,
+    Math.ceil(groups / x),
+  ]);
 }
 
 /** A tensor of `shape` filled with `value`. */

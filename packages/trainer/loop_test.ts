@@ -3,7 +3,6 @@ import { join } from "node:path";
 import {
   addScalar,
   getDevice,
-  getRuntime,
   log,
   mean,
   mul,
@@ -178,7 +177,7 @@ gpuTest("loop: interrupt saves a checkpoint; resume continues with identical los
         await Deno.writeTextFile(join(d, "w.json"), JSON.stringify([...(await t.w.toArray())]));
       t.task.loadWeights = async (d) => {
         const values = JSON.parse(await Deno.readTextFile(join(d, "w.json"))) as number[];
-        getRuntime().write(t.w.buffer, Float32Array.from(values));
+        t.w.write(Float32Array.from(values));
       };
     };
     persist(first);

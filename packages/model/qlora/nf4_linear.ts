@@ -24,8 +24,9 @@
 import {
   cast,
   currentDevice,
+  defineKernel,
   defineOp,
-  getRuntime,
+  launch,
   maxBindingBytes,
   NF4_LEVELS,
   Tensor,
@@ -53,46 +54,55 @@ function roundingCode(compute: Nf4ComputeDtype): string {
   }
 }
 
+/** One specialisation of the NF4 matmul kernel. */
+interface Nf4KernelSpec {
+  /** Activation dtype. */
+  aType: "f32" | "f16";
+  /** Forward (x·Wᵀ) or backward for x (dy·W). */
+  transposed: boolean;
+  /** Absmax values are themselves quantised (double quantisation). */
+  doubleQuant: boolean;
+  /** `bnb_4bit_compute_dtype`. */
+  compute: Nf4ComputeDtype;
+}
+
 /**
- * WGSL of C[M, N] = A[M, K] · op(W) where W is the NF4 weight `[out, in]`:
+ * C[M, N] = A[M, K] · op(W) where W is the NF4 weight `[out, in]`:
  * `transposed` (forward): op(W)[k, n] = W[n, k] (N = out, K = in);
  * otherwise (backward for x): op(W)[k, n] = W[k, n] (K = out, N = in).
  */
-function kernelCode(
-  aType: "f32" | "f16",
-  transposed: boolean,
-  doubleQuant: boolean,
-  compute: Nf4ComputeDtype,
-): string {
+const NF4_MATMUL = defineKernel({
+  name: "nf4_linear",
+  key: (s: Nf4KernelSpec) =>
+    `${s.aType} ${s.transposed ? "t" : "n"} ${s.doubleQuant ? "dq" : "abs"} ${s.compute}`,
+  uniforms: { M: "u32", N: "u32", K: "u32", wIn: "u32", blockSize: "u32", offset: "f32" },
+  bindings: (s) => ({
+    C: { type: "array<f32>", access: "read_write" as const },
+    A: { type: `array<${s.aType}>` },
+    CODES: { type: "array<u32>" },
+    ABSMAX: s.doubleQuant ? undefined : { type: "array<f32>" },
+    QABS: s.doubleQuant ? { type: "array<u32>" } : undefined,
+    QSCALE: s.doubleQuant ? { type: "array<f32>" } : undefined,
+    QMAP: s.doubleQuant ? { type: "array<f32>" } : undefined,
+  }),
+  source: (s) => kernelBody(s),
+});
+
+function kernelBody({ transposed, doubleQuant, compute }: Nf4KernelSpec): string {
   // Forward: both operands rounded; backward (dx): only the weight (module docs).
   const roundA = transposed && compute !== "f32";
   const bTile = compute === "f16" ? "f16" : "f32";
   const aTile = roundA && compute === "f16" ? "f16" : "f32";
-  const needsF16 = aType === "f16" || bTile === "f16";
   const levels = NF4_LEVELS.map((v) => v.toPrecision(17)).join(", ");
-  const scaleBindings = doubleQuant
-    ? `@group(0) @binding(3) var<storage, read> QABS: array<u32>;
-@group(0) @binding(4) var<storage, read> QSCALE: array<f32>;
-@group(0) @binding(5) var<storage, read> QMAP: array<f32>;`
-    : `@group(0) @binding(3) var<storage, read> ABSMAX: array<f32>;`;
   const absmaxOf = doubleQuant
     ? `let q = (QABS[blk >> 2u] >> (8u * (blk & 3u))) & 255u;
-  return QMAP[q] * QSCALE[blk / 256u] + pf(5u);`
+  return QMAP[q] * QSCALE[blk / 256u] + P.offset;`
     : `return ABSMAX[blk];`;
   const loadB = transposed
     ? "let kk = e % BK; let col = e / BK; let elem = n * wIn + k;"
     : "let kk = e / BN; let col = e % BN; let elem = k * wIn + n;";
-  const paramsBinding = doubleQuant ? 6 : 4;
-  return `${needsF16 ? "enable f16;\n" : ""}
-struct Params { v: array<vec4<u32>, 16> }
-@group(0) @binding(${paramsBinding}) var<uniform> P: Params;
-fn pu(i: u32) -> u32 { return P.v[i >> 2u][i & 3u]; }
-fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
+  return `
 const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; const TN = ${TN}u;
-@group(0) @binding(0) var<storage, read_write> C: array<f32>;
-@group(0) @binding(1) var<storage, read> A: array<${aType}>;
-@group(0) @binding(2) var<storage, read> CODES: array<u32>;
-${scaleBindings}
 var<private> LEVELS: array<f32, 16> = array<f32, 16>(${levels});
 var<workgroup> As: array<${aTile}, ${BK * BM}>;
 var<workgroup> Bs: array<${bTile}, ${BK * BN}>;
@@ -104,11 +114,11 @@ fn weightAt(e: u32) -> f32 {
   // Element 2j is the high nibble of byte j; bytes are little-endian in words.
   let shift = 8u * ((e >> 1u) & 3u) + select(0u, 4u, (e & 1u) == 0u);
   let code = (CODES[e >> 3u] >> shift) & 15u;
-  return LEVELS[code] * absmaxOf(e / pu(4u));
+  return LEVELS[code] * absmaxOf(e / P.blockSize);
 }
 @compute @workgroup_size(${BN / TN}, ${BM / TM})
 fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-  let M = pu(0u); let N = pu(1u); let K = pu(2u); let wIn = pu(3u);
+  let M = P.M; let N = P.N; let K = P.K; let wIn = P.wIn;
   let tid = l.y * ${BN / TN}u + l.x;
   let m0 = w.y * BM; let n0 = w.x * BN;
   var acc: array<f32, ${TM * TN}>;
@@ -149,14 +159,7 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: ve
 }`;
 }
 
-function paramsOf(u: number[], offset: number): ArrayBuffer {
-  const view = new DataView(new ArrayBuffer(256));
-  u.forEach((v, i) => view.setUint32(4 * i, v >>> 0, true));
-  view.setFloat32(4 * u.length, offset, true);
-  return view.buffer;
-}
-
-/** Runs C = A · op(W) for a 2-D `a` `[M, K]`; see {@link kernelCode}. */
+/** Runs C = A · op(W) for a 2-D `a` `[M, K]`; see {@link NF4_MATMUL}. */
 function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
   const [out, inFeatures] = weight.shape;
   const [M, K] = a.shape as [number, number];
@@ -171,23 +174,22 @@ function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
   const c = Tensor.empty([M, N], "f32");
   if (M === 0 || N === 0) return c;
   const dq = weight.storage.doubleQuant;
-  const buffers = dq
-    ? [
-      c.buffer,
-      a.buffer,
-      weight.storage.codes.buffer,
-      dq.codes.buffer,
-      dq.scales.buffer,
-      dq.map.buffer,
-    ]
-    : [c.buffer, a.buffer, weight.storage.codes.buffer, weight.storage.absmax!.buffer];
-  getRuntime().dispatch({
-    op: transposed ? "nf4_linear" : "nf4_linear_dx",
-    code: kernelCode(a.dtype, transposed, dq !== null, weight.computeDtype),
-    buffers,
-    params: paramsOf([M, N, K, inFeatures, weight.blockSize], dq?.offset ?? 0),
-    workgroups: [Math.ceil(N / BN), Math.ceil(M / BM)],
-  });
+  launch(
+    NF4_MATMUL,
+    { aType: a.dtype, transposed, doubleQuant: dq !== null, compute: weight.computeDtype },
+    {
+      C: c.buffer,
+      A: a.buffer,
+      CODES: weight.storage.codes.buffer,
+      ABSMAX: dq ? undefined : weight.storage.absmax!.buffer,
+      QABS: dq?.codes.buffer,
+      QSCALE: dq?.scales.buffer,
+      QMAP: dq?.map.buffer,
+    },
+    { M, N, K, wIn: inFeatures, blockSize: weight.blockSize, offset: dq?.offset ?? 0 },
+    [Math.ceil(N / BN), Math.ceil(M / BM)],
+    transposed ? "nf4_linear" : "nf4_linear_dx",
+  );
   return c;
 }
 

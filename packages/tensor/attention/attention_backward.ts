@@ -5,11 +5,7 @@
  */
 
 import type { AttentionMask } from "./attention_mask.ts";
-import {
-  keyValueGradKernelSource,
-  queryGradKernelSource,
-  rowStatsKernelSource,
-} from "./backward_kernels.ts";
+import { getRuntime } from "../runtime.ts";
 import {
   type AttentionShape,
   CallScope,
@@ -17,7 +13,7 @@ import {
   checkGrid,
   checkShape,
 } from "./dispatch_util.ts";
-import { cachedPipeline } from "./pipeline_cache.ts";
+import { ATTENTION_DKDV, ATTENTION_DQ, ATTENTION_ROW_STATS } from "./kernels.ts";
 import { type AttentionTiling, checkTiling, chooseTiling } from "./tiling.ts";
 
 /** Inputs of {@linkcode attentionBackward}. */
@@ -44,8 +40,6 @@ export interface AttentionBackwardOptions extends AttentionShape {
   dV?: GPUBuffer;
   /** Tile sizes of the dK/dV and dQ kernels; default {@linkcode chooseTiling}. */
   tiling?: AttentionTiling;
-  /** Record into this encoder instead of submitting; then call `dispose` after submitting. */
-  encoder?: GPUCommandEncoder;
 }
 
 /** Result of {@linkcode attentionBackward}. */
@@ -56,19 +50,16 @@ export interface AttentionBackwardResult {
   dK: GPUBuffer;
   /** dV `[B, Hkv, T, D]`, summed over the query heads of each kv group. */
   dV: GPUBuffer;
-  /** Frees temporaries (the row-stats buffer); a no-op unless an encoder was passed in. */
-  dispose: () => void;
 }
 
 /**
  * Gradients of masked attention with respect to q, k and v. Deterministic:
  * every output element is written by exactly one thread, in a fixed order.
- * Pad rows and keys nobody sees get exact zeros.
+ * Pad rows and keys nobody sees get exact zeros. Recorded into the runtime's
+ * command encoder (current device).
  */
-export function attentionBackward(
-  device: GPUDevice,
-  options: AttentionBackwardOptions,
-): AttentionBackwardResult {
+export function attentionBackward(options: AttentionBackwardOptions): AttentionBackwardResult {
+  const device = getRuntime().device;
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -88,27 +79,17 @@ export function attentionBackward(
   checkGrid("heads", heads);
   checkGrid("batch", batch);
 
-  const tileKey = `d${headDim} ${tiling.queryTile}x${tiling.keyTile}x${tiling.threadsPerRow}`;
-  const [statsPipeline, keyValuePipeline, queryPipeline] = [
-    cachedPipeline(device, `attention-row-stats d${headDim}`, () => rowStatsKernelSource(headDim)),
-    cachedPipeline(
-      device,
-      `attention-dkdv ${tileKey}`,
-      () => keyValueGradKernelSource(headDim, tiling),
-    ),
-    cachedPipeline(device, `attention-dq ${tileKey}`, () => queryGradKernelSource(headDim, tiling)),
-  ];
   const maskBuffer = mask.forTiling(tiling.queryTile, tiling.keyTile);
   const { numQueryTiles, numKeyTiles } = maskBuffer.table;
   checkGrid("query tiles", numQueryTiles);
   checkGrid("key tiles", numKeyTiles);
 
-  const scope = new CallScope(device, options.encoder);
+  const scope = new CallScope();
   const dQ = options.dQ ?? scope.storage("attention dQ", queryFloats, false);
   const dK = options.dK ?? scope.storage("attention dK", keyFloats, false);
   const dV = options.dV ?? scope.storage("attention dV", keyFloats, false);
   const stats = scope.storage("attention row stats", 2 * batch * heads * length, true);
-  const params = scope.params({
+  const params = {
     heads,
     kvHeads,
     seqLen: length,
@@ -120,14 +101,37 @@ export function attentionBackward(
     scale,
     rowsPerBatch: 0,
     batch,
-  });
-  scope.dispatchFlat(
-    statsPipeline,
-    [params, options.out, options.dOut, options.lse, stats],
+  };
+  scope.launchFlat(
+    ATTENTION_ROW_STATS,
+    { headDim },
+    {
+      out: options.out,
+      dOut: options.dOut,
+      lse: options.lse,
+      stats,
+    },
+    params,
     batch * heads * length,
   );
-  const inputs = [params, options.q, options.k, options.v, options.dOut, stats, maskBuffer.buffer];
-  scope.dispatch(keyValuePipeline, [...inputs, dK, dV], [numKeyTiles, kvHeads, batch]);
-  scope.dispatch(queryPipeline, [...inputs, dQ], [numQueryTiles, heads, batch]);
-  return { dQ, dK, dV, dispose: scope.finish() };
+  const inputs = {
+    q: options.q,
+    k: options.k,
+    v: options.v,
+    dOut: options.dOut,
+    stats,
+    mask: maskBuffer.buffer,
+  };
+  scope.launch(ATTENTION_DKDV, { headDim, tiling }, { ...inputs, dK, dV }, params, [
+    numKeyTiles,
+    kvHeads,
+    batch,
+  ]);
+  scope.launch(ATTENTION_DQ, { headDim, tiling }, { ...inputs, dQ }, params, [
+    numQueryTiles,
+    heads,
+    batch,
+  ]);
+  scope.finish();
+  return { dQ, dK, dV };
 }

@@ -12,8 +12,8 @@ import {
   checkGrid,
   checkShape,
 } from "./dispatch_util.ts";
-import { forwardKernelSource } from "./forward_kernel.ts";
-import { cachedPipeline } from "./pipeline_cache.ts";
+import { getRuntime } from "../runtime.ts";
+import { ATTENTION_FORWARD } from "./kernels.ts";
 import { type AttentionTiling, checkTiling, chooseTiling } from "./tiling.ts";
 
 /** Inputs of {@linkcode attentionForward}. */
@@ -32,8 +32,6 @@ export interface AttentionForwardOptions extends AttentionShape {
   lse?: GPUBuffer;
   /** Tile sizes; default {@linkcode chooseTiling} for the device. */
   tiling?: AttentionTiling;
-  /** Record into this encoder instead of submitting; then call `dispose` after submitting. */
-  encoder?: GPUCommandEncoder;
 }
 
 /** Result of {@linkcode attentionForward}. */
@@ -42,19 +40,16 @@ export interface AttentionForwardResult {
   out: GPUBuffer;
   /** Logsumexp of each row's visible scores `[B, Hq, T]` (0 for rows that see no key). */
   lse: GPUBuffer;
-  /** Frees temporaries; a no-op unless an encoder was passed in. */
-  dispose: () => void;
 }
 
 /**
  * Masked multi-head attention forward with grouped-query heads, in one fused
- * kernel that skips key tiles the mask hides entirely. Buffers created here
- * have STORAGE | COPY_SRC | COPY_DST usage and belong to the caller.
+ * kernel that skips key tiles the mask hides entirely, recorded into the
+ * runtime's command encoder (current device). Buffers created here have
+ * STORAGE | COPY_SRC | COPY_DST usage and belong to the caller.
  */
-export function attentionForward(
-  device: GPUDevice,
-  options: AttentionForwardOptions,
-): AttentionForwardResult {
+export function attentionForward(options: AttentionForwardOptions): AttentionForwardResult {
+  const device = getRuntime().device;
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -70,19 +65,21 @@ export function attentionForward(
   checkGrid("heads", heads);
   checkGrid("batch", batch);
 
-  const pipeline = cachedPipeline(
-    device,
-    `attention-forward d${headDim} ${tiling.queryTile}x${tiling.keyTile}x${tiling.threadsPerRow}`,
-    () => forwardKernelSource(headDim, tiling),
-  );
   const maskBuffer = mask.forTiling(tiling.queryTile, tiling.keyTile);
   const { numQueryTiles, numKeyTiles } = maskBuffer.table;
   checkGrid("query tiles", numQueryTiles);
-  const scope = new CallScope(device, options.encoder);
+  const scope = new CallScope();
   const out = options.out ??
     scope.storage("attention out", batch * heads * length * headDim, false);
   const lse = options.lse ?? scope.storage("attention lse", batch * heads * length, false);
-  const params = scope.params({
+  scope.launch(ATTENTION_FORWARD, { headDim, tiling }, {
+    q: options.q,
+    k: options.k,
+    v: options.v,
+    mask: maskBuffer.buffer,
+    out,
+    lse,
+  }, {
     heads,
     kvHeads,
     seqLen: length,
@@ -94,11 +91,7 @@ export function attentionForward(
     scale,
     rowsPerBatch: 0,
     batch,
-  });
-  scope.dispatch(
-    pipeline,
-    [params, options.q, options.k, options.v, maskBuffer.buffer, out, lse],
-    [numQueryTiles, heads, batch],
-  );
-  return { out, lse, dispose: scope.finish() };
+  }, [numQueryTiles, heads, batch]);
+  scope.finish();
+  return { out, lse };
 }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { BufferUsage } from "./gpu_flags.ts";
+import { getRuntime, type Runtime } from "../runtime.ts";
 import { type MaskMetadata, validateMaskMetadata } from "./mask_metadata.ts";
 import { buildTileTable, type TileTable } from "./tile_table.ts";
 
@@ -25,17 +25,21 @@ export interface MaskBufferForTiling {
   backwardTable: number;
 }
 
-/** Mask metadata resident on one device; call {@linkcode AttentionMask.destroy} when done. */
+/**
+ * Mask metadata resident on the current device (its buffers come from the
+ * tensor pool, so a mask per step creates no GPU buffer once warm); call
+ * {@linkcode AttentionMask.destroy} when done.
+ */
 export class AttentionMask {
   /** The CPU metadata. */
   readonly meta: MaskMetadata;
-  readonly #device: GPUDevice;
+  readonly #runtime: Runtime;
   readonly #byTiling = new Map<string, MaskBufferForTiling>();
 
-  /** Validates `meta` and keeps it for upload on first use. */
-  constructor(device: GPUDevice, meta: MaskMetadata) {
+  /** Validates `meta` and keeps it for upload on first use (after `await getDevice()`). */
+  constructor(meta: MaskMetadata) {
     validateMaskMetadata(meta);
-    this.#device = device;
+    this.#runtime = getRuntime();
     this.meta = meta;
   }
 
@@ -82,20 +86,16 @@ export class AttentionMask {
     words.set(forward.entries, forwardEntries);
     backward.offsets.forEach((o, n) => words[backwardTable + n] = backwardEntries + o);
     words.set(backward.entries, backwardEntries);
-    const buffer = this.#device.createBuffer({
-      label: `attention mask ${batch}×${length} tiles ${key}`,
-      size: words.byteLength,
-      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
-    });
-    this.#device.queue.writeBuffer(buffer, 0, words);
+    const buffer = this.#runtime.pool.acquire(words.byteLength, "attention mask");
+    this.#runtime.write(buffer, words);
     entry = { buffer, table, forwardTable, backwardTable };
     this.#byTiling.set(key, entry);
     return entry;
   }
 
-  /** Frees every buffer made for this mask. */
+  /** Returns every buffer made for this mask to the pool (queued work may still read them). */
   destroy(): void {
-    for (const entry of this.#byTiling.values()) entry.buffer.destroy();
+    for (const entry of this.#byTiling.values()) this.#runtime.pool.release(entry.buffer);
     this.#byTiling.clear();
   }
 }

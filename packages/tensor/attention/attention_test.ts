@@ -56,12 +56,12 @@ function inputsFor(c: Case) {
 
 async function runGpu(c: Case, data: ReturnType<typeof inputsFor>): Promise<GpuResult> {
   const gpu = device!;
-  const mask = new AttentionMask(gpu, c.meta);
+  const mask = new AttentionMask(c.meta);
   const buffers = { q: upload(gpu, data.q), k: upload(gpu, data.k), v: upload(gpu, data.v) };
   const shape = { heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, scale: c.scale };
-  const forward = await attentionForward(gpu, { ...shape, ...buffers, mask, tiling: c.tiling });
+  const forward = await attentionForward({ ...shape, ...buffers, mask, tiling: c.tiling });
   const dOut = upload(gpu, data.dOut);
-  const backward = await attentionBackward(gpu, {
+  const backward = await attentionBackward({
     ...shape,
     ...buffers,
     out: forward.out,
@@ -289,21 +289,19 @@ gpuTest("backward is deterministic (bit-identical across runs)", async () => {
 
 gpuTest("bad shapes and tilings are rejected with a clear message", () => {
   const gpu = device!;
-  const mask = new AttentionMask(gpu, causalMask({ batch: 1, length: 4 }));
+  const mask = new AttentionMask(causalMask({ batch: 1, length: 4 }));
   const tiny = upload(gpu, new Float64Array(4));
   assert.throws(
-    () =>
-      attentionForward(gpu, { q: tiny, k: tiny, v: tiny, mask, heads: 3, kvHeads: 2, headDim: 4 }),
+    () => attentionForward({ q: tiny, k: tiny, v: tiny, mask, heads: 3, kvHeads: 2, headDim: 4 }),
     /kvHeads 2 must divide heads 3/,
   );
   assert.throws(
-    () =>
-      attentionForward(gpu, { q: tiny, k: tiny, v: tiny, mask, heads: 1, kvHeads: 1, headDim: 4 }),
+    () => attentionForward({ q: tiny, k: tiny, v: tiny, mask, heads: 1, kvHeads: 1, headDim: 4 }),
     /buffer "q" has 16 bytes, needs 64/,
   );
   assert.throws(
     () =>
-      attentionForward(gpu, {
+      attentionForward({
         q: tiny,
         k: tiny,
         v: tiny,

@@ -21,10 +21,6 @@ import { MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
 export function rowStatsKernelSource(headDim: number): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> out: array<f32>;
-@group(0) @binding(2) var<storage, read> dOut: array<f32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats: array<vec2<f32>>;
 const D: u32 = ${headDim}u;
 
 @compute @workgroup_size(64)
@@ -34,7 +30,7 @@ fn main(
   @builtin(local_invocation_index) li: u32,
 ) {
   let row = (wid.y * groups.x + wid.x) * 64u + li;
-  if (row >= params.batch * params.heads * params.seqLen) { return; }
+  if (row >= P.batch * P.heads * P.seqLen) { return; }
   var delta = 0.0;
   for (var d = 0u; d < D; d++) { delta += dOut[row * D + d] * out[row * D + d]; }
   stats[row] = vec2<f32>(lse[row], delta);
@@ -52,14 +48,6 @@ export function keyValueGradKernelSource(headDim: number, tiling: AttentionTilin
   const columnsPerThread = Math.ceil(headDim / tpr);
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> dOut: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(6) var<storage, read> mask: array<i32>;
-@group(0) @binding(7) var<storage, read_write> dK: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dV: array<f32>;
 ${MASK_WGSL}
 const BR: u32 = ${br}u;
 const BC: u32 = ${bc}u;
@@ -83,14 +71,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kt = wid.x;
   let kvh = wid.y;
   let b = wid.z;
-  let seqLen = params.seqLen;
-  let group = params.heads / params.kvHeads;
+  let seqLen = P.seqLen;
+  let group = P.heads / P.kvHeads;
   let jj = li / TPR;
   let p = li % TPR;
   let k0 = kt * BC;
   let j = k0 + jj;
   let keysHere = min(BC, seqLen - k0);
-  let kvBase = ((b * params.kvHeads + kvh) * seqLen + k0) * D;
+  let kvBase = ((b * P.kvHeads + kvh) * seqLen + k0) * D;
   for (var x = li; x < BC * D; x += THREADS) {
     if (x < keysHere * D) {
       keyTile[x] = k[kvBase + x];
@@ -102,7 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let keyMeta = tokenMeta(b, j);
   if (li == 0u) {
-    let list = params.backwardTable + b * params.numKeyTiles + kt;
+    let list = P.backwardTable + b * P.numKeyTiles + kt;
     listBounds = vec2<u32>(u32(mask[list]), u32(mask[list + 1u]));
   }
   let bounds = workgroupUniformLoad(&listBounds);
@@ -116,7 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let q0 = (entry & ~FULL_TILE_BIT) * BR;
       let full = (entry & FULL_TILE_BIT) != 0u;
       let rowsHere = min(BR, seqLen - q0);
-      let rowBase = (b * params.heads + h) * seqLen + q0;
+      let rowBase = (b * P.heads + h) * seqLen + q0;
       workgroupBarrier(); // the previous query tile is no longer read
       for (var x = li; x < BR * D; x += THREADS) {
         if (x < rowsHere * D) {
@@ -143,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             dProb += gradTile[ii * D + d] * valueTile[jj * D + d];
           }
           let rowStats = queryStats[ii];
-          prob = exp(score * params.scale - rowStats.x);
+          prob = exp(score * P.scale - rowStats.x);
           dScore = prob * (dProb - rowStats.y);
         }
         probTile[jj * BR + ii] = prob;
@@ -164,11 +152,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   if (j < seqLen) {
-    let base = ((b * params.kvHeads + kvh) * seqLen + j) * D;
+    let base = ((b * P.kvHeads + kvh) * seqLen + j) * D;
     for (var c = 0u; c < COLS; c++) {
       let d = p + c * TPR;
       if (d < D) {
-        dK[base + d] = keyGrad[c] * params.scale;
+        dK[base + d] = keyGrad[c] * P.scale;
         dV[base + d] = valueGrad[c];
       }
     }
@@ -187,13 +175,6 @@ export function queryGradKernelSource(headDim: number, tiling: AttentionTiling):
   const columnsPerThread = Math.ceil(headDim / tpr);
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> dOut: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(6) var<storage, read> mask: array<i32>;
-@group(0) @binding(7) var<storage, read_write> dQ: array<f32>;
 ${MASK_WGSL}
 const BR: u32 = ${br}u;
 const BC: u32 = ${bc}u;
@@ -215,14 +196,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let qt = wid.x;
   let h = wid.y;
   let b = wid.z;
-  let seqLen = params.seqLen;
-  let kvh = h / (params.heads / params.kvHeads);
+  let seqLen = P.seqLen;
+  let kvh = h / (P.heads / P.kvHeads);
   let r = li / TPR;
   let p = li % TPR;
   let q0 = qt * BR;
   let i = q0 + r;
   let rowsHere = min(BR, seqLen - q0);
-  let rowBase = (b * params.heads + h) * seqLen + q0;
+  let rowBase = (b * P.heads + h) * seqLen + q0;
   for (var x = li; x < BR * D; x += THREADS) {
     if (x < rowsHere * D) {
       queryTile[x] = q[rowBase * D + x];
@@ -235,9 +216,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let queryMeta = tokenMeta(b, i);
   var rowStats = vec2<f32>(0.0);
   if (i < seqLen) { rowStats = stats[rowBase + r]; }
-  let kvBase = (b * params.kvHeads + kvh) * seqLen * D;
+  let kvBase = (b * P.kvHeads + kvh) * seqLen * D;
   if (li == 0u) {
-    let list = params.forwardTable + b * params.numQueryTiles + qt;
+    let list = P.forwardTable + b * P.numQueryTiles + qt;
     listBounds = vec2<u32>(u32(mask[list]), u32(mask[list + 1u]));
   }
   let bounds = workgroupUniformLoad(&listBounds);
@@ -269,7 +250,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           score += queryTile[r * D + d] * keyTile[jj * D + d];
           dProb += gradTile[r * D + d] * valueTile[jj * D + d];
         }
-        dScore = exp(score * params.scale - rowStats.x) * (dProb - rowStats.y);
+        dScore = exp(score * P.scale - rowStats.x) * (dProb - rowStats.y);
       }
       dScoreTile[r * BC + jj] = dScore;
     }
@@ -286,7 +267,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let base = (rowBase + r) * D;
     for (var c = 0u; c < COLS; c++) {
       let d = p + c * TPR;
-      if (d < D) { dQ[base + d] = queryGrad[c] * params.scale; }
+      if (d < D) { dQ[base + d] = queryGrad[c] * P.scale; }
     }
   }
 }

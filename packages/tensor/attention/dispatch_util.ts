@@ -1,13 +1,14 @@
 /**
  * Plumbing shared by the attention dispatch functions: shape and buffer checks,
- * output allocation, uniform upload and "submit now or record into the
- * caller's encoder".
+ * output allocation, temporaries and launches through the runtime.
  *
  * @module
  */
 
+import type { BindingValues, Kernel } from "../kernel.ts";
+import { getRuntime, type Runtime } from "../runtime.ts";
 import { BufferUsage } from "./gpu_flags.ts";
-import { type KernelParams, packParams } from "./wgsl_common.ts";
+import { ATTENTION_UNIFORMS, attentionUniforms, type KernelParams } from "./wgsl_common.ts";
 
 /** Head layout common to every attention call. */
 export interface AttentionShape {
@@ -47,93 +48,69 @@ export function checkBuffer(name: string, buffer: GPUBuffer, floats: number, sha
   }
 }
 
-/** Resources of one call: temporaries to free and the encoder to record into. */
+/**
+ * Resources of one call. Everything is recorded into the runtime's command
+ * encoder like every other op; temporaries come from the tensor pool and go
+ * back to it at {@linkcode CallScope.finish} (safe while queued commands still
+ * read them: later reuse is recorded after them).
+ */
 export class CallScope {
-  /** Encoder the passes are recorded into. */
-  readonly encoder: GPUCommandEncoder;
-  readonly #device: GPUDevice;
-  readonly #ownsEncoder: boolean;
+  readonly #runtime: Runtime = getRuntime();
   readonly #temporaries: GPUBuffer[] = [];
 
-  /** Records into `encoder` when given, else into a new one submitted by {@linkcode finish}. */
-  constructor(device: GPUDevice, encoder: GPUCommandEncoder | undefined) {
-    this.#device = device;
-    this.#ownsEncoder = encoder === undefined;
-    this.encoder = encoder ?? device.createCommandEncoder({ label: "attention" });
-  }
-
-  /** A zero-filled storage buffer of `floats` f32 values; freed by dispose when `temporary`. */
+  /** A zeroed f32 storage buffer of `floats` values; a pooled temporary when `temporary`. */
   storage(label: string, floats: number, temporary: boolean): GPUBuffer {
-    const buffer = this.#device.createBuffer({
+    const bytes = Math.max(4, floats * 4);
+    if (temporary) {
+      const buffer = this.#runtime.pool.acquire(bytes, label);
+      this.#temporaries.push(buffer);
+      return buffer;
+    }
+    // Outputs the caller asked the call to allocate: owned (and destroyed) by the caller.
+    const buffer = this.#runtime.createBuffer({
       label,
-      size: Math.max(4, floats * 4),
+      size: bytes,
       usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
     });
-    if (temporary) this.#temporaries.push(buffer);
     return buffer;
   }
 
-  /** An uploaded int32 storage buffer (temporary). */
+  /** An uploaded int32 buffer (pooled temporary). */
   int32(label: string, values: Int32Array): GPUBuffer {
-    const buffer = this.#device.createBuffer({
-      label,
-      size: Math.max(4, values.byteLength),
-      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
-    });
-    this.#device.queue.writeBuffer(buffer, 0, values);
+    const buffer = this.#runtime.pool.acquire(Math.max(4, values.byteLength), label);
+    if (values.byteLength > 0) this.#runtime.write(buffer, values);
     this.#temporaries.push(buffer);
     return buffer;
   }
 
-  /** A uniform buffer holding `params` (temporary). */
-  params(params: KernelParams): GPUBuffer {
-    const buffer = this.#device.createBuffer({
-      label: "attention params",
-      size: 48,
-      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
-    });
-    this.#device.queue.writeBuffer(buffer, 0, packParams(params));
-    this.#temporaries.push(buffer);
-    return buffer;
-  }
-
-  /** Records one compute pass of `pipeline` over `buffers` (binding i = buffers[i]). */
-  dispatch(
-    pipeline: GPUComputePipeline,
-    buffers: GPUBuffer[],
+  /** Records one launch of `kernel` with the attention uniforms. */
+  launch<S, B extends string>(
+    kernel: Kernel<S, typeof ATTENTION_UNIFORMS, B>,
+    spec: S,
+    buffers: BindingValues<B>,
+    params: KernelParams,
     workgroups: [number, number, number],
   ): void {
-    const bindGroup = this.#device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-    });
-    const pass = this.encoder.beginComputePass({ label: pipeline.label });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...workgroups);
-    pass.end();
+    this.#runtime.launch(kernel, spec, buffers, attentionUniforms(params), workgroups);
   }
 
-  /** Records a pass over `count` independent items, 64 per workgroup, in a 2-D grid. */
-  dispatchFlat(pipeline: GPUComputePipeline, buffers: GPUBuffer[], count: number): void {
+  /** Records a launch over `count` independent items, 64 per workgroup, in a 2-D grid. */
+  launchFlat<S, B extends string>(
+    kernel: Kernel<S, typeof ATTENTION_UNIFORMS, B>,
+    spec: S,
+    buffers: BindingValues<B>,
+    params: KernelParams,
+    count: number,
+  ): void {
     const groups = Math.max(1, Math.ceil(count / 64));
     const x = Math.min(groups, 65535);
-    this.dispatch(pipeline, buffers, [x, Math.ceil(groups / x), 1]);
+    this.launch(kernel, spec, buffers, params, [x, Math.ceil(groups / x), 1]);
   }
 
-  /**
-   * Submits the work when this scope made the encoder (and frees temporaries);
-   * otherwise returns a dispose function to call after the caller submits.
-   */
-  finish(): () => void {
-    const dispose = () => {
-      for (const buffer of this.#temporaries) buffer.destroy();
-      this.#temporaries.length = 0;
-    };
-    if (!this.#ownsEncoder) return dispose;
-    this.#device.queue.submit([this.encoder.finish()]);
-    dispose();
-    return () => {};
+  /** Returns the temporaries to the pool. */
+  finish(): void {
+    for (const buffer of this.#temporaries) this.#runtime.pool.release(buffer);
+    this.#temporaries.length = 0;
   }
 }
 

@@ -20,12 +20,6 @@ export function forwardKernelSource(headDim: number, tiling: AttentionTiling): s
   const columnsPerThread = Math.ceil(headDim / tpr);
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<i32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 ${MASK_WGSL}
 const BR: u32 = ${br}u;
 const BC: u32 = ${bc}u;
@@ -45,21 +39,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let qt = wid.x;
   let h = wid.y;
   let b = wid.z;
-  let seqLen = params.seqLen;
-  let kvh = h / (params.heads / params.kvHeads);
+  let seqLen = P.seqLen;
+  let kvh = h / (P.heads / P.kvHeads);
   let r = li / TPR;
   let p = li % TPR;
   let i = qt * BR + r;
   let q0 = qt * BR;
   let rowsHere = min(BR, seqLen - q0);
-  let qBase = ((b * params.heads + h) * seqLen + q0) * D;
+  let qBase = ((b * P.heads + h) * seqLen + q0) * D;
   for (var x = li; x < BR * D; x += THREADS) {
     if (x < rowsHere * D) { queryTile[x] = q[qBase + x]; } else { queryTile[x] = 0.0; }
   }
   let queryMeta = tokenMeta(b, i);
-  let kvBase = (b * params.kvHeads + kvh) * seqLen * D;
+  let kvBase = (b * P.kvHeads + kvh) * seqLen * D;
   if (li == 0u) {
-    let list = params.forwardTable + b * params.numQueryTiles + qt;
+    let list = P.forwardTable + b * P.numQueryTiles + qt;
     listBounds = vec2<u32>(u32(mask[list]), u32(mask[list + 1u]));
   }
   let bounds = workgroupUniformLoad(&listBounds);
@@ -84,7 +78,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (full || visible(queryMeta, i, keyMeta[jj], k0 + jj)) {
         var dot = 0.0;
         for (var d = 0u; d < D; d++) { dot += queryTile[r * D + d] * kvTile[jj * D + d]; }
-        s = dot * params.scale;
+        s = dot * P.scale;
       }
       scoreTile[r * BC + jj] = s;
     }
@@ -118,13 +112,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // A row that saw no key (padding) writes out = 0 and lse = 0.
     let seen = runningSum > 0.0;
     let inverse = select(0.0, 1.0 / runningSum, seen);
-    let oBase = ((b * params.heads + h) * seqLen + i) * D;
+    let oBase = ((b * P.heads + h) * seqLen + i) * D;
     for (var c = 0u; c < COLS; c++) {
       let d = p + c * TPR;
       if (d < D) { out[oBase + d] = acc[c] * inverse; }
     }
     if (p == 0u) {
-      lse[(b * params.heads + h) * seqLen + i] = select(0.0, runningMax + log(runningSum), seen);
+      lse[(b * P.heads + h) * seqLen + i] = select(0.0, runningMax + log(runningSum), seen);
     }
   }
 }

@@ -7,12 +7,12 @@
 
 import type { AttentionMask } from "./attention_mask.ts";
 import { type AttentionShape, CallScope, checkBuffer, checkShape } from "./dispatch_util.ts";
-import { cachedPipeline } from "./pipeline_cache.ts";
 import {
-  rowScoresKernelSource,
-  rowScoresKeyGradKernelSource,
-  rowScoresQueryGradKernelSource,
-} from "./row_scores_kernels.ts";
+  ATTENTION_ROW_SCORES,
+  ATTENTION_ROW_SCORES_DK,
+  ATTENTION_ROW_SCORES_DQ,
+} from "./kernels.ts";
+import type { KernelParams } from "./wgsl_common.ts";
 
 /** Inputs common to the row-score functions. */
 export interface RowScoresCommon extends AttentionShape {
@@ -27,8 +27,6 @@ export interface RowScoresCommon extends AttentionShape {
    * length R); −1 marks an unused slot. Indices within a batch row must be distinct.
    */
   rows: ArrayLike<number>[];
-  /** Record into this encoder instead of submitting; then call `dispose` after submitting. */
-  encoder?: GPUCommandEncoder;
 }
 
 /** Checks `rows` and flattens it to i32 `[B, R]`; returns R too. */
@@ -81,10 +79,7 @@ export interface RowScoresOptions extends RowScoresCommon {
  * S `[B, Hq, R, T]` = scale·q[rows]·kᵀ (pre-softmax), masked entries and unused
  * slots −∞, with the same visibility rule as the fused attention.
  */
-export function attentionRowScores(
-  device: GPUDevice,
-  options: RowScoresOptions,
-): { scores: GPUBuffer; dispose: () => void } {
+export function attentionRowScores(options: RowScoresOptions): { scores: GPUBuffer } {
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -93,17 +88,37 @@ export function attentionRowScores(
   checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
   const count = batch * heads * rowsPerBatch * length;
   if (options.scores) checkBuffer("scores", options.scores, count, "[B, Hq, R, T]");
-  const pipeline = cachedPipeline(
-    device,
-    `attention-row-scores d${headDim}`,
-    () => rowScoresKernelSource(headDim),
-  );
-  const scope = new CallScope(device, options.encoder);
+  const scope = new CallScope();
   const scores = options.scores ?? scope.storage("attention row scores", count, false);
-  const params = scope.params({
-    heads,
-    kvHeads,
-    seqLen: length,
+  const rows = scope.int32("attention rows", flat);
+  scope.launchFlat(
+    ATTENTION_ROW_SCORES,
+    { headDim },
+    {
+      q: options.q,
+      k: options.k,
+      mask: mask.forTiling(0, 0).buffer,
+      rows,
+      scores,
+    },
+    untiledParams(options, mask, scale, rowsPerBatch),
+    count,
+  );
+  scope.finish();
+  return { scores };
+}
+
+/** The attention uniforms of the untiled row-score kernels. */
+function untiledParams(
+  shape: { heads: number; kvHeads: number },
+  mask: AttentionMask,
+  scale: number,
+  rowsPerBatch: number,
+): KernelParams {
+  return {
+    heads: shape.heads,
+    kvHeads: shape.kvHeads,
+    seqLen: mask.length,
     window: mask.meta.window,
     numQueryTiles: 0,
     numKeyTiles: 0,
@@ -111,15 +126,8 @@ export function attentionRowScores(
     backwardTable: 0,
     scale,
     rowsPerBatch,
-    batch,
-  });
-  const rows = scope.int32("attention rows", flat);
-  scope.dispatchFlat(
-    pipeline,
-    [params, options.q, options.k, mask.forTiling(0, 0).buffer, rows, scores],
-    count,
-  );
-  return { scores, dispose: scope.finish() };
+    batch: mask.batch,
+  };
 }
 
 /** Inputs of {@linkcode attentionRowScoresBackward}. */
@@ -138,9 +146,8 @@ export interface RowScoresBackwardOptions extends RowScoresCommon {
  * Deterministic: each element has one writer.
  */
 export function attentionRowScoresBackward(
-  device: GPUDevice,
   options: RowScoresBackwardOptions,
-): { dQ: GPUBuffer; dK: GPUBuffer; dispose: () => void } {
+): { dQ: GPUBuffer; dK: GPUBuffer } {
   const scale = checkShape(options);
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
@@ -152,45 +159,38 @@ export function attentionRowScoresBackward(
   checkBuffer("dScores", options.dScores, batch * heads * rowsPerBatch * length, "[B, Hq, R, T]");
   if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]");
   if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]");
-  const [queryPipeline, keyPipeline] = [
-    cachedPipeline(
-      device,
-      `attention-row-scores-dq d${headDim}`,
-      () => rowScoresQueryGradKernelSource(headDim),
-    ),
-    cachedPipeline(
-      device,
-      `attention-row-scores-dk d${headDim}`,
-      () => rowScoresKeyGradKernelSource(headDim),
-    ),
-  ];
-  const scope = new CallScope(device, options.encoder);
+  const scope = new CallScope();
   const dQ = options.dQ ?? scope.storage("attention row-scores dQ", queryFloats, false);
   const dK = options.dK ?? scope.storage("attention row-scores dK", keyFloats, false);
-  const params = scope.params({
-    heads,
-    kvHeads,
-    seqLen: length,
-    window: mask.meta.window,
-    numQueryTiles: 0,
-    numKeyTiles: 0,
-    forwardTable: 0,
-    backwardTable: 0,
-    scale,
-    rowsPerBatch,
-    batch,
-  });
+  const params = untiledParams(options, mask, scale, rowsPerBatch);
   const rows = scope.int32("attention rows", flat);
   const maskBuffer = mask.forTiling(0, 0).buffer;
-  scope.dispatchFlat(
-    queryPipeline,
-    [params, options.dScores, options.k, maskBuffer, rows, dQ],
+  scope.launchFlat(
+    ATTENTION_ROW_SCORES_DQ,
+    { headDim },
+    {
+      dScores: options.dScores,
+      k: options.k,
+      mask: maskBuffer,
+      rows,
+      dQ,
+    },
+    params,
     batch * heads * rowsPerBatch * headDim,
   );
-  scope.dispatchFlat(
-    keyPipeline,
-    [params, options.dScores, options.q, maskBuffer, rows, dK],
+  scope.launchFlat(
+    ATTENTION_ROW_SCORES_DK,
+    { headDim },
+    {
+      dScores: options.dScores,
+      q: options.q,
+      mask: maskBuffer,
+      rows,
+      dK,
+    },
+    params,
     keyFloats,
   );
-  return { dQ, dK, dispose: scope.finish() };
+  scope.finish();
+  return { dQ, dK };
 }

@@ -19,11 +19,6 @@ fn flatIndex(wid: vec3<u32>, groups: vec3<u32>, li: u32) -> u32 {
 export function rowScoresKernelSource(headDim: number): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> mask: array<i32>;
-@group(0) @binding(4) var<storage, read> rows: array<i32>;
-@group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 ${MASK_WGSL}
 ${FLAT_INDEX_WGSL}
 const D: u32 = ${headDim}u;
@@ -35,22 +30,22 @@ fn main(
   @builtin(local_invocation_index) li: u32,
 ) {
   let n = flatIndex(wid, groups, li);
-  let seqLen = params.seqLen;
-  let rowCount = params.rowsPerBatch;
-  if (n >= params.batch * params.heads * rowCount * seqLen) { return; }
+  let seqLen = P.seqLen;
+  let rowCount = P.rowsPerBatch;
+  if (n >= P.batch * P.heads * rowCount * seqLen) { return; }
   let j = n % seqLen;
   let r = (n / seqLen) % rowCount;
-  let h = (n / (seqLen * rowCount)) % params.heads;
-  let b = n / (seqLen * rowCount * params.heads);
+  let h = (n / (seqLen * rowCount)) % P.heads;
+  let b = n / (seqLen * rowCount * P.heads);
   let row = rows[b * rowCount + r];
-  var s = bitcast<f32>(params.negInfBits);
+  var s = bitcast<f32>(P.negInfBits);
   if (row >= 0 && visible(tokenMeta(b, u32(row)), u32(row), tokenMeta(b, j), j)) {
-    let kvh = h / (params.heads / params.kvHeads);
-    let qBase = ((b * params.heads + h) * seqLen + u32(row)) * D;
-    let kBase = ((b * params.kvHeads + kvh) * seqLen + j) * D;
+    let kvh = h / (P.heads / P.kvHeads);
+    let qBase = ((b * P.heads + h) * seqLen + u32(row)) * D;
+    let kBase = ((b * P.kvHeads + kvh) * seqLen + j) * D;
     var dot = 0.0;
     for (var d = 0u; d < D; d++) { dot += q[qBase + d] * k[kBase + d]; }
-    s = dot * params.scale;
+    s = dot * P.scale;
   }
   scores[n] = s;
 }
@@ -64,11 +59,6 @@ fn main(
 export function rowScoresQueryGradKernelSource(headDim: number): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> dScores: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> mask: array<i32>;
-@group(0) @binding(4) var<storage, read> rows: array<i32>;
-@group(0) @binding(5) var<storage, read_write> dQ: array<f32>;
 ${MASK_WGSL}
 ${FLAT_INDEX_WGSL}
 const D: u32 = ${headDim}u;
@@ -80,26 +70,26 @@ fn main(
   @builtin(local_invocation_index) li: u32,
 ) {
   let n = flatIndex(wid, groups, li);
-  let seqLen = params.seqLen;
-  let rowCount = params.rowsPerBatch;
-  if (n >= params.batch * params.heads * rowCount * D) { return; }
+  let seqLen = P.seqLen;
+  let rowCount = P.rowsPerBatch;
+  if (n >= P.batch * P.heads * rowCount * D) { return; }
   let d = n % D;
   let r = (n / D) % rowCount;
-  let h = (n / (D * rowCount)) % params.heads;
-  let b = n / (D * rowCount * params.heads);
+  let h = (n / (D * rowCount)) % P.heads;
+  let b = n / (D * rowCount * P.heads);
   let row = rows[b * rowCount + r];
   if (row < 0) { return; }
   let i = u32(row);
   let queryMeta = tokenMeta(b, i);
-  let kvh = h / (params.heads / params.kvHeads);
-  let kBase = (b * params.kvHeads + kvh) * seqLen * D;
-  let sBase = ((b * params.heads + h) * rowCount + r) * seqLen;
+  let kvh = h / (P.heads / P.kvHeads);
+  let kBase = (b * P.kvHeads + kvh) * seqLen * D;
+  let sBase = ((b * P.heads + h) * rowCount + r) * seqLen;
   var sum = 0.0;
   for (var j = 0u; j <= i; j++) {
     if (visible(queryMeta, i, tokenMeta(b, j), j)) { sum += dScores[sBase + j] * k[kBase + j * D + d]; }
   }
-  let index = ((b * params.heads + h) * seqLen + i) * D + d;
-  dQ[index] = dQ[index] + sum * params.scale;
+  let index = ((b * P.heads + h) * seqLen + i) * D + d;
+  dQ[index] = dQ[index] + sum * P.scale;
 }
 `;
 }
@@ -111,11 +101,6 @@ fn main(
 export function rowScoresKeyGradKernelSource(headDim: number): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> dScores: array<f32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> mask: array<i32>;
-@group(0) @binding(4) var<storage, read> rows: array<i32>;
-@group(0) @binding(5) var<storage, read_write> dK: array<f32>;
 ${MASK_WGSL}
 ${FLAT_INDEX_WGSL}
 const D: u32 = ${headDim}u;
@@ -127,14 +112,14 @@ fn main(
   @builtin(local_invocation_index) li: u32,
 ) {
   let n = flatIndex(wid, groups, li);
-  let seqLen = params.seqLen;
-  let rowCount = params.rowsPerBatch;
-  if (n >= params.batch * params.kvHeads * seqLen * D) { return; }
+  let seqLen = P.seqLen;
+  let rowCount = P.rowsPerBatch;
+  if (n >= P.batch * P.kvHeads * seqLen * D) { return; }
   let d = n % D;
   let j = (n / D) % seqLen;
-  let kvh = (n / (D * seqLen)) % params.kvHeads;
-  let b = n / (D * seqLen * params.kvHeads);
-  let group = params.heads / params.kvHeads;
+  let kvh = (n / (D * seqLen)) % P.kvHeads;
+  let b = n / (D * seqLen * P.kvHeads);
+  let group = P.heads / P.kvHeads;
   let keyMeta = tokenMeta(b, j);
   var sum = 0.0;
   for (var r = 0u; r < rowCount; r++) {
@@ -142,11 +127,11 @@ fn main(
     if (row < 0 || !visible(tokenMeta(b, u32(row)), u32(row), keyMeta, j)) { continue; }
     for (var g = 0u; g < group; g++) {
       let h = kvh * group + g;
-      let dScore = dScores[((b * params.heads + h) * rowCount + r) * seqLen + j];
-      sum += dScore * q[((b * params.heads + h) * seqLen + u32(row)) * D + d];
+      let dScore = dScores[((b * P.heads + h) * rowCount + r) * seqLen + j];
+      sum += dScore * q[((b * P.heads + h) * seqLen + u32(row)) * D + d];
     }
   }
-  dK[n] = dK[n] + sum * params.scale;
+  dK[n] = dK[n] + sum * P.scale;
 }
 `;
 }

@@ -32,10 +32,10 @@ gpuTest("row scores and backward match the reference (BlockRank, GQA 2, head_dim
   const rows = [[19, 21, 22, -1], [29, 24, 25, 26]];
   const q = toF32(seededRandom(1, batch * heads * t * headDim));
   const k = toF32(seededRandom(2, batch * kvHeads * t * headDim));
-  const mask = new AttentionMask(gpu, meta);
+  const mask = new AttentionMask(meta);
   const qBuffer = upload(gpu, q), kBuffer = upload(gpu, k);
   const shape = { heads, kvHeads, headDim };
-  const { scores } = await attentionRowScores(gpu, {
+  const { scores } = await attentionRowScores({
     ...shape,
     q: qBuffer,
     k: kBuffer,
@@ -58,7 +58,7 @@ gpuTest("row scores and backward match the reference (BlockRank, GQA 2, head_dim
   );
   const dQStart = toF32(seededRandom(4, q.length));
   const dQ = upload(gpu, dQStart);
-  const grads = await attentionRowScoresBackward(gpu, {
+  const grads = await attentionRowScoresBackward({
     ...shape,
     q: qBuffer,
     k: kBuffer,
@@ -81,7 +81,7 @@ gpuTest("row-scores backward ignores dS at masked entries and is deterministic",
   const q = toF32(seededRandom(5, heads * t * headDim)), k = toF32(seededRandom(6, t * headDim));
   const rows = [[8, 4]];
   const dScores = toF32(seededRandom(7, heads * 2 * t)); // non-zero everywhere, masked too
-  const mask = new AttentionMask(gpu, meta);
+  const mask = new AttentionMask(meta);
   const inputs = {
     heads,
     kvHeads,
@@ -92,8 +92,8 @@ gpuTest("row-scores backward ignores dS at masked entries and is deterministic",
     rows,
     dScores: upload(gpu, dScores),
   };
-  const a = await attentionRowScoresBackward(gpu, inputs);
-  const b = await attentionRowScoresBackward(gpu, inputs);
+  const a = await attentionRowScoresBackward(inputs);
+  const b = await attentionRowScoresBackward(inputs);
   const ref = referenceRowScoresBackward({
     heads,
     kvHeads,

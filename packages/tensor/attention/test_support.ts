@@ -5,48 +5,37 @@
  * @module
  */
 
-import { BufferUsage, MapMode } from "./gpu_flags.ts";
+import { getDevice, NoGpuError } from "../device.ts";
+import { getRuntime } from "../runtime.ts";
+import { BufferUsage } from "./gpu_flags.ts";
 
-let devicePromise: Promise<GPUDevice | undefined> | undefined;
-
-/** The test device (default limits, `shader-f16` when offered), or undefined without WebGPU. */
-export function testDevice(): Promise<GPUDevice | undefined> {
-  devicePromise ??= (async () => {
-    const adapter = await navigator.gpu?.requestAdapter();
-    if (!adapter) return undefined;
-    const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16")
-      ? ["shader-f16"]
-      : [];
-    return await adapter.requestDevice({ requiredFeatures });
-  })();
-  return devicePromise;
+/**
+ * The runtime's device (the kernels record into its command encoder), or
+ * undefined without WebGPU.
+ */
+export async function testDevice(): Promise<GPUDevice | undefined> {
+  try {
+    return (await getDevice()).gpu;
+  } catch (e) {
+    if (e instanceof NoGpuError) return undefined;
+    throw e;
+  }
 }
 
-/** Uploads numbers as an f32 storage buffer. */
+/** Uploads numbers as an f32 storage buffer (in order with recorded work). */
 export function upload(device: GPUDevice, values: ArrayLike<number>): GPUBuffer {
   const data = Float32Array.from(values as ArrayLike<number>);
   const buffer = device.createBuffer({
     size: Math.max(4, data.byteLength),
     usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
   });
-  device.queue.writeBuffer(buffer, 0, data);
+  getRuntime().write(buffer, data);
   return buffer;
 }
 
-/** Reads an f32 buffer back. */
-export async function readBack(device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
-  const staging = device.createBuffer({
-    size: buffer.size,
-    usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
-  });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(MapMode.READ);
-  const result = new Float32Array(staging.getMappedRange().slice(0));
-  staging.unmap();
-  staging.destroy();
-  return result;
+/** Reads an f32 buffer back, after everything recorded so far. */
+export async function readBack(_device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
+  return new Float32Array(await getRuntime().read(buffer, buffer.size));
 }
 
 /** Deterministic uniform numbers in [-1, 1) (mulberry32). */

@@ -21,7 +21,6 @@ import {
   attentionRowScoresBackward,
 } from "../attention/mod.ts";
 import { defineOp } from "../registry.ts";
-import { getRuntime } from "../runtime.ts";
 import { Tensor, zeros } from "../tensor.ts";
 
 interface AttentionAttrs {
@@ -30,12 +29,6 @@ interface AttentionAttrs {
   kvHeads: number;
   headDim: number;
   scale: number;
-}
-
-function gpu(): GPUDevice {
-  const runtime = getRuntime();
-  runtime.flush();
-  return runtime.device.gpu;
 }
 
 function shapeOf(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, op: string) {
@@ -66,7 +59,7 @@ const attentionOp = defineOp<AttentionAttrs>({
     const out = Tensor.empty(q!.shape, "f32", "attention out");
     const [B, H, T] = q!.shape as [number, number, number];
     const lse = Tensor.empty([B, H, T], "f32", "attention lse");
-    attentionForward(gpu(), {
+    attentionForward({
       q: q!.buffer,
       k: k!.buffer,
       v: v!.buffer,
@@ -85,7 +78,7 @@ const attentionOp = defineOp<AttentionAttrs>({
     const dQ = Tensor.empty(q.shape, "f32", "attention dQ");
     const dK = Tensor.empty(k.shape, "f32", "attention dK");
     const dV = Tensor.empty(v.shape, "f32", "attention dV");
-    attentionBackward(gpu(), {
+    attentionBackward({
       q: q.buffer,
       k: k.buffer,
       v: v.buffer,
@@ -133,7 +126,7 @@ const rowScoresOp = defineOp<RowScoreAttrs>({
   forward: ([q, k], a) => {
     const [B, H, T] = q!.shape as [number, number, number];
     const scores = Tensor.empty([B, H, a.rows[0]!.length, T], "f32", "attention row scores");
-    attentionRowScores(gpu(), {
+    attentionRowScores({
       q: q!.buffer,
       k: k!.buffer,
       scores: scores.buffer,
@@ -151,7 +144,7 @@ const rowScoresOp = defineOp<RowScoreAttrs>({
     // The kernel accumulates into dQ/dK, so start from zeros.
     const dQ = zeros(q.shape);
     const dK = zeros(k.shape);
-    attentionRowScoresBackward(gpu(), {
+    attentionRowScoresBackward({
       q: q.buffer,
       k: k.buffer,
       dScores: dy.buffer,

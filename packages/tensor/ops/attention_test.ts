@@ -23,7 +23,7 @@ gpuTest(
       length: T,
       attentionMask: [Array(T).fill(1), [0, 0, ...Array(T - 2).fill(1)]],
     });
-    const mask = new AttentionMask(device.gpu, meta);
+    const mask = new AttentionMask(meta);
     const q = randnArray(B * H * T * D, 1), k = randnArray(B * Hkv * T * D, 2);
     const v = randnArray(B * Hkv * T * D, 3), dOut = randnArray(B * H * T * D, 4);
     const qt = variable(Tensor.fromArray(Float32Array.from(q), [B, H, T, D]));
@@ -54,7 +54,7 @@ gpuTest(
       rows: [{ instruction: 3, documents: [4, 5, 3], query: 4 }],
     });
     const T = 20;
-    const mask = new AttentionMask(device.gpu, meta);
+    const mask = new AttentionMask(meta);
     const rows = [[17, 18]];
     const q = randnArray(B * H * T * D, 5), k = randnArray(B * Hkv * T * D, 6);
     const qt = variable(Tensor.fromArray(Float32Array.from(q), [B, H, T, D]));

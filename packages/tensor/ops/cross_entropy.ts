@@ -14,24 +14,29 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
 import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
 
 /** How row losses are combined. */
 export type Reduction = "mean" | "sum" | "none";
 
-const rowCode = (t: string) =>
-  `${enables(t)}${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> LOSS: array<f32>;
-@group(0) @binding(1) var<storage, read_write> LSE: array<f32>;
-@group(0) @binding(2) var<storage, read> X: array<${t}>;
-@group(0) @binding(3) var<storage, read> TARGET: array<i32>;
+const ROWS = defineKernel({
+  name: "cross_entropy",
+  key: ({ t }: { t: string }) => t,
+  uniforms: { rows: "u32", V: "u32", ignore: "i32" },
+  bindings: ({ t }) => ({
+    LOSS: { type: "array<f32>", access: "read_write" },
+    LSE: { type: "array<f32>", access: "read_write" },
+    X: { type: `array<${t}>` },
+    TARGET: { type: "array<i32>" },
+  }),
+  source: () => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let V = pu(1u); let ignore = pi(2u);
+  let rows = P.rows; let V = P.V; let ignore = P.ignore;
   ${ROW_ID}
   if (row >= rows) { return; }
   let base = row * V;
@@ -49,17 +54,24 @@ fn main(${ROW_ARGS}) {
     else if (t < 0 || u32(t) >= V) { LOSS[row] = nan_f32(); }
     else { LOSS[row] = lse - f32(X[base + u32(t)]); }
   }
-}`;
+}`,
+});
 
-const TOTAL = `${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(1) var<storage, read_write> COUNT: array<f32>;
-@group(0) @binding(2) var<storage, read> LOSS: array<f32>;
-@group(0) @binding(3) var<storage, read> TARGET: array<i32>;
+const TOTAL = defineKernel({
+  name: "cross_entropy-reduce",
+  key: () => "",
+  uniforms: { rows: "u32", ignore: "i32", mean: "u32" },
+  bindings: () => ({
+    OUT: { type: "array<f32>", access: "read_write" },
+    COUNT: { type: "array<f32>", access: "read_write" },
+    LOSS: { type: "array<f32>" },
+    TARGET: { type: "array<i32>" },
+  }),
+  source: () => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(local_invocation_id) l: vec3<u32>) {
-  let rows = pu(0u); let ignore = pi(1u); let mean = pu(2u);
+  let rows = P.rows; let ignore = P.ignore; let mean = P.mean;
   var s = 0.0; var c = 0.0;
   for (var i = l.x; i < rows; i += ${ROW_WG}u) {
     s += LOSS[i];
@@ -71,19 +83,25 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>) {
     COUNT[0] = c;
     if (mean == 0u) { OUT[0] = s; } else if (c > 0.0) { OUT[0] = s / c; } else { OUT[0] = 0.0; }
   }
-}`;
+}`,
+});
 
-const backwardCode = (t: string) =>
-  `${enables(t)}${paramsBlock(6)}
-@group(0) @binding(0) var<storage, read_write> DX: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<${t}>;
-@group(0) @binding(2) var<storage, read> TARGET: array<i32>;
-@group(0) @binding(3) var<storage, read> LSE: array<f32>;
-@group(0) @binding(4) var<storage, read> DY: array<f32>;
-@group(0) @binding(5) var<storage, read> COUNT: array<f32>;
+const BACKWARD = defineKernel({
+  name: "cross_entropy-backward",
+  key: ({ t }: { t: string }) => t,
+  uniforms: { rows: "u32", V: "u32", ignore: "i32", mode: "u32" },
+  bindings: ({ t }) => ({
+    DX: { type: "array<f32>", access: "read_write" },
+    X: { type: `array<${t}>` },
+    TARGET: { type: "array<i32>" },
+    LSE: { type: "array<f32>" },
+    DY: { type: "array<f32>" },
+    COUNT: { type: "array<f32>" },
+  }),
+  source: () => `
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let V = pu(1u); let ignore = pi(2u); let mode = pu(3u);
+  let rows = P.rows; let V = P.V; let ignore = P.ignore; let mode = P.mode;
   ${ROW_ID}
   if (row >= rows) { return; }
   let t = TARGET[row];
@@ -98,7 +116,8 @@ fn main(${ROW_ARGS}) {
     let p = exp(f32(X[base + j]) - lse);
     DX[base + j] = g * (p - select(0.0, 1.0, i32(j) == t));
   }
-}`;
+}`,
+});
 
 const MODES: Record<Reduction, number> = { mean: 0, sum: 1, none: 2 };
 
@@ -109,24 +128,24 @@ const crossEntropyOp = defineOp<{ reduction: Reduction; ignoreIndex: number }>({
     const rt = getRuntime();
     const rowLoss = Tensor.empty([N], "f32");
     const lse = Tensor.empty([N], "f32");
-    rt.dispatch({
-      op: "cross_entropy",
-      code: rowCode(logits!.dtype),
-      buffers: [rowLoss.buffer, lse.buffer, logits!.buffer, targets!.buffer],
-      params: new Params().u32(N, V).i32(ignoreIndex).buffer,
-      workgroups: grid(N),
-    });
+    rt.launch(
+      ROWS,
+      { t: logits!.dtype },
+      { LOSS: rowLoss.buffer, LSE: lse.buffer, X: logits!.buffer, TARGET: targets!.buffer },
+      { rows: N, V, ignore: ignoreIndex },
+      grid(N),
+    );
     const count = Tensor.empty([1], "f32");
     let output = rowLoss;
     if (reduction !== "none") {
       output = Tensor.empty([], "f32");
-      rt.dispatch({
-        op: "cross_entropy-reduce",
-        code: TOTAL,
-        buffers: [output.buffer, count.buffer, rowLoss.buffer, targets!.buffer],
-        params: new Params().u32(N).i32(ignoreIndex).u32(reduction === "mean" ? 1 : 0).buffer,
-        workgroups: [1],
-      });
+      rt.launch(
+        TOTAL,
+        undefined,
+        { OUT: output.buffer, COUNT: count.buffer, LOSS: rowLoss.buffer, TARGET: targets!.buffer },
+        { rows: N, ignore: ignoreIndex, mean: reduction === "mean" ? 1 : 0 },
+        [1],
+      );
     }
     return { output, saved: [logits!, targets!, lse, count] };
   },
@@ -134,13 +153,20 @@ const crossEntropyOp = defineOp<{ reduction: Reduction; ignoreIndex: number }>({
     const [logits, targets, lse, count] = saved as [Tensor, Tensor, Tensor, Tensor];
     const [N, V] = logits.shape as [number, number];
     const dx = Tensor.empty([N, V], "f32");
-    getRuntime().dispatch({
-      op: "cross_entropy-backward",
-      code: backwardCode(logits.dtype),
-      buffers: [dx.buffer, logits.buffer, targets.buffer, lse.buffer, dy.buffer, count.buffer],
-      params: new Params().u32(N, V).i32(attrs.ignoreIndex).u32(MODES[attrs.reduction]).buffer,
-      workgroups: grid(N),
-    });
+    getRuntime().launch(
+      BACKWARD,
+      { t: logits.dtype },
+      {
+        DX: dx.buffer,
+        X: logits.buffer,
+        TARGET: targets.buffer,
+        LSE: lse.buffer,
+        DY: dy.buffer,
+        COUNT: count.buffer,
+      },
+      { rows: N, V, ignore: attrs.ignoreIndex, mode: MODES[attrs.reduction] },
+      grid(N),
+    );
     return [dx, null];
   },
 });

@@ -8,14 +8,20 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { paramsBlock } from "../wgsl.ts";
 import { reshape } from "./shape.ts";
 
-const KERNEL = `${paramsBlock(2)}
-@group(0) @binding(0) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
+const DROPOUT = defineKernel({
+  name: "dropout",
+  key: () => "",
+  uniforms: { n: "u32", seed: "u32", threshold: "u32", scale: "f32" },
+  bindings: () => ({
+    Y: { type: "array<f32>", access: "read_write" },
+    X: { type: "array<f32>" },
+  }),
+  source: () => `
 fn pcg(x: u32) -> u32 {
   let s = x * 747796405u + 2891336453u;
   let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
@@ -23,12 +29,13 @@ fn pcg(x: u32) -> u32 {
 }
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let n = pu(0u); let seed = pu(1u); let threshold = pu(2u); let scale = pf(3u);
+  let n = P.n; let seed = P.seed; let threshold = P.threshold; let scale = P.scale;
   let i = g.x + g.y * nw.x * 256u;
   if (i >= n) { return; }
   let keep = pcg(i ^ pcg(seed)) >= threshold;
   Y[i] = select(0.0, X[i] * scale, keep);
-}`;
+}`,
+});
 
 function pcg(x: number): number {
   const s = (Math.imul(x >>> 0, 747796405) + 2891336453) >>> 0;
@@ -50,13 +57,13 @@ export function dropoutMask(n: number, p: number, seed: number): Uint8Array {
 
 function apply(x: Tensor, p: number, seed: number): Tensor {
   const y = Tensor.empty(x.shape, "f32");
-  getRuntime().dispatch({
-    op: "dropout",
-    code: KERNEL,
-    buffers: [y.buffer, x.buffer],
-    params: new Params().u32(x.size, seed, threshold(p)).f32(1 / (1 - p)).buffer,
-    workgroups: grid(Math.ceil(x.size / 256)),
-  });
+  getRuntime().launch(
+    DROPOUT,
+    undefined,
+    { Y: y.buffer, X: x.buffer },
+    { n: x.size, seed, threshold: threshold(p), scale: 1 / (1 - p) },
+    grid(Math.ceil(x.size / 256)),
+  );
   return y;
 }
 

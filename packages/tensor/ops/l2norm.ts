@@ -6,22 +6,27 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { paramsBlock } from "../wgsl.ts";
 import { mul } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
 
-const code = (backward: boolean) =>
-  `${paramsBlock(3)}
-@group(0) @binding(0) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> DY: array<f32>;
+const L2_NORMALIZE = defineKernel({
+  name: "l2_normalize",
+  key: ({ backward }: { backward: boolean }) => (backward ? "backward" : "forward"),
+  uniforms: { rows: "u32", D: "u32", eps: "f32" },
+  bindings: ({ backward }) => ({
+    OUT: { type: "array<f32>", access: "read_write" },
+    X: { type: "array<f32>" },
+    DY: backward ? { type: "array<f32>" } : undefined,
+  }),
+  source: ({ backward }) => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let D = pu(1u); let eps = pf(2u);
+  let rows = P.rows; let D = P.D; let eps = P.eps;
   ${ROW_ID}
   if (row >= rows) { return; }
   let base = row * D;
@@ -38,21 +43,21 @@ fn main(${ROW_ARGS}) {
     let y = X[base + j] / d;
     OUT[base + j] = select(DY[base + j] / d, (DY[base + j] - y * t) / d, norm > eps);
   }`
-      : `for (var j = l.x; j < D; j += ${ROW_WG}u) { OUT[base + j] = X[base + j] / d; }
-  let unusedDy = DY[0];`
+      : `for (var j = l.x; j < D; j += ${ROW_WG}u) { OUT[base + j] = X[base + j] / d; }`
   }
-}`;
+}`,
+});
 
 function run(x: Tensor, dy: Tensor, eps: number, backward: boolean): Tensor {
   const D = x.shape[x.rank - 1]!, rows = x.size / D;
   const out = Tensor.empty(x.shape, "f32");
-  getRuntime().dispatch({
-    op: backward ? "l2_normalize-backward" : "l2_normalize",
-    code: code(backward),
-    buffers: [out.buffer, x.buffer, dy.buffer],
-    params: new Params().u32(rows, D).f32(eps).buffer,
-    workgroups: grid(rows),
-  });
+  getRuntime().launch(
+    L2_NORMALIZE,
+    { backward },
+    { OUT: out.buffer, X: x.buffer, DY: backward ? dy.buffer : undefined },
+    { rows, D, eps },
+    grid(rows),
+  );
   return out;
 }
 

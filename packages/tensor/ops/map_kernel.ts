@@ -7,9 +7,9 @@
  */
 
 import type { DType } from "../dtype.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel, type UniformType } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import type { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
 
 /** Highest rank the map kernel iterates over. */
 export const MAX_RANK = 6;
@@ -131,35 +131,61 @@ fn pow_s(x: f32, p: f32) -> f32 {
 }
 `;
 
-function codeFor(outType: DType, inTypes: DType[], expr: string): string {
-  const decls = inTypes.map((t, k) =>
-    `@group(0) @binding(${k + 1}) var<storage, read> IN${k}: array<${t}>;`
-  ).join("\n");
+// Uniforms by name: the iteration shape, then offset and strides of the
+// output and of each of the three possible inputs, then the scalars.
+const MAP_UNIFORMS: Record<string, UniformType> = { total: "u32" };
+for (let d = 0; d < MAX_RANK; d++) MAP_UNIFORMS[`dim${d}`] = "u32";
+for (const view of ["out", "in0", "in1", "in2"]) {
+  MAP_UNIFORMS[`${view}_offset`] = "u32";
+  for (let d = 0; d < MAX_RANK; d++) MAP_UNIFORMS[`${view}_stride${d}`] = "u32";
+}
+for (let k = 0; k < 4; k++) MAP_UNIFORMS[`s${k}`] = "f32";
+
+interface MapSpec {
+  outType: DType;
+  inTypes: DType[];
+  expr: string;
+}
+
+const MAP = defineKernel({
+  name: "map",
+  key: (s: MapSpec) => `${s.outType}(${s.inTypes.join(",")}) ${s.expr}`,
+  uniforms: MAP_UNIFORMS,
+  bindings: (s) => {
+    const b: Record<string, { type: string; access?: "read_write" }> = {
+      OUT: { type: `array<${s.outType}>`, access: "read_write" },
+    };
+    s.inTypes.forEach((t, k) => (b[`IN${k}`] = { type: `array<${t}>` }));
+    return b;
+  },
+  source: (s) => mapSource(s),
+});
+
+function mapSource({ outType, inTypes, expr }: MapSpec): string {
   const loads = inTypes.map((t, k) => {
     const raw = `IN${k}[o${k}]`;
     return `  let ${NAMES[k]} = ${t === "f32" || t === "f16" ? `f32(${raw})` : raw};`;
   }).join("\n");
-  const offs = inTypes.map((_, k) => `  var o${k} = pu(${17 + 7 * k}u);`).join("\n");
-  const steps = inTypes.map((_, k) => `    o${k} += idx * pu(${18 + 7 * k}u + d);`).join("\n");
-  return `${enables(outType, ...inTypes)}${paramsBlock(inTypes.length + 1)}
-@group(0) @binding(0) var<storage, read_write> OUT: array<${outType}>;
-${decls}
+  const offs = inTypes.map((_, k) => `  var o${k} = P.in${k}_offset;`).join("\n");
+  // Innermost dimension first; dimensions the launch padded to rank 6 have size 1.
+  const steps: string[] = [];
+  for (let d = MAX_RANK - 1; d >= 0; d--) {
+    steps.push(`  { let idx = rem % P.dim${d}; rem = rem / P.dim${d};
+    oo += idx * P.out_stride${d};${
+      inTypes.map((_, k) => ` o${k} += idx * P.in${k}_stride${d};`).join("")
+    } }`);
+  }
+  return `
 ${MAP_HELPERS}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let i = g.x + g.y * nw.x * 256u;
-  if (i >= pu(0u)) { return; }
-  let s0 = pf(38u); let s1 = pf(39u); let s2 = pf(40u); let s3 = pf(41u);
+  if (i >= P.total) { return; }
+  let s0 = P.s0; let s1 = P.s1; let s2 = P.s2; let s3 = P.s3;
   var rem = i;
-  var oo = pu(10u);
+  var oo = P.out_offset;
 ${offs}
-  for (var d = 5u; d < 6u; d = d - 1u) {
-    let n = pu(4u + d);
-    let idx = rem % n;
-    rem = rem / n;
-    oo += idx * pu(11u + d);
-${steps}
-  }
+${steps.join("\n")}
 ${loads}
   OUT[oo] = ${outType}(${expr});
 }`;
@@ -169,27 +195,35 @@ ${loads}
 export function launchMap(m: MapLaunch): void {
   const rank = m.shape.length;
   if (rank > MAX_RANK) throw new Error(`${m.op}: rank ${rank} > ${MAX_RANK} is not supported`);
+  if (m.inputs.length > 3) throw new Error(`${m.op}: the map kernel reads at most 3 inputs`);
   let total = 1;
   for (const d of m.shape) total *= d;
   if (total === 0) return;
   const pad = MAX_RANK - rank;
-  const dims = [...new Array(pad).fill(1), ...m.shape];
-  const strides = (v: StridedView) => [...new Array(pad).fill(0), ...v.strides];
-  const p = new Params().u32(total, rank, 0, 0, ...dims);
-  p.u32(m.out.offset ?? 0, ...strides(m.out));
-  for (let k = 0; k < 3; k++) {
-    const v = m.inputs[k];
-    if (v) p.u32(v.offset ?? 0, ...strides(v));
-    else p.u32(0, 0, 0, 0, 0, 0, 0);
+  const uniforms: Record<string, number> = { total };
+  for (let d = 0; d < MAX_RANK; d++) uniforms[`dim${d}`] = d < pad ? 1 : m.shape[d - pad]!;
+  const views: [string, StridedView | undefined][] = [
+    ["out", m.out],
+    ["in0", m.inputs[0]],
+    ["in1", m.inputs[1]],
+    ["in2", m.inputs[2]],
+  ];
+  for (const [name, v] of views) {
+    uniforms[`${name}_offset`] = v?.offset ?? 0;
+    for (let d = 0; d < MAX_RANK; d++) {
+      uniforms[`${name}_stride${d}`] = v && d >= pad ? v.strides[d - pad]! : 0;
+    }
   }
   const sc = m.scalars ?? [];
-  p.f32(sc[0] ?? 0, sc[1] ?? 0, sc[2] ?? 0, sc[3] ?? 0);
-  const code = codeFor(m.out.tensor.dtype, m.inputs.map((v) => v.tensor.dtype), m.expr);
-  getRuntime().dispatch({
-    op: m.op,
-    code,
-    buffers: [m.out.tensor.buffer, ...m.inputs.map((v) => v.tensor.buffer)],
-    params: p.buffer,
-    workgroups: grid(Math.ceil(total / 256)),
-  });
+  for (let k = 0; k < 4; k++) uniforms[`s${k}`] = sc[k] ?? 0;
+  const buffers: Record<string, GPUBuffer> = { OUT: m.out.tensor.buffer };
+  m.inputs.forEach((v, k) => (buffers[`IN${k}`] = v.tensor.buffer));
+  getRuntime().launch(
+    MAP,
+    { outType: m.out.tensor.dtype, inTypes: m.inputs.map((v) => v.tensor.dtype), expr: m.expr },
+    buffers,
+    uniforms,
+    grid(Math.ceil(total / 256)),
+    m.op,
+  );
 }

@@ -24,11 +24,11 @@ import { isGradEnabled } from "../autograd.ts";
 import { bytesPerElement } from "../dtype.ts";
 import { TensorTooLargeError } from "../pool.ts";
 import { defineOp } from "../registry.ts";
-import { getRuntime, maxBindingBytes, Params } from "../runtime.ts";
+import { getRuntime, maxBindingBytes } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
 import {
   type Activation,
-  matmulKernelCode,
+  MATMUL_KERNEL,
   type MatmulKernelSpec,
   type MatmulTiles,
   type MatmulVariant,
@@ -142,19 +142,6 @@ function align(rowBytes: number, alignment: number): number {
   return alignment / g(rowBytes, alignment);
 }
 
-const codeCache = new Map<string, string>();
-
-/** Generated WGSL of `spec`, memoised (generation costs more than the lookup). */
-function kernelCode(spec: MatmulKernelSpec): string {
-  const key = JSON.stringify(spec);
-  let code = codeCache.get(key);
-  if (code === undefined) {
-    code = matmulKernelCode(spec);
-    codeCache.set(key, code);
-  }
-  return code;
-}
-
 /**
  * Launches C = op(A)·op(B) (+ bias, activation) without autograd (internal).
  * `variant` forces a kernel variant (tuning); otherwise the one forced by
@@ -224,31 +211,28 @@ export function matmulRaw(
       activation: rows.acc ? "none" : act,
     };
     trace?.push(spec);
-    const params = new Params().u32(
-      p.M,
-      rows.n,
-      rows.k,
-      rows.aOff,
-      p.aBS,
-      0,
-      p.bBS,
-      rows.cOff,
-      p.M * p.N,
-      lda,
-      rows.ldb,
-      p.N,
-      rows.acc ? 1 : 0,
-      rows.cOff % p.N,
+    rt.launch(
+      MATMUL_KERNEL,
+      spec,
+      { C: out.buffer, A: a.buffer, B: bBinding, BIAS: bias ? o.bias!.buffer : undefined },
+      {
+        M: p.M,
+        N: rows.n,
+        K: rows.k,
+        aOffset: rows.aOff,
+        aBatchStride: p.aBS,
+        bOffset: 0,
+        bBatchStride: p.bBS,
+        cOffset: rows.cOff,
+        cBatchStride: p.M * p.N,
+        lda,
+        ldb: rows.ldb,
+        ldc: p.N,
+        accumulate: rows.acc ? 1 : 0,
+        biasBase: rows.cOff % p.N,
+      },
+      [Math.ceil(rows.n / variant.bn), Math.ceil(p.M / variant.bm), p.batch],
     );
-    rt.dispatch({
-      op: "matmul",
-      code: kernelCode(spec),
-      buffers: bias
-        ? [out.buffer, a.buffer, bBinding, o.bias!.buffer]
-        : [out.buffer, a.buffer, bBinding],
-      params: params.buffer,
-      workgroups: [Math.ceil(rows.n / variant.bn), Math.ceil(p.M / variant.bm), p.batch],
-    });
   };
   if (b.byteLength <= limit) {
     launch({ buffer: b.buffer }, {

@@ -28,7 +28,7 @@
  * @module
  */
 
-import { enables, paramsBlock } from "../wgsl.ts";
+import { defineKernel, kernelSource } from "../kernel.ts";
 
 /** Tile configuration: BM×BN output tile per workgroup, BK deep, TM×TN per thread. */
 export interface MatmulTiles {
@@ -265,7 +265,7 @@ function tileOrigin(swizzle: number, bm: number, bn: number): string {
 }
 
 /** Generates the WGSL of one kernel of the family. */
-export function matmulKernelCode(spec: MatmulKernelSpec): string {
+function matmulKernelBody(spec: MatmulKernelSpec): string {
   const v = spec.variant;
   const problem = variantProblem(v);
   if (problem) throw new Error(`matmul variant ${variantName(v)}: ${problem}`);
@@ -298,9 +298,6 @@ export function matmulKernelCode(spec: MatmulKernelSpec): string {
     ld: "ldb",
     base: "bBase",
   });
-  const elemA = spec.vecA ? `vec4<${spec.aType}>` : spec.aType;
-  const elemB = spec.vecB ? `vec4<${spec.bType}>` : spec.bType;
-  const elemC = spec.vecC ? "vec4<f32>" : "f32";
 
   // Inner product over one K tile held at workgroup offsets (aBuf, bBuf).
   const accDecls: string[] = [];
@@ -416,14 +413,7 @@ export function matmulKernelCode(spec: MatmulKernelSpec): string {
     } }`);
   }
 
-  return `${enables(spec.aType, spec.bType)}${paramsBlock(spec.bias ? 4 : 3)}
-// matmul ${variantName(v)} transA=${spec.transA} transB=${spec.transB} vec=${
-    [spec.vecA, spec.vecB, spec.vecC].map(Number).join("")
-  }
-@group(0) @binding(0) var<storage, read_write> C: array<${elemC}>;
-@group(0) @binding(1) var<storage, read> A: array<${elemA}>;
-@group(0) @binding(2) var<storage, read> B: array<${elemB}>;
-${spec.bias ? "@group(0) @binding(3) var<storage, read> BIAS: array<f32>;" : ""}
+  return `
 var<workgroup> As: array<vec4<f32>, ${copies * tileA}>;
 var<workgroup> Bs: array<vec4<f32>, ${copies * tileB}>;
 @compute @workgroup_size(${NT})
@@ -432,12 +422,12 @@ fn main(
   @builtin(num_workgroups) nw: vec3<u32>,
   @builtin(local_invocation_index) tid: u32,
 ) {
-  let M = pu(0u); let N = pu(1u); let K = pu(2u);
-  let aBase = pu(3u) + w.z * pu(4u);
-  let bBase = pu(5u) + w.z * pu(6u);
-  let cBase = pu(7u) + w.z * pu(8u);
-  let lda = pu(9u); let ldb = pu(10u); let ldc = pu(11u);
-  let accumulate = pu(12u); let biasBase = pu(13u);
+  let M = P.M; let N = P.N; let K = P.K;
+  let aBase = P.aOffset + w.z * P.aBatchStride;
+  let bBase = P.bOffset + w.z * P.bBatchStride;
+  let cBase = P.cOffset + w.z * P.cBatchStride;
+  let lda = P.lda; let ldb = P.ldb; let ldc = P.ldc;
+  let accumulate = P.accumulate; let biasBase = P.biasBase;
   let tx = tid % ${TX}u; let ty = tid / ${TX}u;
   ${tileOrigin(v.swizzle ?? 1, v.bm, v.bn)}
   ${accDecls.join(" ")}
@@ -447,6 +437,62 @@ fn main(
   ${stores.join("\n  ")}
   ${spec.bias ? "" : "let unusedBias = biasBase;"}
 }`;
+}
+
+/** Element types of the three operands as the generated kernel binds them. */
+function operandTypes(spec: MatmulKernelSpec): { a: string; b: string; c: string } {
+  return {
+    a: spec.vecA ? `vec4<${spec.aType}>` : spec.aType,
+    b: spec.vecB ? `vec4<${spec.bType}>` : spec.bType,
+    c: spec.vecC ? "vec4<f32>" : "f32",
+  };
+}
+
+/** Pipeline-cache key of a spec: every field that changes the WGSL. */
+export function matmulSpecKey(spec: MatmulKernelSpec): string {
+  const flags = [spec.transA, spec.transB, spec.vecA, spec.vecB, spec.vecC, spec.bias]
+    .map(Number).join("");
+  return `${variantName(spec.variant)} ${spec.aType}${spec.bType} ${flags} ${spec.activation}`;
+}
+
+/**
+ * The matmul kernel family as one kernel: C = op(A)·op(B) (+ bias,
+ * activation), accumulating into C when \`accumulate\` is 1 (split bindings).
+ */
+export const MATMUL_KERNEL = defineKernel({
+  name: "matmul",
+  key: matmulSpecKey,
+  uniforms: {
+    M: "u32",
+    N: "u32",
+    K: "u32",
+    aOffset: "u32",
+    aBatchStride: "u32",
+    bOffset: "u32",
+    bBatchStride: "u32",
+    cOffset: "u32",
+    cBatchStride: "u32",
+    lda: "u32",
+    ldb: "u32",
+    ldc: "u32",
+    accumulate: "u32",
+    biasBase: "u32",
+  },
+  bindings: (spec: MatmulKernelSpec) => {
+    const t = operandTypes(spec);
+    return {
+      C: { type: `array<${t.c}>`, access: "read_write" as const },
+      A: { type: `array<${t.a}>` },
+      B: { type: `array<${t.b}>` },
+      BIAS: spec.bias ? { type: "array<f32>" } : undefined,
+    };
+  },
+  source: matmulKernelBody,
+});
+
+/** The complete WGSL of one family member (what the pipeline cache compiles). */
+export function matmulKernelCode(spec: MatmulKernelSpec): string {
+  return kernelSource(MATMUL_KERNEL, spec);
 }
 
 const member = (

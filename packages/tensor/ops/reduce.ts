@@ -9,9 +9,9 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
 import { broadcastStrides, contiguousStrides, launchMap, normAxis } from "./map_kernel.ts";
 
 /** Reduction kind. */
@@ -19,19 +19,34 @@ export type ReduceMode = "sum" | "mean" | "max";
 
 const WG = 256;
 
-function reduceCode(mode: ReduceMode, inType: string, outType: string): string {
+interface ReduceSpec {
+  mode: ReduceMode;
+  inType: string;
+  outType: string;
+}
+
+const REDUCE = defineKernel({
+  name: "reduce",
+  key: (s: ReduceSpec) => `${s.mode} ${s.inType} ${s.outType}`,
+  uniforms: { outer: "u32", len: "u32", inner: "u32" },
+  bindings: (s) => ({
+    OUT: { type: `array<${s.outType}>`, access: "read_write" },
+    X: { type: `array<${s.inType}>` },
+  }),
+  source: (s) => reduceSource(s),
+});
+
+function reduceSource({ mode, outType }: ReduceSpec): string {
   const init = mode === "max" ? "neg_inf()" : "0.0";
   const combine = (a: string, b: string) => mode === "max" ? `max(${a}, ${b})` : `${a} + ${b}`;
   const final = mode === "mean" ? "sh[0] / f32(len)" : "sh[0]";
-  return `${enables(inType, outType)}${paramsBlock(2)}
-@group(0) @binding(0) var<storage, read_write> OUT: array<${outType}>;
-@group(0) @binding(1) var<storage, read> X: array<${inType}>;
+  return `
 var<workgroup> sh: array<f32, ${WG}>;
 fn neg_inf() -> f32 { var bits = 0xff800000u; return bitcast<f32>(bits); }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
         @builtin(local_invocation_id) l: vec3<u32>) {
-  let outer = pu(0u); let len = pu(1u); let inner = pu(2u);
+  let outer = P.outer; let len = P.len; let inner = P.inner;
   let o = w.x + w.y * nw.x;
   if (o >= outer * inner) { return; }
   let base = (o / inner) * len * inner + o % inner;
@@ -72,13 +87,13 @@ export function reduceRaw(
     : x.shape.filter((_, i) => i !== axis);
   if (len === 0 && mode !== "sum") throw new Error(`${mode}: cannot reduce an empty axis`);
   const out = Tensor.empty(shape, x.dtype === "f16" ? "f16" : "f32");
-  getRuntime().dispatch({
-    op: mode,
-    code: reduceCode(mode, x.dtype, out.dtype),
-    buffers: [out.buffer, x.buffer],
-    params: new Params().u32(outer, len, inner).buffer,
-    workgroups: grid(outer * inner),
-  });
+  getRuntime().launch(
+    REDUCE,
+    { mode, inType: x.dtype, outType: out.dtype },
+    { OUT: out.buffer, X: x.buffer },
+    { outer, len, inner },
+    grid(outer * inner),
+  );
   return out;
 }
 
@@ -125,14 +140,20 @@ const meanOp = defineOp<ReduceAttrs>({
   },
 });
 
-const MAX_BACKWARD = `${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> DX: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> M: array<f32>;
-@group(0) @binding(3) var<storage, read> DY: array<f32>;
+const MAX_BACKWARD = defineKernel({
+  name: "max-backward",
+  key: () => "",
+  uniforms: { outer: "u32", len: "u32", inner: "u32" },
+  bindings: () => ({
+    DX: { type: "array<f32>", access: "read_write" },
+    X: { type: "array<f32>" },
+    M: { type: "array<f32>" },
+    DY: { type: "array<f32>" },
+  }),
+  source: () => `
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let outer = pu(0u); let len = pu(1u); let inner = pu(2u);
+  let outer = P.outer; let len = P.len; let inner = P.inner;
   let o = g.x + g.y * nw.x * 64u;
   if (o >= outer * inner) { return; }
   let base = (o / inner) * len * inner + o % inner;
@@ -144,7 +165,8 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw
     let i = base + k * inner;
     DX[i] = select(0.0, share, X[i] == m);
   }
-}`;
+}`,
+});
 
 const maxOp = defineOp<ReduceAttrs>({
   name: "max",
@@ -159,13 +181,13 @@ const maxOp = defineOp<ReduceAttrs>({
       ? [1, shape.reduce((a, b) => a * b, 1), 1]
       : split(shape, attrs.axis);
     const dx = Tensor.empty(shape, "f32");
-    getRuntime().dispatch({
-      op: "max-backward",
-      code: MAX_BACKWARD,
-      buffers: [dx.buffer, saved[0]!.buffer, saved[1]!.buffer, dy.buffer],
-      params: new Params().u32(outer, len, inner).buffer,
-      workgroups: grid(Math.ceil(outer * inner / 64)),
-    });
+    getRuntime().launch(
+      MAX_BACKWARD,
+      undefined,
+      { DX: dx.buffer, X: saved[0]!.buffer, M: saved[1]!.buffer, DY: dy.buffer },
+      { outer, len, inner },
+      grid(Math.ceil(outer * inner / 64)),
+    );
     return [dx];
   },
 });

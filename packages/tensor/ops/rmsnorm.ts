@@ -7,21 +7,26 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
 import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
 
-function forwardCode(t: string, wt: string): string {
-  return `${enables(t, wt)}${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> Y: array<${t}>;
-@group(0) @binding(1) var<storage, read_write> RSTD: array<f32>;
-@group(0) @binding(2) var<storage, read> X: array<${t}>;
-@group(0) @binding(3) var<storage, read> W: array<${wt}>;
+const FORWARD = defineKernel({
+  name: "rms_norm",
+  key: ({ t, wt }: { t: string; wt: string }) => `${t} ${wt}`,
+  uniforms: { rows: "u32", D: "u32", eps: "f32" },
+  bindings: ({ t, wt }) => ({
+    Y: { type: `array<${t}>`, access: "read_write" },
+    RSTD: { type: "array<f32>", access: "read_write" },
+    X: { type: `array<${t}>` },
+    W: { type: `array<${wt}>` },
+  }),
+  source: ({ t }) => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let D = pu(1u); let eps = pf(2u);
+  let rows = P.rows; let D = P.D; let eps = P.eps;
   ${ROW_ID}
   if (row >= rows) { return; }
   let base = row * D;
@@ -33,19 +38,25 @@ fn main(${ROW_ARGS}) {
   for (var j = l.x; j < D; j += ${ROW_WG}u) {
     Y[base + j] = ${t}(f32(W[j]) * f32(${t}(f32(X[base + j]) * r)));
   }
-}`;
-}
+}`,
+});
 
-const BACKWARD_X = `${paramsBlock(5)}
-@group(0) @binding(0) var<storage, read_write> DX: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-@group(0) @binding(3) var<storage, read> RSTD: array<f32>;
-@group(0) @binding(4) var<storage, read> DY: array<f32>;
+const BACKWARD_X = defineKernel({
+  name: "rms_norm-backward-x",
+  key: () => "",
+  uniforms: { rows: "u32", D: "u32" },
+  bindings: () => ({
+    DX: { type: "array<f32>", access: "read_write" },
+    X: { type: "array<f32>" },
+    W: { type: "array<f32>" },
+    RSTD: { type: "array<f32>" },
+    DY: { type: "array<f32>" },
+  }),
+  source: () => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let D = pu(1u);
+  let rows = P.rows; let D = P.D;
   ${ROW_ID}
   if (row >= rows) { return; }
   let base = row * D;
@@ -57,23 +68,31 @@ fn main(${ROW_ARGS}) {
   for (var j = l.x; j < D; j += ${ROW_WG}u) {
     DX[base + j] = r * W[j] * DY[base + j] - X[base + j] * c;
   }
-}`;
+}`,
+});
 
 // One thread per column, rows summed in order (deterministic).
-const BACKWARD_W = `${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> DW: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> RSTD: array<f32>;
-@group(0) @binding(3) var<storage, read> DY: array<f32>;
+const BACKWARD_W = defineKernel({
+  name: "rms_norm-backward-w",
+  key: () => "",
+  uniforms: { rows: "u32", D: "u32" },
+  bindings: () => ({
+    DW: { type: "array<f32>", access: "read_write" },
+    X: { type: "array<f32>" },
+    RSTD: { type: "array<f32>" },
+    DY: { type: "array<f32>" },
+  }),
+  source: () => `
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let rows = pu(0u); let D = pu(1u);
+  let rows = P.rows; let D = P.D;
   let j = g.x;
   if (j >= D) { return; }
   var s = 0.0;
   for (var i = 0u; i < rows; i++) { s += DY[i * D + j] * X[i * D + j] * RSTD[i]; }
   DW[j] = s;
-}`;
+}`,
+});
 
 const rmsNormOp = defineOp<{ eps: number }>({
   name: "rms_norm",
@@ -84,13 +103,13 @@ const rmsNormOp = defineOp<{ eps: number }>({
     }
     const y = Tensor.empty(x!.shape, x!.dtype);
     const rstd = Tensor.empty([rows], "f32");
-    getRuntime().dispatch({
-      op: "rms_norm",
-      code: forwardCode(x!.dtype, w!.dtype),
-      buffers: [y.buffer, rstd.buffer, x!.buffer, w!.buffer],
-      params: new Params().u32(rows, D).f32(eps).buffer,
-      workgroups: grid(rows),
-    });
+    getRuntime().launch(
+      FORWARD,
+      { t: x!.dtype, wt: w!.dtype },
+      { Y: y.buffer, RSTD: rstd.buffer, X: x!.buffer, W: w!.buffer },
+      { rows, D, eps },
+      grid(rows),
+    );
     return { output: y, saved: [x!, w!, rstd] };
   },
   backward: (dy, { saved, inputs }) => {
@@ -100,27 +119,32 @@ const rmsNormOp = defineOp<{ eps: number }>({
     }
     const D = x.shape[x.rank - 1]!, rows = x.size / D;
     const rt = getRuntime();
-    const params = new Params().u32(rows, D).buffer;
     let dx: Tensor | null = null, dw: Tensor | null = null;
     if (inputs[0]!.requiresGrad) {
       dx = Tensor.empty(x.shape, "f32");
-      rt.dispatch({
-        op: "rms_norm-backward-x",
-        code: BACKWARD_X,
-        buffers: [dx.buffer, x.buffer, w.buffer, rstd.buffer, dy.buffer],
-        params,
-        workgroups: grid(rows),
-      });
+      rt.launch(
+        BACKWARD_X,
+        undefined,
+        {
+          DX: dx.buffer,
+          X: x.buffer,
+          W: w.buffer,
+          RSTD: rstd.buffer,
+          DY: dy.buffer,
+        },
+        { rows, D },
+        grid(rows),
+      );
     }
     if (inputs[1]!.requiresGrad) {
       dw = Tensor.empty([D], "f32");
-      rt.dispatch({
-        op: "rms_norm-backward-w",
-        code: BACKWARD_W,
-        buffers: [dw.buffer, x.buffer, rstd.buffer, dy.buffer],
-        params,
-        workgroups: [Math.ceil(D / 64)],
-      });
+      rt.launch(
+        BACKWARD_W,
+        undefined,
+        { DW: dw.buffer, X: x.buffer, RSTD: rstd.buffer, DY: dy.buffer },
+        { rows, D },
+        [Math.ceil(D / 64)],
+      );
     }
     return [dx, dw];
   },

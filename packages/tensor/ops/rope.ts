@@ -14,9 +14,9 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
 
 /** Host-side HF cos/sin table: `[maxPositions, headDim]` f32 values. */
 export function ropeTableData(maxPositions: number, headDim: number, theta: number): Float32Array {
@@ -40,15 +40,20 @@ export function ropeTable(maxPositions: number, headDim: number, theta: number):
   return Tensor.fromArray(ropeTableData(maxPositions, headDim, theta), [maxPositions, headDim]);
 }
 
-function code(t: string): string {
-  return `${enables(t)}${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> Y: array<${t}>;
-@group(0) @binding(1) var<storage, read> X: array<${t}>;
-@group(0) @binding(2) var<storage, read> POS: array<i32>;
-@group(0) @binding(3) var<storage, read> TAB: array<f32>;
+const ROPE = defineKernel({
+  name: "rope",
+  key: ({ t }: { t: string }) => t,
+  uniforms: { tokens: "u32", H: "u32", D: "u32", maxPos: "u32", sign: "f32" },
+  bindings: ({ t }) => ({
+    Y: { type: `array<${t}>`, access: "read_write" },
+    X: { type: `array<${t}>` },
+    POS: { type: "array<i32>" },
+    TAB: { type: "array<f32>" },
+  }),
+  source: ({ t }) => `
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let tokens = pu(0u); let H = pu(1u); let D = pu(2u); let maxPos = pu(3u); let sgn = pf(4u);
+  let tokens = P.tokens; let H = P.H; let D = P.D; let maxPos = P.maxPos; let sgn = P.sign;
   let half = D / 2u;
   let i = g.x + g.y * nw.x * 64u;
   if (i >= tokens * H * half) { return; }
@@ -63,20 +68,21 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw
   let x2 = f32(X[base + half + j]);
   Y[base + j] = ${t}(x1 * c - x2 * s);
   Y[base + half + j] = ${t}(x2 * c + x1 * s);
-}`;
-}
+}`,
+});
 
 function rotate(x: Tensor, pos: Tensor, table: Tensor, sign: number): Tensor {
   const [B, T, H, D] = x.shape as [number, number, number, number];
   const y = Tensor.empty(x.shape, x.dtype);
   const n = B * T * H * (D / 2);
-  getRuntime().dispatch({
-    op: sign > 0 ? "rope" : "rope-backward",
-    code: code(x.dtype),
-    buffers: [y.buffer, x.buffer, pos.buffer, table.buffer],
-    params: new Params().u32(B * T, H, D, table.shape[0]!).f32(sign).buffer,
-    workgroups: grid(Math.ceil(n / 64)),
-  });
+  // The backward is the same rotation by the opposite angle (sign −1).
+  getRuntime().launch(
+    ROPE,
+    { t: x.dtype },
+    { Y: y.buffer, X: x.buffer, POS: pos.buffer, TAB: table.buffer },
+    { tokens: B * T, H, D, maxPos: table.shape[0]!, sign },
+    grid(Math.ceil(n / 64)),
+  );
   return y;
 }
 

@@ -6,19 +6,24 @@
  */
 
 import { defineOp } from "../registry.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { enables, paramsBlock } from "../wgsl.ts";
 import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
 
-function forwardCode(log: boolean, t: string): string {
-  return `${enables(t)}${paramsBlock(2)}
-@group(0) @binding(0) var<storage, read_write> Y: array<${t}>;
-@group(0) @binding(1) var<storage, read> X: array<${t}>;
+const FORWARD = defineKernel({
+  name: "softmax",
+  key: ({ log, t }: { log: boolean; t: string }) => `${log ? "log" : "exp"} ${t}`,
+  uniforms: { rows: "u32", D: "u32" },
+  bindings: ({ t }) => ({
+    Y: { type: `array<${t}>`, access: "read_write" },
+    X: { type: `array<${t}>` },
+  }),
+  source: ({ log, t }) => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let D = pu(1u);
+  let rows = P.rows; let D = P.D;
   ${ROW_ID}
   if (row >= rows) { return; }
   let base = row * D;
@@ -33,18 +38,23 @@ fn main(${ROW_ARGS}) {
     let v = f32(X[base + j]);
     Y[base + j] = ${t}(${log ? "v - lse" : "exp(v - lse)"});
   }
-}`;
-}
+}`,
+});
 
-function backwardCode(log: boolean): string {
-  return `${paramsBlock(3)}
-@group(0) @binding(0) var<storage, read_write> DX: array<f32>;
-@group(0) @binding(1) var<storage, read> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> DY: array<f32>;
+const BACKWARD = defineKernel({
+  name: "softmax-backward",
+  key: ({ log }: { log: boolean }) => (log ? "log" : "exp"),
+  uniforms: { rows: "u32", D: "u32" },
+  bindings: () => ({
+    DX: { type: "array<f32>", access: "read_write" },
+    Y: { type: "array<f32>" },
+    DY: { type: "array<f32>" },
+  }),
+  source: ({ log }) => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(${ROW_ARGS}) {
-  let rows = pu(0u); let D = pu(1u);
+  let rows = P.rows; let D = P.D;
   ${ROW_ID}
   if (row >= rows) { return; }
   let base = row * D;
@@ -57,8 +67,8 @@ fn main(${ROW_ARGS}) {
     let y = Y[base + j]; let dy = DY[base + j];
     DX[base + j] = ${log ? "dy - exp(y) * s" : "y * (dy - s)"};
   }
-}`;
-}
+}`,
+});
 
 function define(log: boolean) {
   const name = log ? "log_softmax" : "softmax";
@@ -70,13 +80,13 @@ function define(log: boolean) {
       }
       const D = x!.shape[x!.rank - 1] ?? 1, rows = x!.size / D;
       const y = Tensor.empty(x!.shape, x!.dtype);
-      getRuntime().dispatch({
-        op: name,
-        code: forwardCode(log, x!.dtype),
-        buffers: [y.buffer, x!.buffer],
-        params: new Params().u32(rows, D).buffer,
-        workgroups: grid(rows),
-      });
+      getRuntime().launch(
+        FORWARD,
+        { log, t: x!.dtype },
+        { Y: y.buffer, X: x!.buffer },
+        { rows, D },
+        grid(rows),
+      );
       return { output: y, saved: [y] };
     },
     backward: (dy, { saved }) => {
@@ -84,13 +94,13 @@ function define(log: boolean) {
       if (y.dtype !== "f32") throw new Error(`${name} backward: only f32 is supported`);
       const D = y.shape[y.rank - 1] ?? 1, rows = y.size / D;
       const dx = Tensor.empty(y.shape, "f32");
-      getRuntime().dispatch({
-        op: `${name}-backward`,
-        code: backwardCode(log),
-        buffers: [dx.buffer, y.buffer, dy.buffer],
-        params: new Params().u32(rows, D).buffer,
-        workgroups: grid(rows),
-      });
+      getRuntime().launch(
+        BACKWARD,
+        { log },
+        { DX: dx.buffer, Y: y.buffer, DY: dy.buffer },
+        { rows, D },
+        grid(rows),
+      );
       return [dx];
     },
   });

@@ -16,10 +16,10 @@
  */
 
 import { zeroGrad } from "../autograd.ts";
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { keep } from "../scope.ts";
 import { Tensor, zeros } from "../tensor.ts";
-import { paramsBlock } from "../wgsl.ts";
+import { defineKernel } from "../kernel.ts";
 
 /** Hyper-parameters (PyTorch defaults except weight decay). */
 export interface AdamWOptions {
@@ -43,15 +43,30 @@ export interface AdamWState {
   v: Float32Array[];
 }
 
-const KERNEL = `${paramsBlock(4)}
-@group(0) @binding(0) var<storage, read_write> PARAM: array<f32>;
-@group(0) @binding(1) var<storage, read_write> M: array<f32>;
-@group(0) @binding(2) var<storage, read_write> V: array<f32>;
-@group(0) @binding(3) var<storage, read> G: array<f32>;
+const ADAMW = defineKernel({
+  name: "adamw",
+  key: () => "",
+  uniforms: {
+    n: "u32",
+    lr: "f32",
+    beta1: "f32",
+    beta2: "f32",
+    eps: "f32",
+    weightDecay: "f32",
+    stepSize: "f32",
+    bc2Sqrt: "f32",
+  },
+  bindings: () => ({
+    PARAM: { type: "array<f32>", access: "read_write" },
+    M: { type: "array<f32>", access: "read_write" },
+    V: { type: "array<f32>", access: "read_write" },
+    G: { type: "array<f32>" },
+  }),
+  source: () => `
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let n = pu(0u); let lr = pf(1u); let b1 = pf(2u); let b2 = pf(3u);
-  let eps = pf(4u); let wd = pf(5u); let stepSize = pf(6u); let bc2Sqrt = pf(7u);
+  let n = P.n; let lr = P.lr; let b1 = P.beta1; let b2 = P.beta2;
+  let eps = P.eps; let wd = P.weightDecay; let stepSize = P.stepSize; let bc2Sqrt = P.bc2Sqrt;
   let i = g.x + g.y * nw.x * 256u;
   if (i >= n) { return; }
   let grad = G[i];
@@ -61,7 +76,8 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw
   M[i] = m;
   V[i] = v;
   PARAM[i] = p - stepSize * m / (sqrt(v) / bc2Sqrt + eps);
-}`;
+}`,
+});
 
 /** AdamW over a fixed list of parameters. The optimiser owns its m/v tensors. */
 export class AdamW {
@@ -98,15 +114,22 @@ export class AdamW {
       if (!p.grad) return;
       const t = ++this.#step[i]!;
       const bc1 = 1 - beta1 ** t, bc2 = 1 - beta2 ** t;
-      rt.dispatch({
-        op: "adamw",
-        code: KERNEL,
-        buffers: [p.buffer, this.#m[i]!.buffer, this.#v[i]!.buffer, p.grad.buffer],
-        params:
-          new Params().u32(p.size).f32(lr, beta1, beta2, eps, weightDecay, lr / bc1, Math.sqrt(bc2))
-            .buffer,
-        workgroups: grid(Math.ceil(p.size / 256)),
-      });
+      rt.launch(
+        ADAMW,
+        undefined,
+        { PARAM: p.buffer, M: this.#m[i]!.buffer, V: this.#v[i]!.buffer, G: p.grad.buffer },
+        {
+          n: p.size,
+          lr,
+          beta1,
+          beta2,
+          eps,
+          weightDecay,
+          stepSize: lr / bc1,
+          bc2Sqrt: Math.sqrt(bc2),
+        },
+        grid(Math.ceil(p.size / 256)),
+      );
     });
   }
 

@@ -6,35 +6,48 @@
  * @module
  */
 
-import { getRuntime, grid, Params } from "../runtime.ts";
+import { defineKernel } from "../kernel.ts";
+import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { paramsBlock } from "../wgsl.ts";
 import { ROW_REDUCE, ROW_WG } from "../ops/row_reduce_wgsl.ts";
 
 const MAX_SLOTS = 64;
 
-const PARTIAL = `${paramsBlock(2)}
-@group(0) @binding(0) var<storage, read_write> PART: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
+const PARTIAL = defineKernel({
+  name: "clip-partial",
+  key: () => "",
+  uniforms: { n: "u32", slot: "u32" },
+  bindings: () => ({
+    PART: { type: "array<f32>", access: "read_write" },
+    G: { type: "array<f32>" },
+  }),
+  source: () => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
         @builtin(local_invocation_id) l: vec3<u32>) {
-  let n = pu(0u); let slot = pu(1u);
+  let n = P.n; let slot = P.slot;
   var s = 0.0;
   for (var i = w.x * ${ROW_WG}u + l.x; i < n; i += nw.x * ${ROW_WG}u) { let g = G[i]; s += g * g; }
   s = wg_sum(s, l.x);
   if (l.x == 0u) { PART[slot + w.x] = s; }
-}`;
+}`,
+});
 
-const TOTAL = `${paramsBlock(3)}
-@group(0) @binding(0) var<storage, read_write> NORM: array<f32>;
-@group(0) @binding(1) var<storage, read_write> FACTOR: array<f32>;
-@group(0) @binding(2) var<storage, read> PART: array<f32>;
+const TOTAL = defineKernel({
+  name: "clip-total",
+  key: () => "",
+  uniforms: { n: "u32", maxNorm: "f32" },
+  bindings: () => ({
+    NORM: { type: "array<f32>", access: "read_write" },
+    FACTOR: { type: "array<f32>", access: "read_write" },
+    PART: { type: "array<f32>" },
+  }),
+  source: () => `
 ${ROW_REDUCE}
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(local_invocation_id) l: vec3<u32>) {
-  let n = pu(0u); let maxNorm = pf(1u);
+  let n = P.n; let maxNorm = P.maxNorm;
   var s = 0.0;
   for (var i = l.x; i < n; i += ${ROW_WG}u) { s += PART[i]; }
   s = wg_sum(s, l.x);
@@ -43,16 +56,24 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>) {
     NORM[0] = norm;
     FACTOR[0] = min(1.0, maxNorm / (norm + 1e-6));
   }
-}`;
+}`,
+});
 
-const SCALE = `${paramsBlock(2)}
-@group(0) @binding(0) var<storage, read_write> G: array<f32>;
-@group(0) @binding(1) var<storage, read> FACTOR: array<f32>;
+const SCALE = defineKernel({
+  name: "clip-scale",
+  key: () => "",
+  uniforms: { n: "u32" },
+  bindings: () => ({
+    G: { type: "array<f32>", access: "read_write" },
+    FACTOR: { type: "array<f32>" },
+  }),
+  source: () => `
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let i = g.x + g.y * nw.x * 256u;
-  if (i < pu(0u)) { G[i] = G[i] * FACTOR[0]; }
-}`;
+  if (i < P.n) { G[i] = G[i] * FACTOR[0]; }
+}`,
+});
 
 /**
  * Clips the gradients of `params` (those with `.grad`, f32) in place to a
@@ -73,34 +94,30 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   let at = 0;
   grads.forEach((g, i) => {
     if (g.dtype !== "f32") throw new Error(`clipGradNorm: gradient ${g} must be f32`);
-    rt.dispatch({
-      op: "clip-partial",
-      code: PARTIAL,
-      buffers: [part.buffer, g.buffer],
-      params: new Params().u32(g.size, at).buffer,
-      workgroups: [slots[i]!],
-    });
+    rt.launch(PARTIAL, undefined, { PART: part.buffer, G: g.buffer }, { n: g.size, slot: at }, [
+      slots[i]!,
+    ]);
     at += slots[i]!;
   });
   if (grads.length === 0) {
-    rt.write(part.buffer, new Float32Array(1));
+    part.write(new Float32Array(1));
   }
-  rt.dispatch({
-    op: "clip-total",
-    code: TOTAL,
-    buffers: [norm.buffer, factor.buffer, part.buffer],
-    params: new Params().u32(totalSlots).f32(maxNorm).buffer,
-    workgroups: [1],
-  });
+  rt.launch(
+    TOTAL,
+    undefined,
+    { NORM: norm.buffer, FACTOR: factor.buffer, PART: part.buffer },
+    { n: totalSlots, maxNorm },
+    [1],
+  );
   if (Number.isFinite(maxNorm)) {
     for (const g of grads) {
-      rt.dispatch({
-        op: "clip-scale",
-        code: SCALE,
-        buffers: [g.buffer, factor.buffer],
-        params: new Params().u32(g.size).buffer,
-        workgroups: grid(Math.ceil(g.size / 256)),
-      });
+      rt.launch(
+        SCALE,
+        undefined,
+        { G: g.buffer, FACTOR: factor.buffer },
+        { n: g.size },
+        grid(Math.ceil(g.size / 256)),
+      );
     }
   }
   part.dispose();

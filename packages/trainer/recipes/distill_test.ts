@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getDevice, getRuntime, memoryStats, noGrad } from "@irforge/tensor";
+import { getDevice, memoryStats, noGrad } from "@irforge/tensor";
 import { gpuTest } from "@irforge/tensor/testing";
 import { loadLoraAdapter } from "@irforge/model";
 import { openCheckpoint, writeSafetensors } from "@irforge/model/safetensors";
@@ -340,7 +340,7 @@ gpuTest(
         32,
       );
       try {
-        getRuntime().write(base.projection!.buffer, projection);
+        base.projection!.write(projection);
         const peftAdapter = await loadLoraAdapter(base.model, checkpoint);
         peftAdapter.training = false;
         const out = noGrad(() => base.embed(texts, 16));

@@ -256,10 +256,7 @@ training:
         const clean = await listwiseTask(cleanConfig, { data, log: () => {} });
         for (const [name, p] of task.parameters) {
           const values = await p.toArray();
-          (await import("@irforge/tensor")).getRuntime().write(
-            clean.parameters.get(name)!.buffer,
-            values as Float32Array,
-          );
+          clean.parameters.get(name)!.write(values as Float32Array);
         }
         const second = await clean.evaluate!();
         assert.equal(second.runText, first.runText);

@@ -9,7 +9,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { currentDevice, getDevice, getRuntime, type Tensor } from "@irforge/tensor";
+import { currentDevice, getDevice, type Tensor } from "@irforge/tensor";
 import {
   ADAPTER_CONFIG_NAME,
   CausalLM,
@@ -222,8 +222,8 @@ export async function loadCheckpointWeights(dir: string, loaded: LoadedModel): P
   }
   for (const [path, { a, b }] of adapter.modules) {
     const arrays = saved.modules.get(path)!;
-    getRuntime().write(a.buffer, arrays.a);
-    getRuntime().write(b.buffer, arrays.b);
+    a.write(arrays.a);
+    b.write(arrays.b);
   }
 }
 
@@ -261,7 +261,7 @@ export async function loadWeights(dir: string, params: Map<string, Tensor>): Pro
       if (data.length !== t.size) {
         throw new Error(`${path}: tensor "${name}" has ${data.length} values, expected ${t.size}`);
       }
-      getRuntime().write(t.buffer, data);
+      t.write(data);
     }
   } finally {
     checkpoint.close();
