@@ -8,7 +8,6 @@
 import {
   AttentionMask,
   BlockKind,
-  currentDevice,
   type MaskMetadata,
   PAD_SEGMENT,
   Tensor,

@@ -16,7 +16,7 @@ import { attention, attentionScoresForRows } from "./attention.ts";
 
 gpuTest(
   "attention op: forward and autograd gradients match the float64 reference (GQA 2, padding)",
-  async (device) => {
+  async (_device) => {
     const B = 2, H = 4, Hkv = 2, T = 11, D = 8;
     const meta = causalMask({
       batch: B,
@@ -47,7 +47,7 @@ gpuTest(
 
 gpuTest(
   "attentionScoresForRows: BlockRank rows and their gradients match the reference",
-  async (device) => {
+  async (_device) => {
     const B = 1, H = 2, Hkv = 1, D = 8;
     const meta = blockRankMask({
       length: 20,
