@@ -5,13 +5,7 @@
  * @module
  */
 
-import {
-  AttentionMask,
-  BlockKind,
-  type MaskMetadata,
-  PAD_SEGMENT,
-  Tensor,
-} from "@irforge/tensor";
+import { AttentionMask, BlockKind, type MaskMetadata, PAD_SEGMENT, Tensor } from "@irforge/tensor";
 
 /** A batch ready for {@link CausalLM.forward}. Owns its tensors and mask. */
 export interface ModelInputs {

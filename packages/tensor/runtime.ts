@@ -33,7 +33,7 @@ import {
   type UniformDecl,
   type UniformValues,
 } from "./kernel.ts";
-import { BufferPool, type MemoryStats } from "./pool.ts";
+import { bucketSize, BufferPool, type MemoryStats } from "./pool.ts";
 
 /** Dispatches recorded before an automatic submit. */
 export const BATCH_DISPATCHES = 64;
@@ -62,11 +62,11 @@ export type { Binding } from "./kernel.ts";
 export interface RuntimeCounters {
   /** Kernel launches recorded. */
   dispatches: number;
-  /** Compute pipelines compiled (pipeline-cache misses). */
+  /** Compute pipelines compiled on the device (pipeline-cache misses). */
   pipelinesCreated: number;
-  /** GPU buffers created by the tensor package (pool, staging, query resolve). */
+  /** GPU buffers created on the device (pool, staging, query resolve, anything else). */
   buffersCreated: number;
-  /** Uniform buffers created (the ring is created once per runtime). */
+  /** Uniform buffers created on the device (the runtime's ring is created once). */
   uniformBuffersCreated: number;
   /** Command buffers submitted. */
   submits: number;
@@ -92,6 +92,7 @@ export class Runtime {
   #ringCpu = new Uint8Array(RING_SLOTS * PARAM_BYTES);
   #ringView = new DataView(this.#ringCpu.buffer);
   #afterSubmit: (() => void)[] = [];
+  #staging = new Map<number, GPUBuffer[]>();
   #errors: GpuOpError[] = [];
   #scoped: Promise<void>[] = [];
   #lastOp = "(none)";
@@ -110,13 +111,13 @@ export class Runtime {
   constructor(device: Device) {
     this.device = device;
     this.#gpu = device.gpu;
+    this.#countCreations(device.gpu);
     this.pool = new BufferPool(device.gpu, (descriptor) => this.createBuffer(descriptor));
     this.#ring = this.createBuffer({
       size: RING_SLOTS * PARAM_BYTES,
       usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
       label: "uniform-ring",
     });
-    this.#counters.uniformBuffersCreated++;
     this.#gpu.addEventListener("uncapturederror", (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
       this.#errors.push(new GpuOpError(this.#lastOp, error.message));
@@ -129,10 +130,26 @@ export class Runtime {
     return { ...this.#counters };
   }
 
-  /** Creates a GPU buffer, counted in {@link RuntimeCounters.buffersCreated}. */
+  /** Creates a GPU buffer (counted, like every buffer made on the device). */
   createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
-    this.#counters.buffersCreated++;
     return this.#gpu.createBuffer(descriptor);
+  }
+
+  // Every buffer and pipeline made on the device is counted, whoever makes it,
+  // so a per-step allocation anywhere (even outside the runtime) shows up.
+  #countCreations(gpu: GPUDevice): void {
+    const counters = this.#counters;
+    const createBuffer = gpu.createBuffer.bind(gpu);
+    const createComputePipeline = gpu.createComputePipeline.bind(gpu);
+    gpu.createBuffer = (descriptor: GPUBufferDescriptor) => {
+      counters.buffersCreated++;
+      if (descriptor.usage & BufferUsage.UNIFORM) counters.uniformBuffersCreated++;
+      return createBuffer(descriptor);
+    };
+    gpu.createComputePipeline = (descriptor: GPUComputePipelineDescriptor) => {
+      counters.pipelinesCreated++;
+      return createComputePipeline(descriptor);
+    };
   }
 
   /** Runs `callback` once the work recorded so far has been submitted (frees temporaries). */
@@ -161,7 +178,6 @@ export class Runtime {
         bindings: bindingNames(kernel, spec),
       };
       this.#pipelines.set(key, entry);
-      this.#counters.pipelinesCreated++;
     }
     return entry;
   }
@@ -282,20 +298,30 @@ export class Runtime {
 
   /** Reads `bytes` bytes from `buffer` (at `offset`), after all pending work. */
   async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
-    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-    const staging = this.createBuffer({
+    const size = bucketSize(Math.max(4, Math.ceil(bytes / 4) * 4));
+    // Staging buffers are reused by size, so a step that reads its loss creates none.
+    const staging = this.#staging.get(size)?.pop() ?? this.createBuffer({
       size,
       usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+      label: "readback staging",
     });
     this.#encoder ??= this.#gpu.createCommandEncoder();
-    this.#encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+    this.#encoder.copyBufferToBuffer(buffer, offset, staging, 0, Math.ceil(bytes / 4) * 4 || 4);
     this.flush();
-    await staging.mapAsync(MapMode.READ);
-    const out = staging.getMappedRange().slice(0, bytes);
-    staging.unmap();
-    staging.destroy();
-    await this.checkErrors();
-    return out;
+    try {
+      await staging.mapAsync(MapMode.READ);
+      const out = staging.getMappedRange().slice(0, bytes);
+      staging.unmap();
+      let free = this.#staging.get(size);
+      if (!free) this.#staging.set(size, free = []);
+      free.push(staging);
+      return out;
+    } catch (e) {
+      staging.destroy();
+      throw e;
+    } finally {
+      await this.checkErrors();
+    }
   }
 
   /** Throws the first recorded GPU error, if any (and forgets the rest). */

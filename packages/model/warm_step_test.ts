@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import {
+  AdamW,
+  backward,
+  clipGradNorm,
+  getDevice,
+  NoGpuError,
+  runtimeCounters,
+  syncGpu,
+  Tensor,
+  tidy,
+} from "@irforge/tensor";
+import { CausalLM } from "./causal_lm.ts";
+import { causalLMFromArrays } from "./load.ts";
+import { causalInputs, disposeInputs } from "./model_inputs.ts";
+import { f32ReferenceWeights, tinyConfig } from "./testing_support.ts";
+
+async function gpuOrSkip(): Promise<boolean> {
+  try {
+    await getDevice();
+    return true;
+  } catch (e) {
+    if (e instanceof NoGpuError) return false;
+    throw e;
+  }
+}
+
+/** One training step as the trainer runs it, with fresh inputs (and mask) every step. */
+function step(model: CausalLM, optimizer: AdamW, ids: number[][], padded: boolean): Tensor {
+  const inputs = causalInputs(ids, {
+    attentionMask: padded
+      ? ids.map((row, b) => row.map((_, t) => (b === 1 && t > 5 ? 0 : 1)))
+      : undefined,
+  });
+  const targets = CausalLM.shiftedTargets(Int32Array.from(ids.flat()), ids.length, ids[0]!.length);
+  const loss = tidy(() => {
+    const { logits } = model.forward(inputs);
+    const l = CausalLM.lmLoss(logits!, Tensor.fromArray(targets, [targets.length], "i32"));
+    backward(l);
+    return l;
+  });
+  clipGradNorm(optimizer.params, 1.0).dispose();
+  optimizer.step(1e-3);
+  optimizer.zeroGrad();
+  disposeInputs(inputs);
+  return loss;
+}
+
+Deno.test("a warm training step creates no pipeline, no uniform buffer and no GPU buffer", async (t) => {
+  if (!(await gpuOrSkip())) {
+    t.step({ name: "skipped: no WebGPU adapter", ignore: true, fn: () => {} });
+    return;
+  }
+  const config = tinyConfig();
+  const model = causalLMFromArrays(config, f32ReferenceWeights(config, 3));
+  model.setTrainable(true);
+  const optimizer = new AdamW([...model.parameters().values()]);
+  const ids = [[1, 5, 9, 13, 17, 21, 25, 29], [1, 6, 10, 14, 18, 22, 26, 30]];
+  try {
+    // Warm-up: both mask layouts, so every pipeline and pooled size exists.
+    for (const padded of [false, true, false, true]) step(model, optimizer, ids, padded).dispose();
+    await syncGpu();
+    const before = runtimeCounters();
+    const loss = step(model, optimizer, ids, true);
+    const after = runtimeCounters();
+    const lossValue = await loss.item();
+    loss.dispose();
+    assert(Number.isFinite(lossValue), `loss ${lossValue}`);
+    const dispatches = after.dispatches - before.dispatches;
+    assert(dispatches > 50, `a training step records its kernels (${dispatches} dispatches)`);
+    assert.equal(after.pipelinesCreated - before.pipelinesCreated, 0, "pipelines created");
+    assert.equal(after.uniformBuffersCreated - before.uniformBuffersCreated, 0, "uniform buffers");
+    assert.equal(after.buffersCreated - before.buffersCreated, 0, "GPU buffers created");
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+});
