@@ -1,65 +1,77 @@
 /**
- * Kernel benchmark: times matmul, RMSNorm and cross-entropy with GPU
- * timestamps (`timestamp-query`) when offered, else wall-clock around
- * `onSubmittedWorkDone`. Prints a table and writes
- * `bench/results/kernels-<date>.json`. Tiny shapes on CPU adapters
- * (lavapipe), the issue's shapes on a real GPU.
+ * The kernel lab's benchmark: walks every registered lab family
+ * (`@irforge/tensor/lab`) and prints, for each kernel × variant × problem,
+ * the roofline's two numbers (FLOPs, the fewest bytes the problem must
+ * move), the variant's own counts (global bytes read and written,
+ * workgroup-memory loads per FMA, workgroups launched and the waves they
+ * fill on this adapter — the wave estimate is printed with its basis) and,
+ * unless `--counts-only`, its time: the median of ≥ 10 runs after warm-up
+ * with min and max; GPU timestamps (only the named kernel's dispatches) when
+ * the device has them, with a wall-clock cross-check flagged when the two
+ * disagree by over 20% on work longer than 5 ms.
  *
- * Usage: deno task bench:kernels [--reps N]
+ * CPU adapters (lavapipe) get small problems and their times mean nothing;
+ * the counts are how a design is judged before a GPU is at hand.
+ *
+ * Usage: deno task bench:kernels [--families a,b] [--kernels x,y] [--reps N] [--counts-only]
  *        deno task bench:kernels --tune [--all] [--layouts nt,nn,tn] [--dtypes f32,f16]
  *
- * `--tune` first sweeps the matmul kernel family (`--all`: the whole variant
- * grid) at the issue's shapes on a GPU (tiny shapes on CPU adapters, whose
- * numbers mean nothing), in each layout (`nt` = x·Wᵀ forward, `nn` = dX,
- * `tn` = dW), prints variant × shape TFLOP/s, writes the best table to
- * `bench/results/matmul-tuning-<date>.json` (load it with
- * `IRFORGE_MATMUL_TUNING=<file>`) and runs the usual table with it.
+ * `--tune` sweeps the matmul family (`--all`: the whole variant grid) at the
+ * H200 sitting's shapes on a GPU (tiny shapes on CPU adapters) in each
+ * layout (`nt` = x·Wᵀ forward, `nn` = dX, `tn` = dW), choosing by median;
+ * writes the table to `bench/results/matmul-tuning-<date>.json` (load it with
+ * `IRFORGE_MATMUL_TUNING=<file>`), then re-times each shape through `matmul`
+ * with the table loaded and flags any chosen variant whose time differs from
+ * its own sweep figure by more than 15%.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-// Not re-exported by @irforge/tensor's mod.ts yet.
-import { traceMatmulKernels } from "@irforge/tensor";
+import { matmul, noGrad, randn, tidy, traceMatmulKernels } from "@irforge/tensor";
 import {
   describeMatmulTuning,
   MATMUL_FAMILY,
   type MatmulMeasurement,
   type MatmulShape,
   matmulVariantGrid,
+  shapeName,
   tuneMatmul,
   useMatmulTuning,
   variantName,
   writeMatmulTuningFile,
 } from "@irforge/tensor/matmul-tuning";
 import {
-  crossEntropy,
-  describeNoGpu,
-  type Device,
-  getDevice,
-  getRuntime,
-  matmul,
-  noGrad,
-  randn,
-  rmsNorm,
-  syncGpu,
-  type Tensor,
-  tensor,
-  tidy,
-} from "@irforge/tensor";
+  estimateWave,
+  formatTiming,
+  labFamilies,
+  layerShapes,
+  MATMUL_PROBLEMS,
+  MIN_REPS,
+  timeRecorded,
+  type Timing,
+  waves,
+} from "@irforge/tensor/lab";
+import { openDevice } from "./lib/device.ts";
+import { describeEnvironment, environment, writeResult } from "./lib/report.ts";
 
 const { values } = parseArgs({
   options: {
-    reps: { type: "string", default: "5" },
+    reps: { type: "string", default: String(MIN_REPS) },
     tune: { type: "boolean", default: false },
     all: { type: "boolean", default: false },
     layouts: { type: "string", default: "nt,nn,tn" },
     dtypes: { type: "string", default: "f32" },
+    families: { type: "string" },
+    kernels: { type: "string" },
+    "counts-only": { type: "boolean", default: false },
   },
 });
 const reps = Number(values.reps);
-if (!Number.isInteger(reps) || reps < 1) {
-  console.error(`--reps must be a positive integer, got ${values.reps}`);
+if (!Number.isInteger(reps) || reps < MIN_REPS) {
+  console.error(
+    `--reps must be an integer ≥ ${MIN_REPS} (medians of fewer runs are not trusted), got ${values.reps}`,
+  );
   Deno.exit(2);
 }
 const layouts = values.layouts.split(",");
@@ -76,105 +88,64 @@ for (const t of dtypes) {
     Deno.exit(2);
   }
 }
-
-let device: Device;
-try {
-  device = await getDevice();
-} catch (e) {
-  console.error(describeNoGpu(e) ?? String(e));
-  Deno.exit(1);
-}
-const cpu = device.isCpuAdapter;
-console.log(
-  `adapter: ${device.adapter.description} (${
-    cpu ? "CPU: tiny shapes" : "GPU"
-  }), timestamps: ${device.hasTimestamps}`,
-);
-
-interface Row {
-  op: string;
-  variant?: string;
-  shape: string;
-  dtype: string;
-  ms: number;
-  rate: string;
-}
-const rows: Row[] = [];
-
-/** Median time of `run` in ms (GPU timestamps summed over its dispatches, else wall clock). */
-async function time(run: () => Tensor): Promise<number> {
-  noGrad(() => tidy(() => void run())); // warm up: compile pipelines
-  await syncGpu();
-  const rt = getRuntime();
-  const samples: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (rt.startTiming()) {
-      noGrad(() => tidy(() => void run()));
-      const spans = await rt.stopTiming();
-      samples.push(spans.reduce((s, [, ns]) => s + ns, 0) / 1e6);
-    } else {
-      const t0 = performance.now();
-      noGrad(() => tidy(() => void run()));
-      await syncGpu();
-      samples.push(performance.now() - t0);
-    }
+const familyFilter = values.families?.split(",");
+const kernelFilter = values.kernels?.split(",");
+for (const name of familyFilter ?? []) {
+  if (!labFamilies().some((f) => f.name === name)) {
+    console.error(
+      `--families: "${name}" is not one of ${labFamilies().map((f) => f.name).join(", ")}`,
+    );
+    Deno.exit(2);
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)]!;
 }
 
+const device = await openDevice();
+const cpu = device.isCpuAdapter;
+const scale = cpu ? "cpu" : "gpu";
+const env = environment(device.adapter, { cpuAdapter: cpu, timestamps: device.hasTimestamps });
+console.log(
+  `kernels · ${describeEnvironment(env)} · ${scale} problems${
+    cpu ? " (CPU adapter: times are meaningless, counts are not)" : ""
+  }`,
+);
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-if (values.tune) await tune();
 
-/** Sweeps the matmul family, prints variant × shape, writes and activates the best table. */
-async function tune(): Promise<void> {
-  // M×K×N of x·Wᵀ; the backward products of the same layer are dX = dY·W
-  // (M×N×K, nn) and dW = dYᵀ·X (N×M×K, tn).
-  const problems: [number, number, number][] = cpu
-    ? [[64, 64, 64], [128, 96, 64]]
-    : [[4096, 4096, 4096], [8192, 768, 2048], [8192, 2048, 768], [8192, 768, 32768]];
+const tuning: Record<string, unknown> = {};
+if (values.tune) Object.assign(tuning, await tune());
+
+/** Sweeps the matmul family, writes and activates the best table, then checks it reproduces. */
+async function tune(): Promise<Record<string, unknown>> {
   const shapes: MatmulShape[] = [];
   for (const dtype of dtypes as ("f32" | "f16")[]) {
     if (dtype === "f16" && !device.hasF16) continue;
-    for (const [M, K, N] of problems) {
-      // f16 is the weight's dtype (activations and gradients stay f32).
-      if (layouts.includes("nt")) shapes.push({ M, N, K, transB: true, bType: dtype });
-      if (layouts.includes("nn")) shapes.push({ M, N: K, K: N, bType: dtype });
-      if (layouts.includes("tn")) shapes.push({ M: N, N: K, K: M, transA: true });
+    for (const [M, K, N] of MATMUL_PROBLEMS[scale]) {
+      const [nt, nn, tn] = layerShapes(M, K, N, dtype);
+      if (layouts.includes("nt")) shapes.push(nt!);
+      if (layouts.includes("nn")) shapes.push(nn!);
+      if (layouts.includes("tn") && dtype === "f32") shapes.push(tn!);
     }
   }
-  const unique = [...new Map(shapes.map((s) => [JSON.stringify(s), s])).values()];
   const candidates = values.all ? matmulVariantGrid() : [...MATMUL_FAMILY];
   console.log(
-    `tuning ${candidates.length} variants × ${unique.length} shapes` +
-      (cpu ? " (CPU adapter: tiny shapes, the rates are meaningless)" : ""),
+    `tuning ${candidates.length} variants × ${shapes.length} shapes, median of ${reps} runs each`,
   );
-  const result = await tuneMatmul(unique, candidates, {
+  const result = await tuneMatmul(shapes, candidates, {
     reps,
     onProgress: (m: MatmulMeasurement, done: number, total: number) => {
-      const what = m.skipped ? `skipped: ${m.skipped}` : `${m.tflops.toFixed(3)} TFLOP/s`;
+      const what = m.skipped
+        ? `skipped: ${m.skipped}`
+        : `${m.tflops.toFixed(3)} TFLOP/s (${m.ms.toFixed(3)} ms)`;
       console.log(`[${done}/${total}] ${m.shapeName} ${m.variantName}: ${what}`);
     },
   });
-  // variant × shape table of TFLOP/s.
   const grid = new Map<string, Record<string, string>>();
   for (const m of result.measurements) {
     const row = grid.get(m.variantName) ?? { variant: m.variantName };
     row[m.shapeName] = m.skipped ? "skip" : m.tflops.toFixed(cpu ? 4 : 2);
     grid.set(m.variantName, row);
   }
-  console.log(`TFLOP/s (${result.timing}${cpu ? ", CPU adapter: meaningless" : ""})`);
+  console.log(`TFLOP/s (${result.timing}, median of ${reps})`);
   console.table([...grid.values()]);
-  const skipped = result.measurements.filter((m) => m.skipped);
-  if (skipped.length) {
-    console.log(`${skipped.length} measurements skipped:`);
-    const reasons = new Map<string, number>();
-    for (const m of skipped) {
-      const key = `${m.variantName}: ${m.skipped}`;
-      reasons.set(key, (reasons.get(key) ?? 0) + 1);
-    }
-    for (const [reason, n] of reasons) console.log(`  ${n}× ${reason}`);
-  }
   console.log("best table:");
   for (const line of describeMatmulTuning(result.table)) console.log(`  ${line}`);
   await Deno.mkdir("bench/results", { recursive: true });
@@ -194,68 +165,165 @@ async function tune(): Promise<void> {
   });
   console.log(`wrote ${file} (use it: IRFORGE_MATMUL_TUNING=${file})`);
   useMatmulTuning(result.table);
-}
 
-const matmuls: [number, number, number][] = cpu
-  ? [[64, 64, 64], [128, 96, 64]]
-  : [[4096, 4096, 4096], [8192, 768, 2048], [8192, 2048, 768], [8192, 768, 32768]];
-for (const dtype of ["f32", "f16"] as const) {
-  if (dtype === "f16" && !device.hasF16) continue;
-  for (const [M, K, N] of matmuls) {
-    const a = randn([M, K], { seed: 1, dtype }).keep(),
-      w = randn([N, K], { seed: 2, dtype }).keep();
-    const ms = await time(() => matmul(a, w, { transB: true }));
+  // The table run: each shape through `matmul` with the table loaded, against the sweep's figure
+  // for the variant the table chose there.
+  const reproduction: Record<string, unknown>[] = [];
+  for (const shape of shapes) {
+    const a = randn(shape.transA ? [shape.K, shape.M] : [shape.M, shape.K], {
+      seed: 1,
+      dtype: shape.aType ?? "f32",
+    }).keep();
+    const b = randn(shape.transB ? [shape.N, shape.K] : [shape.K, shape.N], {
+      seed: 2,
+      dtype: shape.bType ?? "f32",
+    }).keep();
+    const run = () =>
+      noGrad(() => tidy(() => void matmul(a, b, { transA: shape.transA, transB: shape.transB })));
     const { kernels } = traceMatmulKernels(() =>
-      noGrad(() => tidy(() => matmul(a, w, { transB: true })))
+      noGrad(() => tidy(() => matmul(a, b, { transA: shape.transA, transB: shape.transB })))
     );
-    rows.push({
-      op: "matmul x·Wᵀ",
-      variant: kernels.map((k) => variantName(k.variant)).join(" + "),
-      shape: `${M}×${K}×${N}`,
-      dtype,
-      ms,
-      rate: `${(2 * M * N * K / (ms / 1e3) / 1e12).toFixed(3)} TFLOP/s`,
+    const chosen = kernels.map((k) => variantName(k.variant)).join(" + ");
+    const t = await timeRecorded(run, { reps });
+    const sweep = result.measurements.find((m) =>
+      m.shapeName === shapeName(shape) && m.variantName === chosen
+    );
+    const difference = sweep && Number.isFinite(sweep.ms)
+      ? (t.medianMs - sweep.ms) / sweep.ms
+      : NaN;
+    reproduction.push({
+      shape: shapeName(shape),
+      variant: chosen,
+      sweepMs: sweep?.ms,
+      tableRunMs: t.medianMs,
+      difference,
+      verdict: Number.isNaN(difference)
+        ? "no sweep figure"
+        : Math.abs(difference) <= 0.15
+        ? "agrees"
+        : "DISAGREES (>15%)",
     });
     a.dispose();
-    w.dispose();
+    b.dispose();
+  }
+  console.log("table run vs sweep (chosen variant):");
+  console.table(reproduction.map((r) => ({
+    ...r,
+    sweepMs: (r.sweepMs as number | undefined)?.toFixed(3),
+    tableRunMs: (r.tableRunMs as number).toFixed(3),
+    difference: Number.isFinite(r.difference)
+      ? `${(100 * (r.difference as number)).toFixed(1)}%`
+      : "—",
+  })));
+  return { tuningFile: file, reproduction };
+}
+
+interface LabRow {
+  family: string;
+  kernel: string;
+  variant: string;
+  problem: string;
+  flops: number;
+  minBytes: number;
+  globalReadBytes: number;
+  globalWriteBytes: number;
+  workgroupLoadsPerFma: number;
+  workgroups: number;
+  waves: number;
+  timing?: Timing;
+  rate?: string;
+}
+
+const rows: LabRow[] = [];
+const bases = new Set<string>();
+const fmt = (x: number) =>
+  x >= 1e12
+    ? `${(x / 1e12).toFixed(2)}T`
+    : x >= 1e9
+    ? `${(x / 1e9).toFixed(2)}G`
+    : x >= 1e6
+    ? `${(x / 1e6).toFixed(2)}M`
+    : x >= 1e3
+    ? `${(x / 1e3).toFixed(1)}k`
+    : String(x);
+for (const family of labFamilies()) {
+  if (familyFilter && !familyFilter.includes(family.name)) continue;
+  console.log(`\n${family.name} — ${family.files}`);
+  for (const c of family.cases(scale, device)) {
+    if (kernelFilter && !kernelFilter.includes(c.kernel)) continue;
+    const k = c.counts;
+    const wave = estimateWave(
+      { description: device.adapter.description, isCpuAdapter: cpu },
+      k.threadsPerWorkgroup,
+      k.workgroupBytes,
+    );
+    bases.add(wave.basis);
+    const row: LabRow = {
+      family: family.name,
+      kernel: c.kernel,
+      variant: c.variant,
+      problem: c.problem,
+      flops: k.flops,
+      minBytes: k.minBytes,
+      globalReadBytes: k.globalReadBytes,
+      globalWriteBytes: k.globalWriteBytes,
+      workgroupLoadsPerFma: k.workgroupLoadsPerFma,
+      workgroups: k.workgroups,
+      waves: waves(k.workgroups, wave),
+    };
+    if (!values["counts-only"]) {
+      const run = c.prepare();
+      try {
+        row.timing = await timeRecorded(run.record, {
+          reps,
+          kernel: device.hasTimestamps ? c.kernel : undefined,
+        });
+      } finally {
+        run.dispose();
+      }
+      const s = row.timing.medianMs / 1e3;
+      // Compute-bound kernels by FLOP rate, the rest by bandwidth over the minimum bytes.
+      row.rate = k.workgroupLoadsPerFma > 0
+        ? `${(k.flops / s / 1e12).toFixed(3)} TFLOP/s`
+        : `${(k.minBytes / s / 1e9).toFixed(1)} GB/s`;
+    }
+    rows.push(row);
+    console.log(
+      `  ${c.kernel} · ${c.variant} · ${c.problem}: ${fmt(k.flops)}FLOP, min ${
+        fmt(k.minBytes)
+      }B, ` +
+        `reads ${fmt(k.globalReadBytes)}B, writes ${fmt(k.globalWriteBytes)}B, ` +
+        `${k.workgroupLoadsPerFma.toFixed(4)} wg loads/FMA, ${k.workgroups} workgroups = ${
+          row.waves.toFixed(2)
+        } waves` +
+        (row.timing ? ` · ${formatTiming(row.timing)} · ${row.rate}` : ""),
+    );
+  }
+}
+console.log("\nwave estimates used:");
+for (const b of bases) console.log(`  ${b}`);
+const flagged = rows.filter((r) => r.timing?.flagged);
+if (flagged.length) {
+  console.log(`${flagged.length} timings disagree with the wall clock by more than 20%:`);
+  for (const r of flagged) {
+    console.log(`  ${r.kernel} ${r.variant} ${r.problem}: ${formatTiming(r.timing!)}`);
   }
 }
 
-const [R, D] = cpu ? [64, 256] : [8192, 4096];
-{
-  const x = randn([R, D], { seed: 3 }).keep(), w = randn([D], { seed: 4 }).keep();
-  const ms = await time(() => rmsNorm(x, w, 1e-5));
-  rows.push({
-    op: "rmsnorm",
-    shape: `${R}×${D}`,
-    dtype: "f32",
-    ms,
-    rate: `${(2 * R * D * 4 / (ms / 1e3) / 1e9).toFixed(1)} GB/s`,
-  });
-  x.dispose();
-  w.dispose();
-}
-const [N, V] = cpu ? [32, 1000] : [8192, 32768];
-{
-  const logits = randn([N, V], { seed: 5 }).keep();
-  const targets = tensor(Array.from({ length: N }, (_, i) => (i * 7919) % V), [N], "i32").keep();
-  const ms = await time(() => crossEntropy(logits, targets));
-  rows.push({
-    op: "cross_entropy",
-    shape: `${N}×${V}`,
-    dtype: "f32",
-    ms,
-    rate: `${(N * V * 4 / (ms / 1e3) / 1e9).toFixed(1)} GB/s`,
-  });
-  logits.dispose();
-  targets.dispose();
-}
-
-console.table(rows.map((r) => ({ ...r, ms: r.ms.toFixed(3) })));
-await Deno.mkdir("bench/results", { recursive: true });
-const file = `bench/results/kernels-${stamp}.json`;
-await Deno.writeTextFile(
-  file,
-  JSON.stringify({ adapter: device.adapter, timestamps: device.hasTimestamps, rows }, null, 2),
-);
+const file = await writeResult({
+  suite: "kernels",
+  shape: scale === "gpu" ? "full" : "tiny",
+  environment: env,
+  rows: rows.map(({ timing, ...r }) => ({
+    ...r,
+    medianMs: timing?.medianMs ?? null,
+    minMs: timing?.minMs ?? null,
+    maxMs: timing?.maxMs ?? null,
+    timing: timing?.source ?? null,
+    wallMs: timing?.wallMs ?? null,
+    flagged: timing?.flagged ?? null,
+    rate: r.rate ?? null,
+  })),
+  notes: { waveBases: [...bases], reps, tuning },
+});
 console.log(`wrote ${file}`);

@@ -96,7 +96,7 @@ export class Runtime {
   #errors: GpuOpError[] = [];
   #scoped: Promise<void>[] = [];
   #lastOp = "(none)";
-  #timestamps: { querySet: GPUQuerySet; op: string[] } | undefined;
+  #timestamps: { querySet: GPUQuerySet; op: string[]; kernel: string[] } | undefined;
   #counters: RuntimeCounters = {
     dispatches: 0,
     pipelinesCreated: 0,
@@ -234,6 +234,7 @@ export class Runtime {
     if (ts && ts.op.length < ts.querySet.count / 2) {
       const i = ts.op.length;
       ts.op.push(label);
+      ts.kernel.push(kernel.name);
       timestampWrites = {
         querySet: ts.querySet,
         beginningOfPassWriteIndex: 2 * i,
@@ -342,23 +343,29 @@ export class Runtime {
 
   /**
    * Starts recording GPU timestamps around each dispatch (needs
-   * `timestamp-query`); {@link stopTiming} returns per-op nanoseconds.
+   * `timestamp-query`); {@link stopTiming} returns per-dispatch nanoseconds.
+   * Dispatches past `maxDispatches` are not timed.
    */
   startTiming(maxDispatches = 256): boolean {
     if (!this.device.hasTimestamps) return false;
     this.flush();
+    this.#timestamps?.querySet.destroy();
     this.#timestamps = {
       querySet: this.#gpu.createQuerySet({ type: "timestamp", count: 2 * maxDispatches }),
       op: [],
+      kernel: [],
     };
     return true;
   }
 
-  /** Ends timing; returns `[op, nanoseconds]` per recorded dispatch. */
-  async stopTiming(): Promise<[string, number][]> {
+  /** Ends timing; returns `[label, nanoseconds, kernel name]` per timed dispatch, in order. */
+  async stopTiming(): Promise<[string, number, string][]> {
     const ts = this.#timestamps;
     this.#timestamps = undefined;
-    if (!ts || ts.op.length === 0) return [];
+    if (!ts || ts.op.length === 0) {
+      ts?.querySet.destroy();
+      return [];
+    }
     const n = ts.op.length * 2;
     const resolve = this.createBuffer({
       size: n * 8,
@@ -369,7 +376,7 @@ export class Runtime {
     const raw = new BigUint64Array(await this.read(resolve, n * 8));
     resolve.destroy();
     ts.querySet.destroy();
-    return ts.op.map((op, i) => [op, Number(raw[2 * i + 1]! - raw[2 * i]!)]);
+    return ts.op.map((op, i) => [op, Number(raw[2 * i + 1]! - raw[2 * i]!), ts.kernel[i]!]);
   }
 }
 
