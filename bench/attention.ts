@@ -10,7 +10,7 @@
  *
  * FLOP convention (see `lib/visible_pairs.ts`): only visible (query, key)
  * pairs count, 4·D per pair and query head forward, 10·D backward.
- * Times are wall clock from submit to `onSubmittedWorkDone` (the kernels
+ * Times are wall clock from recording to `syncGpu()` (the kernels
  * submit their own command buffers), median of `--reps`.
  *
  * Usage: deno run -A bench/attention.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--docs 10,30,100]
@@ -60,7 +60,6 @@ if (docCounts.some((n) => !Number.isInteger(n) || n < 1)) {
     `--docs must be positive integers separated by commas, got "${args.values.docs}"`,
   );
 }
-const gpu = device.gpu;
 const { heads, kvHeads, headDim } = shape;
 
 interface Measured {
@@ -84,11 +83,11 @@ async function measure(meta: MaskMetadata): Promise<Measured> {
   ];
   const [q, k, v, out, lse, dOut, dQ, dK, dV] = tensors.map((t) => t.buffer) as GPUBuffer[];
   const mask = new AttentionMask(meta);
-  await syncGpu(); // the fills are on the runtime's queue; the kernels submit their own
+  await syncGpu();
   const shapeArgs = { heads, kvHeads, headDim, mask };
   const forward = async () => {
     attentionForward({ ...shapeArgs, q: q!, k: k!, v: v!, out, lse });
-    await gpu.queue.onSubmittedWorkDone();
+    await syncGpu();
   };
   const backwardOnce = async () => {
     attentionBackward({
@@ -103,7 +102,7 @@ async function measure(meta: MaskMetadata): Promise<Measured> {
       dK,
       dV,
     });
-    await gpu.queue.onSubmittedWorkDone();
+    await syncGpu();
   };
   const forwardMs = median(await timeRepeated(forward, args.reps, args.warmup));
   const backwardMs = median(await timeRepeated(backwardOnce, args.reps, args.warmup));

@@ -2,7 +2,9 @@
  * Full training step of `mistral-small` (vocab 32768, hidden 768, 12 layers,
  * 12 heads / 4 KV heads of 64, FFN 2048, f32, random weights): forward, LM
  * loss, backward, AdamW over every parameter, batch 8 × 1024 tokens.
- * Reports ms/step, tokens/s and peak GPU memory of the tensor pool.
+ * Reports ms/step, tokens/s and peak GPU memory of the tensor pool, and the
+ * host overhead of a warm step: dispatches, pipelines, buffers and uniform
+ * buffers created, submits, and the host time to record the step.
  *
  * `--reps` steps run back to back with no readback (counted and checked);
  * the only wait is one `syncGpu()` after the last step, so ms/step is the
@@ -14,7 +16,14 @@
  */
 
 import { disposeInputs, type ModelConfig } from "@irforge/model";
-import { AdamW, memoryStats, resetPeakMemory, syncGpu, type Tensor } from "@irforge/tensor";
+import {
+  AdamW,
+  memoryStats,
+  resetPeakMemory,
+  runtimeCounters,
+  syncGpu,
+  type Tensor,
+} from "@irforge/tensor";
 import { openDevice } from "./lib/device.ts";
 import { modelBytes, randomCausalLM } from "./lib/random_model.ts";
 import {
@@ -96,6 +105,36 @@ if (import.meta.main) {
   await syncGpu();
   resetPeakMemory();
 
+  // Host overhead first, on warm steps: what one step records and creates, and how long
+  // the host takes to record it (each step waited for, so recording does not overlap GPU work).
+  const recordMs: number[] = [];
+  const before = runtimeCounters();
+  for (let i = 0; i < args.reps; i++) {
+    const t0 = performance.now();
+    const loss = trainStep(model, inputs, targets, optimizer);
+    recordMs.push(performance.now() - t0);
+    await syncGpu();
+    loss.dispose();
+  }
+  const after = runtimeCounters();
+  const perStep = (k: keyof typeof after) => (after[k] - before[k]) / args.reps;
+  recordMs.sort((a, b) => a - b);
+  const host = {
+    dispatchesPerStep: perStep("dispatches"),
+    pipelinesCreatedPerStep: perStep("pipelinesCreated"),
+    buffersCreatedPerStep: perStep("buffersCreated"),
+    uniformBuffersCreatedPerStep: perStep("uniformBuffersCreated"),
+    submitsPerStep: perStep("submits"),
+    hostRecordMs: recordMs[recordMs.length >> 1]!,
+  };
+  console.log(
+    `  dispatches per step ${host.dispatchesPerStep}, pipelines created per step ${host.pipelinesCreatedPerStep}, ` +
+      `buffers created per step ${host.buffersCreatedPerStep} (uniform ${host.uniformBuffersCreatedPerStep}), ` +
+      `submits per step ${host.submitsPerStep}, host time to record a step ${
+        host.hostRecordMs.toFixed(1)
+      } ms (median)`,
+  );
+
   const losses: Tensor[] = [];
   const { value: totalMs, reads } = await countReadbacks(async () => {
     const t0 = performance.now();
@@ -123,6 +162,7 @@ if (import.meta.main) {
     peakReservedBytes: mem.peakReservedBytes,
     readbacks: reads,
     lastLoss: lastLoss[0]!,
+    ...host,
   };
   printRows([row]);
   console.log(
