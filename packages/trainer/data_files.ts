@@ -41,9 +41,7 @@ export async function missingDataFile(
     let sentence = `data.${key}${where} points to ${path}, which does not exist`;
     if (key === "run_path") {
       const corpus = typeof data.corpus_path === "string" ? data.corpus_path : "corpus.jsonl";
-      const queries = typeof data.queries_path === "string"
-        ? data.queries_path
-        : "queries.jsonl";
+      const queries = typeof data.queries_path === "string" ? data.queries_path : "queries.jsonl";
       sentence += `; make the candidate run with deno task bm25 --corpus ${corpus} ` +
         `--queries ${queries} --out ${path} --k 20`;
     }

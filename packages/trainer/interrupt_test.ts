@@ -70,65 +70,72 @@ const hasCheckpoint = (run: string, step: number) => () => {
   }
 };
 
-gpuTest("train: Ctrl-C between logging steps stops after the step; locked and damaged resumes", async () => {
-  if (Deno.build.os === "windows") return;
-  const dir = await Deno.makeTempDir();
-  try {
-    const run = join(dir, "run");
-    const child = spawn(trainArgs(run));
-    await waitFor(hasCheckpoint(run, 6), child);
-    const started = performance.now();
-    child.kill("SIGINT");
-    // Steps take well under a second here; before the fix the signal waited for step 5000.
-    const first = await outputWithin(child, 60);
-    const seconds = (performance.now() - started) / 1000;
-    assert.equal(first.code, 130, first.stdout + first.stderr);
-    assert.match(first.stdout, /stopping after the current optimizer step/);
-    const summary = JSON.parse(await Deno.readTextFile(join(run, "run.json")));
-    assert.equal(summary.status, "interrupted", `after ${seconds} s`);
-    const newest = summary.step as number;
-    assert.ok(newest >= 6 && newest < 5000, String(newest));
-    assert.equal(await checkpointProblem(join(run, "checkpoints", `checkpoint-${newest}`)), null);
+gpuTest(
+  "train: Ctrl-C between logging steps stops after the step; locked and damaged resumes",
+  async () => {
+    if (Deno.build.os === "windows") return;
+    const dir = await Deno.makeTempDir();
+    try {
+      const run = join(dir, "run");
+      const child = spawn(trainArgs(run));
+      await waitFor(hasCheckpoint(run, 6), child);
+      const started = performance.now();
+      child.kill("SIGINT");
+      // Steps take well under a second here; before the fix the signal waited for step 5000.
+      const first = await outputWithin(child, 60);
+      const seconds = (performance.now() - started) / 1000;
+      assert.equal(first.code, 130, first.stdout + first.stderr);
+      assert.match(first.stdout, /stopping after the current optimizer step/);
+      const summary = JSON.parse(await Deno.readTextFile(join(run, "run.json")));
+      assert.equal(summary.status, "interrupted", `after ${seconds} s`);
+      const newest = summary.step as number;
+      assert.ok(newest >= 6 && newest < 5000, String(newest));
+      assert.equal(await checkpointProblem(join(run, "checkpoints", `checkpoint-${newest}`)), null);
 
-    // A live holder of the run directory (this test process) keeps a second trainer out.
-    const runJson = await Deno.readTextFile(join(run, "run.json"));
-    const lock = await RunLock.acquire(run);
-    const locked = await outputWithin(spawn(trainArgs(run, ["--resume", run])), 120);
-    lock.release();
-    assert.equal(locked.code, 2, locked.stdout + locked.stderr);
-    assert.match(locked.stderr, new RegExp(`is in use by process ${Deno.pid} on `));
-    assert.doesNotMatch(locked.stderr, /\n\s+at /);
-    assert.equal(await Deno.readTextFile(join(run, "run.json")), runJson);
+      // A live holder of the run directory (this test process) keeps a second trainer out.
+      const runJson = await Deno.readTextFile(join(run, "run.json"));
+      const lock = await RunLock.acquire(run);
+      const locked = await outputWithin(spawn(trainArgs(run, ["--resume", run])), 120);
+      lock.release();
+      assert.equal(locked.code, 2, locked.stdout + locked.stderr);
+      assert.match(locked.stderr, new RegExp(`is in use by process ${Deno.pid} on `));
+      assert.doesNotMatch(locked.stderr, /\n\s+at /);
+      assert.equal(await Deno.readTextFile(join(run, "run.json")), runJson);
 
-    // Truncate the newest checkpoint's weights: resume names it and continues from the one before.
-    const damaged = join(run, "checkpoints", `checkpoint-${newest}`);
-    const weights = [...Deno.readDirSync(damaged)].find((e) =>
-      e.name.endsWith(".safetensors") && e.name !== "optimizer.safetensors"
-    )!.name;
-    const bytes = await Deno.readFile(join(damaged, weights));
-    await Deno.writeFile(join(damaged, weights), bytes.subarray(0, bytes.length >> 1));
-    const previous = Math.max(
-      ...[...Deno.readDirSync(join(run, "checkpoints"))]
-        .map((e) => Number(/^checkpoint-(\d+)$/.exec(e.name)?.[1] ?? NaN))
-        .filter((s) => s < newest),
-    );
-    const resumed = await outputWithin(
-      spawn(trainArgs(run, ["--resume", run, "--set", `training.max_steps=${previous + 1}`])),
-      120,
-    );
-    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
-    assert.match(
-      resumed.stdout,
-      new RegExp(`skipping damaged checkpoint\\(s\\): checkpoint-${newest}: .*${weights}.*truncated`),
-    );
-    assert.match(resumed.stdout, new RegExp(`resumed .* from step ${previous} `));
-    const after = JSON.parse(await Deno.readTextFile(join(run, "run.json")));
-    assert.equal(after.status, "finished");
-    assert.equal(after.step, previous + 1);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      // Truncate the newest checkpoint's weights: resume names it and continues from the one before.
+      const damaged = join(run, "checkpoints", `checkpoint-${newest}`);
+      const weights = [...Deno.readDirSync(damaged)].find((e) =>
+        e.name.endsWith(".safetensors") && e.name !== "optimizer.safetensors"
+      )!.name;
+      const bytes = await Deno.readFile(join(damaged, weights));
+      await Deno.writeFile(join(damaged, weights), bytes.subarray(0, bytes.length >> 1));
+      const previous = Math.max(
+        ...[...Deno.readDirSync(join(run, "checkpoints"))]
+          .map((e) =>
+            Number(/^checkpoint-(\d+)$/.exec(e.name)?.[1] ?? NaN)
+          )
+          .filter((s) => s < newest),
+      );
+      const resumed = await outputWithin(
+        spawn(trainArgs(run, ["--resume", run, "--set", `training.max_steps=${previous + 1}`])),
+        120,
+      );
+      assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+      assert.match(
+        resumed.stdout,
+        new RegExp(
+          `skipping damaged checkpoint\\(s\\): checkpoint-${newest}: .*${weights}.*truncated`,
+        ),
+      );
+      assert.match(resumed.stdout, new RegExp(`resumed .* from step ${previous} `));
+      const after = JSON.parse(await Deno.readTextFile(join(run, "run.json")));
+      assert.equal(after.status, "finished");
+      assert.equal(after.step, previous + 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 gpuTest("train: a second Ctrl-C exits at once, during an evaluation", async () => {
   if (Deno.build.os === "windows") return;

@@ -12,7 +12,12 @@
 import { basename, dirname, join } from "node:path";
 import { InputError } from "@irforge/data/input-error";
 import { SafetensorsFile } from "@irforge/model/safetensors";
-import { type CheckpointInfo, listCheckpoints, parseRunSummary, parseTrainerState } from "./run_dir.ts";
+import {
+  type CheckpointInfo,
+  listCheckpoints,
+  parseRunSummary,
+  parseTrainerState,
+} from "./run_dir.ts";
 import { RunLock } from "./run_lock.ts";
 
 /** Every file of a checkpoint directory, recursively. */
@@ -36,9 +41,7 @@ export async function checkpointProblem(dir: string): Promise<string | null> {
   try {
     parseTrainerState(await Deno.readTextFile(state), state);
   } catch (error) {
-    return error instanceof Deno.errors.NotFound
-      ? `${state} is missing`
-      : (error as Error).message;
+    return error instanceof Deno.errors.NotFound ? `${state} is missing` : (error as Error).message;
   }
   for (const file of await filesUnder(dir)) {
     try {

@@ -48,8 +48,10 @@ Deno.test("RunLock: the lock of a SIGKILLed process is taken over", async () => 
     const reader = child.stdout.getReader();
     const { value } = await reader.read();
     assert.match(new TextDecoder().decode(value), /locked/);
-    await assert.rejects(RunLock.acquire(dir), (e: unknown) =>
-      e instanceof RunLockedError && e.owner.pid === child.pid);
+    await assert.rejects(
+      RunLock.acquire(dir),
+      (e: unknown) => e instanceof RunLockedError && e.owner.pid === child.pid,
+    );
     child.kill("SIGKILL");
     await child.status;
     reader.releaseLock();
