@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { InputError } from "@irforge/data/input-error";
 import { writeSafetensors } from "@irforge/model/safetensors";
 import { Rng } from "./rng.ts";
-import { RunDir, serializeTrainerState } from "./run_dir.ts";
+import { RunDir } from "./run_dir.ts";
 import { checkpointProblem, openResume } from "./resume.ts";
 import { LOCK_FILE, RunLockedError } from "./run_lock.ts";
 
