@@ -121,7 +121,7 @@ function isApi(c: Context): boolean {
 /** Answers an error as JSON under `/api`, as an HTML page elsewhere. */
 function failure(
   c: Context,
-  status: 400 | 403 | 404 | 422 | 500,
+  status: 400 | 403 | 404 | 405 | 422 | 500,
   message: string,
 ): Response | Promise<Response> {
   if (isApi(c)) return c.json({ error: message }, status);
@@ -163,6 +163,12 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
     return failure(c, 500, "internal error (see the server log)");
   });
   app.notFound((c) => failure(c, 404, `no such page: ${c.req.path}`));
+  // Read-only: every other method is 405 with the methods that exist, not a misleading 404.
+  app.use("*", async (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return await next();
+    c.header("Allow", "GET, HEAD");
+    return failure(c, 405, `method ${c.req.method} is not allowed: the dashboard is read-only`);
+  });
 
   // ---- JSON API ----------------------------------------------------------
 

@@ -908,3 +908,37 @@ Deno.test("a nested directory named like a route part is listed but cannot be op
   assert.ok(!page.includes('href="/runs/d/metrics"'));
   assert.match(page, /<td>d\/bad name<div class="error">invalid run name: cannot be opened/);
 });
+
+Deno.test("other HTTP methods get 405 with Allow: GET, HEAD", async () => {
+  const { app } = await fixture();
+  for (const [method, path] of [["POST", "/api/runs"], ["DELETE", "/runs/older"], ["PUT", "/"]]) {
+    const response = await app.request(path!, { method });
+    assert.equal(response.status, 405, `${method} ${path}`);
+    assert.equal(response.headers.get("allow"), "GET, HEAD");
+    await response.body?.cancel();
+  }
+  const api = await app.request("/api/runs", { method: "POST" });
+  assert.deepEqual(await api.json(), {
+    error: "method POST is not allowed: the dashboard is read-only",
+  });
+});
+
+Deno.test("runs list: Best shows the main metric's best evaluation when run.json has none", async () => {
+  const runs = await makeRunsDir([{
+    name: "evaluated",
+    runJson: runJson("evaluated", { status: "finished", best: null }),
+    metrics: trainLine(5),
+    evals: [
+      { step: 0, content: { step: 0, metrics: { map: 0.9, "ndcg@10": 0.25 } } },
+      { step: 10, content: { step: 10, metrics: { map: 0.1, "ndcg@10": 0.5 } } },
+      { step: 20, content: { step: 20, metrics: { map: 0.2, "ndcg@10": 0.4 } } },
+    ],
+  }]);
+  const app = createApp(runs);
+  const { runs: listed } = await json(await app.request("/api/runs")) as {
+    runs: Record<string, unknown>[];
+  };
+  assert.deepEqual(listed[0]!.best, { metric: "eval/ndcg@10", value: 0.5, step: 10 });
+  const page = await (await app.request("/")).text();
+  assert.match(page, /eval\/ndcg@10 = 0\.5\d* @ 10/);
+});

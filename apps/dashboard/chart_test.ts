@@ -66,8 +66,10 @@ Deno.test("chartGroup puts metrics on the right chart", () => {
   assert.equal(chartGroup("tokens_per_s"), "throughput");
   assert.equal(chartGroup("eval/ndcg@10"), "eval");
   assert.equal(chartGroup("eval/loss"), "eval");
-  assert.equal(chartGroup("epoch"), "other");
-  assert.equal(chartGroup("gpu_memory_bytes"), "other");
+  // one unit per chart: epoch, grad norm and bytes each get their own axis
+  assert.equal(chartGroup("epoch"), "epoch");
+  assert.equal(chartGroup("train/grad_norm"), "grad_norm");
+  assert.equal(chartGroup("gpu_memory_bytes"), "memory");
   assert.equal(chartGroup("train/aux_accuracy"), "other");
 });
 

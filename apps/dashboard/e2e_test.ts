@@ -105,9 +105,11 @@ Deno.test({
         "data-points",
       );
       assert.equal(evalPoints, "2");
-      for (const group of ["loss", "lr", "throughput", "eval", "other"]) {
+      // One chart per unit: the epoch has its own, and no empty "other" chart is drawn.
+      for (const group of ["loss", "lr", "throughput", "eval", "epoch"]) {
         assert.equal(await page.locator(`figure[data-chart="${group}"]`).count(), 1, group);
       }
+      assert.equal(await page.locator('figure[data-chart="other"]').count(), 0);
       const before = await loss.getAttribute("d");
 
       // Training appends a line: the chart grows without a reload.

@@ -82,12 +82,26 @@ if (import.meta.main) {
       `warning: binding ${host}: anyone who can reach this address can read the runs`,
     );
   }
-  Deno.serve({
-    hostname: host.replace(/^\[|\]$/g, ""),
-    port,
-    onListen: ({ hostname, port }) => {
-      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-      console.log(`irforge dashboard: http://${shown}:${port}/  (runs: ${runs})`);
-    },
-  }, app.fetch);
+  try {
+    Deno.serve({
+      hostname: host.replace(/^\[|\]$/g, ""),
+      port,
+      onListen: ({ hostname, port }) => {
+        const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+        console.log(`irforge dashboard: http://${shown}:${port}/  (runs: ${runs})`);
+      },
+    }, app.fetch);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      console.error(
+        `error: port ${port} on ${host} is already in use; pick another with --port N ` +
+          `(--port 0 picks a free one)`,
+      );
+    } else if (error instanceof Deno.errors.AddrNotAvailable) {
+      console.error(`error: cannot listen on ${host}: no such local address (--host)`);
+    } else if (error instanceof Deno.errors.PermissionDenied) {
+      console.error(`error: not allowed to listen on port ${port} (ports below 1024 need root)`);
+    } else throw error;
+    Deno.exit(1);
+  }
 }

@@ -78,3 +78,25 @@ Deno.test("main.ts serves on loopback and prints the URL", async () => {
     await child.stderr.cancel();
   }
 });
+
+Deno.test("dashboard: a port in use is one sentence and exit 1, not a stack trace", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  try {
+    const main = new URL("./main.ts", import.meta.url).pathname;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, "--port", String(port), "--runs", Deno.cwd()],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1);
+    assert.equal(
+      stderr,
+      `error: port ${port} on 127.0.0.1 is already in use; pick another with --port N ` +
+        `(--port 0 picks a free one)\n`,
+    );
+  } finally {
+    listener.close();
+  }
+});

@@ -166,11 +166,53 @@ async function summarize(root: string, id: string, parent: string | null): Promi
     const path = await resolveInsideOrNull(root, [...runSegments(id), "run.json"]);
     if (path === null) summary.error = `${shown}: missing`;
     else applyRunJson(summary, await readJson(path, shown), shown);
+    if (summary.error === null && summary.best === null) {
+      summary.best = await bestEvaluation(root, runSegments(id));
+    }
   } catch (error) {
     if (error instanceof InputError || error instanceof HttpError) summary.error = error.message;
     else summary.error = `${shown}: ${(error as Error).message}`;
   }
   return summary;
+}
+
+/**
+ * The run's main metric at its best over `eval/step-<n>.json`, for runs
+ * without `metric_for_best_model` (whose `run.json` has no `best`): nDCG@10
+ * where evaluated, else the first metric; larger is better unless the name
+ * ends in `loss`. `null` when the run has not evaluated.
+ */
+export async function bestEvaluation(
+  root: string,
+  segments: readonly string[],
+): Promise<BestMetric | null> {
+  const dir = await resolveInsideOrNull(root, [...segments, "eval"]);
+  if (dir === null) return null;
+  let best: BestMetric | null = null;
+  for await (const entry of Deno.readDir(dir)) {
+    const match = /^step-(\d+)\.json$/.exec(entry.name);
+    if (!match || !entry.isFile) continue;
+    const path = await resolveInsideOrNull(root, [...segments, "eval", entry.name]);
+    if (path === null) continue;
+    let metrics: unknown;
+    try {
+      metrics = (JSON.parse(await Deno.readTextFile(path)) as { metrics?: unknown }).metrics;
+    } catch {
+      continue; // a half-written or damaged file is shown on the run's page, not here
+    }
+    if (!isObject(metrics)) continue;
+    const names = Object.keys(metrics).filter((k) => typeof metrics[k] === "number");
+    const name = names.includes("ndcg@10") ? "ndcg@10" : names[0];
+    if (name === undefined) continue;
+    const value = metrics[name] as number;
+    const step = Number(match[1]);
+    const lower = name.endsWith("loss");
+    if (best !== null && best.metric !== `eval/${name}`) continue;
+    const better = best === null || (lower ? value < best.value : value > best.value) ||
+      (value === best.value && step < best.step);
+    if (better) best = { metric: `eval/${name}`, value, step };
+  }
+  return best;
 }
 
 /** Order of statuses when a group summarises its runs: the first one present wins. */

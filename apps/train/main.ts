@@ -21,18 +21,32 @@ import {
   defaultConfig,
   loadConfig,
   train,
+  trainableRecipes,
   trainDistill,
   type TrainResult,
 } from "@irforge/trainer";
+import { InputError } from "@irforge/data/input-error";
+import { RunLockedError } from "@irforge/trainer/run-lock";
+import { missingDataFile } from "@irforge/trainer/data-files";
+import { adapterHint } from "./adapter_hint.ts";
 
-const usage =
-  `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR]
+/** The `--help` text; lists every recipe `train` runs. */
+export function usageText(): string {
+  return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR]
 
-Trains a retrieval or ranking model from a YAML recipe (built today: biencoder).
-With no --config it trains a tiny bi-encoder on a synthetic collection that ships
-with the repository and prints held-out nDCG@10 before and after.
+Trains a retrieval or ranking model from a YAML recipe. Recipes: ${trainableRecipes().join(", ")}
+(examples/<recipe>-*.yaml). With no --config it trains a tiny bi-encoder on a
+synthetic collection that ships with the repository and prints held-out nDCG@10
+before and after.
+--set overrides one key after the file; for distill, a key that a phase1/phase2
+section sets must be overridden there (--set phase1.max_steps=2).
 --resume DIR continues a run directory (or one of its checkpoints) exactly;
-its config.yaml is used unless --config is given.`;
+its config.yaml is used unless --config is given. A damaged newest checkpoint
+is reported and the newest complete one is used. One process trains in a run
+directory at a time; a second one is refused with the holder's PID.
+Ctrl-C or SIGTERM stops after the current optimizer step and saves a checkpoint
+(exit 130); a second Ctrl-C exits at once, keeping the newest complete checkpoint.`;
+}
 
 /** What {@link main} decided, for tests. */
 export interface MainOutcome {
@@ -62,11 +76,11 @@ export async function main(
       allowPositionals: false,
     }).values;
   } catch (e) {
-    error(`${(e as Error).message}\n\n${usage}`);
+    error(`${(e as Error).message}\n\n${usageText()}`);
     return { code: 2 };
   }
   if (values.help) {
-    log(usage);
+    log(usageText());
     return { code: 0 };
   }
   const sets = values.set ?? [];
@@ -84,8 +98,14 @@ export async function main(
     error((e as Error).message);
     return { code: 2 };
   }
+  const missing = await missingDataFile(config, values.config ?? undefined);
+  if (missing) {
+    error(missing);
+    return { code: 2 };
+  }
   try {
-    await getDevice();
+    const hint = adapterHint(await getDevice());
+    if (hint) error(hint);
   } catch (e) {
     const sentence = describeNoGpu(e);
     if (sentence) {
@@ -96,7 +116,15 @@ export async function main(
   }
   if (config.recipe === "distill") {
     // Two phases, each a full run under <run>/phase1 and <run>/phase2.
-    const result = await trainDistill({ config, resume: values.resume ?? undefined, log });
+    let result;
+    try {
+      result = await trainDistill({ config, resume: values.resume ?? undefined, log });
+    } catch (e) {
+      const sentence = userError(e);
+      if (sentence === undefined) throw e;
+      error(sentence);
+      return { code: 2 };
+    }
     log(`distill ${result.status}: ${result.runPath}`);
     if (result.status === "failed") return { code: 1 };
     if (result.status === "interrupted") return { code: 130 };
@@ -111,13 +139,21 @@ export async function main(
   }
   try {
     if (isDefault) log(`default run: ${config.recipe} on the synthetic collection (see --help)`);
-    const result = await train({
-      config,
-      task,
-      resume: values.resume ?? null,
-      log,
-      evaluateFirst: isDefault,
-    });
+    let result: TrainResult;
+    try {
+      result = await train({
+        config,
+        task,
+        resume: values.resume ?? null,
+        log,
+        evaluateFirst: isDefault,
+      });
+    } catch (e) {
+      const sentence = userError(e);
+      if (sentence === undefined) throw e;
+      error(sentence);
+      return { code: 2 };
+    }
     if (isDefault && result.status === "finished") {
       const metric = "ndcg@10";
       const evalDir = join(result.runPath, "eval");
@@ -137,6 +173,20 @@ export async function main(
   } finally {
     task.dispose();
   }
+}
+
+/**
+ * One sentence for what stops a run before it starts (a locked run directory,
+ * a damaged checkpoint, another recipe's run, an unwritable output), or
+ * `undefined` for a bug, which keeps its stack trace.
+ */
+function userError(e: unknown): string | undefined {
+  if (e instanceof RunLockedError || e instanceof InputError) return e.message;
+  if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) {
+    return e.message;
+  }
+  if (e instanceof Error && /os error (28|30)\)/.test(e.message)) return e.message;
+  return undefined;
 }
 
 /** `config.yaml` of the run that `--resume PATH` names (a run or a checkpoint directory). */

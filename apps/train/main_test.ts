@@ -44,3 +44,50 @@ Deno.test("train CLI: unknown flag and missing resume config exit 2", async () =
   assert.equal((await main(["--resume", "/nonexistent/run"], c.log, c.error)).code, 2);
   assert.match(c.err.join("\n"), /no config\.yaml found/);
 });
+
+Deno.test("train CLI: --help lists every recipe the trainer runs", async () => {
+  const { RECIPES, trainableRecipes } = await import("@irforge/trainer");
+  assert.deepEqual(trainableRecipes(), [...RECIPES]);
+  const c = capture();
+  await main(["--help"], c.log, c.error);
+  const help = c.out.join("\n");
+  for (const recipe of RECIPES) assert.match(help, new RegExp(`\\b${recipe}\\b`), recipe);
+  assert.doesNotMatch(help, /built today/);
+});
+
+Deno.test("train CLI: a missing data file names its config key; a missing run says how to make it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "cfg.yaml");
+    const corpus = join(dir, "corpus.jsonl");
+    await Deno.writeTextFile(corpus, "");
+    await Deno.writeTextFile(
+      path,
+      `recipe: crossencoder\nmodel:\n  model_name_or_path: m\ndata:\n  corpus_path: ${corpus}\n` +
+        `  queries_path: ${corpus}\n  qrels_path: ${corpus}\n  run_path: ${dir}/top20.txt\n`,
+    );
+    const c = capture();
+    const { code } = await main(["--config", path], c.log, c.error);
+    assert.equal(code, 2);
+    assert.deepEqual(c.err, [
+      `data.run_path in ${path} points to ${dir}/top20.txt, which does not exist; make the ` +
+      `candidate run with deno task bm25 --corpus ${corpus} --queries ${corpus} ` +
+      `--out ${dir}/top20.txt --k 20`,
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("adapterHint: only llvmpipe through OpenGL (no shader-f16) gets the lavapipe hint", async () => {
+  const { adapterHint } = await import("./adapter_hint.ts");
+  const llvmpipe = { description: "llvmpipe (LLVM 15.0.6, 256 bits)" } as never;
+  const gl = adapterHint({ adapter: llvmpipe, hasF16: false, isCpuAdapter: true });
+  assert.match(
+    gl!,
+    /llvmpipe through OpenGL.*at least 5× faster.*apt-get install mesa-vulkan-drivers/,
+  );
+  assert.equal(adapterHint({ adapter: llvmpipe, hasF16: true, isCpuAdapter: true }), undefined);
+  const nvidia = { description: "NVIDIA H200" } as never;
+  assert.equal(adapterHint({ adapter: nvidia, hasF16: false, isCpuAdapter: false }), undefined);
+});

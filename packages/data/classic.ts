@@ -40,11 +40,29 @@ export function normalizeId(id: string): string {
   return /^\d+$/.test(id) ? String(Number(id)) : id;
 }
 
-/** Parses SMART text (`.I id`, then field markers `.T`, `.W`, … on their own lines). */
-export function parseSmart(text: string, file: string): SmartRecord[] {
+/**
+ * Field markers of the SMART collections (Cranfield, CISI, CACM, MED, …):
+ * `.I` id, `.T` title, `.A` authors, `.B` bibliography, `.W` text, `.X`
+ * cross-references, `.N` entry date, `.K` keywords, `.C` categories. Any
+ * other letter is a damaged or foreign file, not a field to drop silently.
+ */
+export const SMART_MARKERS: readonly string[] = ["I", "T", "A", "B", "W", "X", "N", "K", "C"];
+
+/**
+ * Parses SMART text (`.I id`, then field markers `.T`, `.W`, … on their own
+ * lines). An unknown marker or a non-numeric `.I` id stops with the file and
+ * line, or under `skip` is counted: an unknown field's text is dropped, a
+ * record with a bad id is left out whole.
+ */
+export function parseSmart(
+  text: string,
+  file: string,
+  skip: SkipLog = new SkipLog(false),
+): SmartRecord[] {
   const records: SmartRecord[] = [];
   let current: SmartRecord | undefined;
   let field: string | undefined;
+  let skipping = false; // inside a record left out under skip
   let buffer: string[] = [];
   const flush = () => {
     if (current && field !== undefined) {
@@ -62,18 +80,40 @@ export function parseSmart(text: string, file: string): SmartRecord[] {
       const rest = (marker[2] ?? "").trim();
       if (letter === "I") {
         if (rest === "") throw new InputError({ file, line, field: ".I" }, "record without an id");
+        if (!/^\d+$/.test(rest)) {
+          skip.report(
+            new InputError({ file, line, field: ".I" }, `id "${rest}" is not a number`),
+          );
+          current = undefined;
+          field = undefined;
+          skipping = true;
+          continue;
+        }
         current = { id: normalizeId(rest), line, fields: new Map() };
         records.push(current);
         field = undefined;
+        skipping = false;
       } else {
+        if (skipping) continue;
         if (!current) {
           throw new InputError({ file, line, field: `.${letter}` }, "field before the first .I");
+        }
+        if (!SMART_MARKERS.includes(letter)) {
+          skip.report(
+            new InputError(
+              { file, line, field: `.${letter}` },
+              `unknown SMART marker (known: ${SMART_MARKERS.map((m) => `.${m}`).join(" ")})`,
+            ),
+          );
+          field = undefined; // its text is dropped
+          continue;
         }
         field = letter;
         if (rest !== "") buffer.push(rest);
       }
       continue;
     }
+    if (skipping) continue;
     if (!current) {
       if (raw.trim() === "") continue;
       throw new InputError({ file, line }, "text before the first .I record");
@@ -82,6 +122,11 @@ export function parseSmart(text: string, file: string): SmartRecord[] {
   }
   flush();
   return records;
+}
+
+/** Throws when a file gave nothing: an empty input is a mistake, not an empty collection. */
+function requireSome(count: number, file: string, what: string): void {
+  if (count === 0) throw new InputError({ file }, `no ${what} found (is the file empty?)`);
 }
 
 /** What {@link smartCorpus} reads from each record. */
@@ -397,15 +442,17 @@ export async function readCranfield(
   skip: SkipLog = new SkipLog(false),
 ): Promise<ClassicCollection> {
   const corpus = smartCorpus(
-    parseSmart(await Deno.readTextFile(files.documents), files.documents),
+    parseSmart(await Deno.readTextFile(files.documents), files.documents, skip),
     files.documents,
     skip,
   );
+  requireSome(corpus.size, files.documents, "documents");
   const queries = smartQueries(
-    parseSmart(await Deno.readTextFile(files.queries), files.queries),
+    parseSmart(await Deno.readTextFile(files.queries), files.queries, skip),
     files.queries,
     { skip, idsByPosition: true },
   );
+  requireSome(queries.size, files.queries, "queries");
   const { qrels, dropped } = parseCranfieldQrels(
     await Deno.readTextFile(files.qrels),
     files.qrels,
@@ -415,6 +462,7 @@ export async function readCranfield(
       queries,
     },
   );
+  requireSome(qrels.size, files.qrels, "judgments");
   return { corpus, queries, qrels, droppedQrelLines: dropped };
 }
 
@@ -427,20 +475,23 @@ export async function readSmart(
   skip: SkipLog = new SkipLog(false),
 ): Promise<ClassicCollection> {
   const corpus = smartCorpus(
-    parseSmart(await Deno.readTextFile(files.documents), files.documents),
+    parseSmart(await Deno.readTextFile(files.documents), files.documents, skip),
     files.documents,
     skip,
   );
+  requireSome(corpus.size, files.documents, "documents");
   const queries = smartQueries(
-    parseSmart(await Deno.readTextFile(files.queries), files.queries),
+    parseSmart(await Deno.readTextFile(files.queries), files.queries, skip),
     files.queries,
     { skip },
   );
+  requireSome(queries.size, files.queries, "queries");
   const qrels = parseBinaryQrels(await Deno.readTextFile(files.qrels), files.qrels, {
     skip,
     corpus,
     queries,
   });
+  requireSome(qrels.size, files.qrels, "judgments");
   return { corpus, queries, qrels, droppedQrelLines: 0 };
 }
 
@@ -454,11 +505,14 @@ export async function readNpl(
     files.documents,
     skip,
   );
+  requireSome(corpus.size, files.documents, "documents");
   const queries = parseTrecTopics(await Deno.readTextFile(files.queries), files.queries, skip);
+  requireSome(queries.size, files.queries, "queries");
   const qrels = parseQrels(await Deno.readTextFile(files.qrels), files.qrels, {
     skip,
     knownDocuments: corpus,
     knownQueries: queries,
   });
+  requireSome(qrels.size, files.qrels, "judgments");
   return { corpus, queries, qrels, droppedQrelLines: 0 };
 }

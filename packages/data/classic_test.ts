@@ -166,3 +166,78 @@ Deno.test("convert CLI writes BEIR layout that reads back", async () => {
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("parseSmart: an unknown marker or a non-numeric .I id stops, or is counted under skip", () => {
+  const text = ".I 1\n.T\nfirst\n.Z\nodd\n.W\nbody\n.I x7\n.W\nlost\n.I 2\n.W\nsecond\n";
+  assert.throws(
+    () => parseSmart(text, "f"),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message === 'f:4 (field ".Z"): unknown SMART marker (known: .I .T .A .B .W .X .N .K .C)',
+  );
+  assert.throws(
+    () => parseSmart(".I 1\n.W\na\n.I x7\n.W\nb\n", "f"),
+    /^InputError: f:4 \(field "\.I"\): id "x7" is not a number$/,
+  );
+  const skip = new SkipLog(true);
+  const records = parseSmart(text, "f", skip);
+  assert.deepEqual(records.map((r) => r.id), ["1", "2"]);
+  assert.equal(records[0]!.fields.get("W"), "body");
+  assert.equal(records[0]!.fields.has("Z"), false);
+  assert.deepEqual(skip.problems.map((p) => p.location.line), [4, 8]);
+});
+
+/** Runs `deno task convert` in a subprocess. */
+async function convertProcess(args: string[]) {
+  const cli = new URL("./cli/convert.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+Deno.test("convert CLI: names the formats, refuses empty inputs and never overwrites", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bogus = await convertProcess(["--format", "bogus", "--in", dir, "--out", dir]);
+    assert.equal(bogus.code, 2);
+    assert.equal(
+      bogus.stderr,
+      'error: unknown --format "bogus"; the formats are cranfield, cisi, npl, smart\n',
+    );
+    const input = join(dir, "in");
+    await Deno.mkdir(input);
+    await Deno.writeTextFile(join(input, "CISI.ALL"), ".I 1\n.T\nA title\n.W\nsome text\n");
+    await Deno.writeTextFile(join(input, "CISI.QRY"), ".I 1\n.W\ntitle words\n");
+    await Deno.writeTextFile(join(input, "CISI.REL"), "1 1 0 0\n");
+    const out = join(dir, "out");
+    const args = ["--format", "cisi", "--in", input, "--out", out];
+    const first = await convertProcess(args);
+    assert.equal(first.code, 0, first.stderr);
+    const written = await Deno.readTextFile(join(out, "corpus.jsonl"));
+    await Deno.writeTextFile(join(input, "CISI.ALL"), ".I 1\n.W\nchanged\n");
+    const again = await convertProcess(args);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^error: --out .*out already exists .*--force/);
+    assert.equal(await Deno.readTextFile(join(out, "corpus.jsonl")), written);
+    const into = await convertProcess(["--format", "cisi", "--in", input, "--out", dir, "--force"]);
+    assert.equal(into.code, 1);
+    assert.match(into.stderr, /contains --in/);
+    const forced = await convertProcess([...args, "--force"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(await Deno.readTextFile(join(out, "corpus.jsonl")), /changed/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["in", "out"]);
+    await Deno.writeTextFile(join(input, "CISI.QRY"), "");
+    const empty = await convertProcess([...args, "--force"]);
+    assert.equal(empty.code, 1);
+    assert.equal(
+      empty.stderr,
+      `error: ${join(input, "CISI.QRY")}: no queries found (is the file empty?)\n`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -30,3 +30,4 @@ export * from "./chat.ts";
 export * from "./sft.ts";
 export * from "./listwise.ts";
 export * from "./distill.ts";
+export * from "./safe_output.ts";

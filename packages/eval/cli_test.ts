@@ -115,9 +115,57 @@ Deno.test("bm25 CLI: BEIR files in, TREC run out, metrics with --qrels", async (
   ]);
   assert.match(result.stdout, /^ndcg_cut_10 +\tall\t1\.0000$/m);
   await Deno.writeTextFile(corpus, '{"_id": "d1", "text": "ok"}\n{"_id": "d2"\n');
-  const bad = await run("bm25.ts", ["--corpus", corpus, "--queries", queries, "--out", out]);
+  const bad = await run("bm25.ts", [
+    "--corpus",
+    corpus,
+    "--queries",
+    queries,
+    "--out",
+    out,
+    "--force",
+  ]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, new RegExp(`bm25: error: ${corpus}:2: malformed JSON`));
   assert.doesNotMatch(bad.stderr, /\n\s+at /);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("bm25 CLI: never overwrites an input or an existing run; refuses an empty corpus", async () => {
+  const dir = await Deno.makeTempDir();
+  const corpus = join(dir, "corpus.jsonl");
+  const queries = join(dir, "queries.jsonl");
+  const out = join(dir, "run.txt");
+  const corpusText = '{"_id": "d1", "text": "brown fox"}\n';
+  await Deno.writeTextFile(corpus, corpusText);
+  await Deno.writeTextFile(queries, '{"_id": "q1", "text": "fox"}\n');
+  const args = ["--corpus", corpus, "--queries", queries];
+  for (const extra of [[], ["--force"]]) {
+    const clobber = await run("bm25.ts", [...args, "--out", corpus, ...extra]);
+    assert.equal(clobber.code, 1);
+    assert.equal(
+      clobber.stderr,
+      `bm25: error: --out ${corpus} is the same path as --corpus ${corpus}; ` +
+        `choose another output so the input is not overwritten\n`,
+    );
+    assert.equal(await Deno.readTextFile(corpus), corpusText);
+  }
+  await Deno.writeTextFile(out, "precious\n");
+  const exists = await run("bm25.ts", [...args, "--out", out]);
+  assert.equal(exists.code, 1);
+  assert.match(exists.stderr, /^bm25: error: --out .*run\.txt already exists .*--force/);
+  assert.equal(await Deno.readTextFile(out), "precious\n");
+  const forced = await run("bm25.ts", [...args, "--out", out, "--force"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(await Deno.readTextFile(out), /^q1 Q0 d1 1 /);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+    "corpus.jsonl",
+    "queries.jsonl",
+    "run.txt",
+  ]);
+  await Deno.writeTextFile(corpus, "");
+  const empty = await run("bm25.ts", [...args, "--out", join(dir, "empty.txt")]);
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /^bm25: error: corpus .* has no documents/m);
+  await assert.rejects(Deno.stat(join(dir, "empty.txt")), Deno.errors.NotFound);
   await Deno.remove(dir, { recursive: true });
 });

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { join } from "node:path";
 import {
   AdamW,
   type AdamWState,
@@ -37,7 +37,6 @@ import { runDirectory, runName } from "./config/run_location.ts";
 import { learningRateAt, totalTrainingSteps, warmupSteps } from "./schedule.ts";
 import {
   type EvalResult,
-  findResumeCheckpoint,
   parseTrainerState,
   RunDir,
   type RunDirOptions,
@@ -46,6 +45,8 @@ import {
 } from "./run_dir.ts";
 import { Rng } from "./rng.ts";
 import { Progress } from "./progress.ts";
+import { RunLock } from "./run_lock.ts";
+import { openResume } from "./resume.ts";
 
 /** What a recipe computes for one micro-batch. Every tensor belongs to the loop. */
 export interface MicroBatchResult {
@@ -270,33 +271,56 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let step = 0;
   let rng = Rng.seeded(training.seed);
   let run: RunDir;
+  // One process per run directory: a second `--resume` is refused before it touches anything.
+  let lock: RunLock;
+  let opened: string;
   if (options.resume) {
-    const checkpoint = await findResumeCheckpoint(options.resume);
-    const statePath = `${checkpoint.path}/trainer_state.json`;
-    const state = parseTrainerState(await Deno.readTextFile(statePath), statePath);
-    await task.loadWeights(checkpoint.path);
-    optimizer.importState(await loadOptimizerState(`${checkpoint.path}/${OPTIMIZER_FILE}`, names));
-    rng = Rng.fromState(state.rng_state);
-    step = state.step;
-    run = await RunDir.resume(dirname(dirname(checkpoint.path)), step, runOptions);
-    log(`resumed ${run.path} from step ${step} (${checkpoint.path})`);
+    const resumed = await openResume(options.resume, task.recipe, log);
+    lock = resumed.lock;
+    const checkpoint = resumed.checkpoint;
+    try {
+      const statePath = `${checkpoint.path}/trainer_state.json`;
+      const state = parseTrainerState(await Deno.readTextFile(statePath), statePath);
+      await task.loadWeights(checkpoint.path);
+      optimizer.importState(
+        await loadOptimizerState(`${checkpoint.path}/${OPTIMIZER_FILE}`, names),
+      );
+      rng = Rng.fromState(state.rng_state);
+      step = state.step;
+      run = await RunDir.resume(resumed.runPath, step, runOptions);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+    opened = `resumed ${run.path} from step ${step} (${checkpoint.path})`;
   } else {
     run = await RunDir.create(options.runPath ?? runDirectory(config), runOptions);
-    log(`run directory: ${run.path}`);
+    lock = await RunLock.acquire(run.path);
+    opened = `run directory: ${run.path}`;
   }
-  await run.writeConfig(resolvedConfigYaml(config));
 
   let interrupted = false;
   const onSignal = () => {
-    if (interrupted) return;
+    if (interrupted) {
+      // A second signal: stop now. Checkpoints are renamed into place only when complete,
+      // so the newest complete one is intact; a half-written `.tmp` one is ignored on resume.
+      log("\nsecond interrupt: exiting now; the newest complete checkpoint is kept");
+      markInterruptedSync(run, step);
+      lock.release();
+      Deno.exit(130);
+    }
     interrupted = true;
-    log("\ninterrupt: finishing the current step, then saving a checkpoint");
+    log(
+      "\ninterrupt: stopping after the current optimizer step and saving a checkpoint " +
+        "(interrupt again to exit at once)",
+    );
   };
   const handleSignals = options.handleSignals ?? true;
   // SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C, so a killed run is never left
   // `running`: it checkpoints and ends `interrupted`.
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   if (handleSignals) { for (const signal of signals) Deno.addSignalListener(signal, onSignal); }
+  log(opened); // after the handlers: from here on, Ctrl-C is handled
 
   const progress = options.progress === false ? null : new Progress({
     total: totalSteps,
@@ -397,6 +421,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let status: Exclude<RunStatus, "running"> = "finished";
   let error: Error | undefined;
   try {
+    await run.writeConfig(resolvedConfigYaml(config));
     if (options.evaluateFirst && !options.resume) await evaluate();
     while (step < totalSteps) {
       let stepLoss: Tensor | null = null;
@@ -458,6 +483,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
       pending.push({ step, scalars, names: scalarNames, host, lr, tokens });
       await flush(false);
+      // Let the event loop deliver signals: without a macrotask turn a Ctrl-C would wait
+      // for the next read-back (the next logging step).
+      await new Promise((resolve) => setTimeout(resolve, 0));
       progress?.update(step, { loss: lastLoss, lr, tokens });
 
       const epochEnded = Math.floor(epochOf(step)) > Math.floor(epochOf(step - 1));
@@ -495,10 +523,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     optimizer.zeroGrad();
     optimizer.dispose();
   }
-  await run.finish(status, error);
+  try {
+    await run.finish(status, error);
+  } finally {
+    lock.release();
+  }
   if (status === "interrupted") {
     log(`interrupted at step ${step}; resume with --resume ${run.path}`);
   }
   if (error) log(`training failed: ${error.message}`);
   return { runPath: run.path, status, step, totalSteps, losses, lastEval, error };
+}
+
+/**
+ * Marks `run.json` interrupted synchronously, for a process that exits from a
+ * signal handler; best effort (the run may be mid-write elsewhere).
+ */
+function markInterruptedSync(run: RunDir, step: number): void {
+  try {
+    const summary = run.summary;
+    const now = new Date().toISOString();
+    Object.assign(summary, { status: "interrupted", finished_at: now, updated_at: now });
+    summary.step = Math.max(summary.step, step);
+    const path = join(run.path, "run.json");
+    const tmp = `${path}.tmp-${Deno.pid}-exit`;
+    Deno.writeTextFileSync(tmp, JSON.stringify(summary, null, 2) + "\n");
+    Deno.renameSync(tmp, path);
+  } catch {
+    // exiting anyway
+  }
 }

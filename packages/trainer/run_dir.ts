@@ -421,10 +421,19 @@ export class RunDir {
     const tmp = join(this.path, "checkpoints", `checkpoint-${step}.tmp`);
     const final = join(this.path, "checkpoints", `checkpoint-${step}`);
     await Deno.writeTextFile(join(tmp, "trainer_state.json"), serializeTrainerState(state));
-    await Deno.remove(final, { recursive: true }).catch((error) => {
+    // An older checkpoint of this step is moved aside, not deleted, until the new one is in
+    // place: a process killed in between never loses both.
+    const old = `${final}.old`;
+    await Deno.remove(old, { recursive: true }).catch(() => {});
+    let replaced = false;
+    try {
+      await Deno.rename(final, old);
+      replaced = true;
+    } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
+    }
     await Deno.rename(tmp, final);
+    if (replaced) await Deno.remove(old, { recursive: true });
     await this.#rotate();
     return final;
   }

@@ -98,13 +98,17 @@ export function formatNumber(value) {
 /**
  * Which chart a metric belongs on.
  * @param {string} name metric key from metrics.jsonl
- * @returns {"loss" | "lr" | "throughput" | "eval" | "other"}
+ * One chart per unit: epochs, gradient norms and bytes never share an axis.
+ * @returns {"loss" | "lr" | "throughput" | "eval" | "grad_norm" | "memory" | "epoch" | "other"}
  */
 export function chartGroup(name) {
   if (name.startsWith("eval/")) return "eval";
   if (/(^|\/)(learning_rate|lr)$/.test(name)) return "lr";
   if (/per_s(ec(ond)?)?$/.test(name)) return "throughput";
   if (/loss/.test(name)) return "loss";
+  if (/(^|\/)grad_norm$/.test(name)) return "grad_norm";
+  if (/_bytes$/.test(name)) return "memory";
+  if (name === "epoch") return "epoch";
   return "other";
 }
 
@@ -114,6 +118,9 @@ export const CHART_GROUPS = [
   { id: "lr", title: "Learning rate", log: false },
   { id: "throughput", title: "Throughput", log: false },
   { id: "eval", title: "Eval metrics", log: false },
+  { id: "grad_norm", title: "Gradient norm", log: true },
+  { id: "memory", title: "GPU memory (bytes)", log: false },
+  { id: "epoch", title: "Epoch", log: false },
   { id: "other", title: "Other", log: false },
 ];
 

@@ -5,6 +5,9 @@
  *
  * File names are found in `--in` (e.g. `cran.all.1400`, `CISI.ALL`,
  * `cacm.all`, `doc-text.trec`); `--docs`, `--queries`, `--qrels` override.
+ * The output directory is built under a temporary name and renamed when
+ * complete; an existing non-empty `--out` is replaced only with `--force`,
+ * and never when it holds an input.
  *
  * @module
  */
@@ -22,9 +25,10 @@ import {
 } from "../classic.ts";
 import { writeBeir } from "../beir.ts";
 import { InputError, SkipLog } from "../input_error.ts";
+import { checkOutput, writeDirectoryAtomic } from "../safe_output.ts";
 
 const usage =
-  `usage: deno task convert --format cranfield|cisi|npl|smart --in DIR --out DIR [--docs FILE] [--queries FILE] [--qrels FILE] [--skip-bad]`;
+  `usage: deno task convert --format cranfield|cisi|npl|smart --in DIR --out DIR [--docs FILE] [--queries FILE] [--qrels FILE] [--skip-bad] [--force]`;
 
 /** Candidate file names per format and role, first match wins (case-insensitive). */
 const candidates: Record<string, { documents: RegExp; queries: RegExp; qrels: RegExp }> = {
@@ -60,6 +64,7 @@ export async function main(args: string[]): Promise<number> {
       queries: { type: "string" },
       qrels: { type: "string" },
       "skip-bad": { type: "boolean", default: false },
+      force: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -68,8 +73,14 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const format = values.format;
-  if (!format || !(format in candidates) || !values.in || !values.out) {
-    console.error(usage);
+  if (format !== undefined && !(format in candidates)) {
+    console.error(
+      `error: unknown --format "${format}"; the formats are ${Object.keys(candidates).join(", ")}`,
+    );
+    return 2;
+  }
+  if (!format || !values.in || !values.out) {
+    console.error(`error: --format, --in and --out are required\n${usage}`);
     return 2;
   }
   if (!existsSync(values.in)) {
@@ -84,12 +95,24 @@ export async function main(args: string[]): Promise<number> {
       queries: values.queries ?? findFile(values.in, patterns.queries, "queries", format),
       qrels: values.qrels ?? findFile(values.in, patterns.qrels, "qrels", format),
     };
+    await checkOutput(values.out, {
+      inputs: [
+        { flag: "--in", path: values.in },
+        { flag: "--docs", path: files.documents },
+        { flag: "--queries", path: files.queries },
+        { flag: "--qrels", path: files.qrels },
+      ],
+      force: values.force,
+    });
     console.log(`reading ${files.documents}, ${files.queries}, ${files.qrels}`);
     let collection: ClassicCollection;
     if (format === "cranfield") collection = await readCranfield(files, skip);
     else if (format === "npl") collection = await readNpl(files, skip);
     else collection = await readSmart(files, skip);
-    const counts = await writeBeir(values.out, collection, "test");
+    const counts = await writeDirectoryAtomic(
+      values.out,
+      (tmp) => writeBeir(tmp, collection, "test"),
+    );
     console.log(
       `wrote ${counts.documents} documents, ${counts.queries} queries, ${counts.qrels} qrels ` +
         `(${counts.judgedQueries} judged queries) to ${values.out}`,

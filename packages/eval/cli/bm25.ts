@@ -1,9 +1,11 @@
 /**
  * `deno task bm25 --corpus corpus.jsonl --queries queries.jsonl --out run.txt
- *  [--k 1000] [--k1 0.9] [--b 0.4] [--qrels FILE] [--tag bm25] [--skip-bad]`
+ *  [--k 1000] [--k1 0.9] [--b 0.4] [--qrels FILE] [--tag bm25] [--skip-bad] [--force]`
  *
  * BM25 retrieval over a BEIR-style corpus; writes a TREC run and, given
- * qrels (BEIR `.tsv` or TREC format), prints trec_eval lines (`-c`).
+ * qrels (BEIR `.tsv` or TREC format), prints trec_eval lines (`-c`). The run
+ * is written under a temporary name and renamed when complete; an existing
+ * `--out` is replaced only with `--force`, and never when it is an input.
  *
  * @module
  */
@@ -11,16 +13,18 @@
 import { parseArgs } from "node:util";
 import { readBeirCorpus, readBeirQrels, readBeirQueries } from "@irforge/data/beir";
 import { SkipLog } from "@irforge/data/input-error";
+import { checkOutput, writeFileAtomic } from "@irforge/data/safe-output";
 import { readQrels } from "@irforge/data/trec";
 import { formatBm25Run, indexCorpus, retrieveAll } from "../bm25_collection.ts";
 import { evaluateRun, formatTrecEval } from "../evaluate.ts";
 import { requireFile, runCli, UsageError } from "./cli_error.ts";
 
 const USAGE = `usage: deno task bm25 --corpus corpus.jsonl --queries queries.jsonl --out run.txt
-       [--k 1000] [--k1 0.9] [--b 0.4] [--qrels FILE] [--tag bm25] [--skip-bad]
+       [--k 1000] [--k1 0.9] [--b 0.4] [--qrels FILE] [--tag bm25] [--skip-bad] [--force]
   --qrels     BEIR qrels (.tsv) or TREC qrels; prints nDCG@10, recall, MAP
               (trec_eval -c) and retrieves only the judged queries
-  --skip-bad  skip malformed records with a counted warning instead of stopping`;
+  --skip-bad  skip malformed records with a counted warning instead of stopping
+  --force     replace an existing --out file (an input is never overwritten)`;
 
 function number(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -53,6 +57,7 @@ async function main(): Promise<void> {
         b: { type: "string" },
         tag: { type: "string" },
         "skip-bad": { type: "boolean" },
+        force: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -75,6 +80,12 @@ async function main(): Promise<void> {
   await requireFile(values.corpus, "corpus");
   await requireFile(values.queries, "queries file");
   if (values.qrels) await requireFile(values.qrels, "qrels file");
+  const inputs = [
+    { flag: "--corpus", path: values.corpus },
+    { flag: "--queries", path: values.queries },
+    ...(values.qrels ? [{ flag: "--qrels", path: values.qrels }] : []),
+  ];
+  await checkOutput(values.out, { inputs, force: values.force });
 
   const skip = new SkipLog(values["skip-bad"] ?? false);
   const corpus = await readBeirCorpus(values.corpus, {
@@ -82,7 +93,13 @@ async function main(): Promise<void> {
     onProgress: (n) => Deno.stderr.writeSync(new TextEncoder().encode(`\rreading corpus: ${n}`)),
   });
   console.error(`\rread ${corpus.size} documents`);
+  if (corpus.size === 0) {
+    throw new UsageError(`corpus ${values.corpus} has no documents; nothing to retrieve from`);
+  }
   const queries = await readBeirQueries(values.queries, { skip });
+  if (queries.size === 0) {
+    throw new UsageError(`queries file ${values.queries} has no queries; nothing to retrieve`);
+  }
   const qrels = values.qrels === undefined
     ? undefined
     : values.qrels.endsWith(".tsv")
@@ -100,7 +117,7 @@ async function main(): Promise<void> {
     onlyQueries: qrels?.keys(),
     progress: progressLine("searching"),
   });
-  await Deno.writeTextFile(values.out, formatBm25Run(hits, values.tag ?? "bm25"));
+  await writeFileAtomic(values.out, formatBm25Run(hits, values.tag ?? "bm25"));
   console.error(`wrote ${hits.size} queries to ${values.out}`);
   if (qrels) {
     const evaluation = evaluateRun(qrels, hits, {

@@ -6,6 +6,7 @@
  */
 
 import { InputError } from "@irforge/data/input-error";
+import { OutputError } from "@irforge/data/safe-output";
 import { MeasureSpecError } from "../measure_spec.ts";
 
 /** A mistake in the command line itself (unknown flag, missing value). */
@@ -20,6 +21,7 @@ export class UsageError extends Error {
 /** Describes an error thrown while reading user files as one sentence. */
 export function describeError(error: unknown): string | undefined {
   if (error instanceof InputError || error instanceof UsageError) return error.message;
+  if (error instanceof OutputError) return error.message;
   if (error instanceof MeasureSpecError) return error.message;
   if (error instanceof Deno.errors.NotFound) {
     return error.message.replace(/^No such file or directory \(os error 2\): /, "file not found: ");

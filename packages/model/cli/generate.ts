@@ -2,7 +2,9 @@
  * `deno task generate --model DIR [--prompt TEXT] [--max-new-tokens N]
  * [--temperature T] [--top-k K] [--top-p P] [--seed S]`: decodes from a Hugging
  * Face Mistral/Llama directory with a KV cache, streaming text as it goes.
- * Without `--prompt` it starts from BOS alone.
+ * Without `--prompt` it starts from BOS alone. Out-of-range settings stop
+ * before the model loads; generation stops at the model's
+ * `max_position_embeddings` and says so.
  *
  * @module
  */
@@ -10,18 +12,12 @@
 import { parseArgs } from "node:util";
 import { describeNoGpu, getDevice } from "@irforge/tensor";
 import { generate } from "../generate.ts";
+import { GenerateFlagError, generationBudget, parseGenerateFlags } from "../generate_options.ts";
 import { loadCausalLM } from "../load.ts";
 import { loadTokenizer } from "../tokenizer/load.ts";
 
 const usage =
   "usage: deno task generate --model DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]";
-
-function number(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new Error(`--${name}: "${value}" is not a number`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -41,22 +37,37 @@ async function main(): Promise<number> {
     console.error(usage);
     return values.help ? 0 : 2;
   }
+  const flags = parseGenerateFlags({
+    "max-new-tokens": values["max-new-tokens"],
+    temperature: values.temperature,
+    "top-k": values["top-k"],
+    "top-p": values["top-p"],
+    seed: values.seed,
+  });
   await getDevice();
   const [model, tokenizer] = await Promise.all([
     loadCausalLM(values.model),
     loadTokenizer(values.model),
   ]);
   const prompt = tokenizer.encode(values.prompt ?? "", { addBos: true });
+  const limit = model.config.maxPositionEmbeddings;
+  const budget = generationBudget(prompt.length, flags.maxNewTokens, limit);
+  if (budget.capped) {
+    console.error(
+      `generate: the model's max_position_embeddings is ${limit}; stopping after ` +
+        `${budget.maxNewTokens} new tokens (the prompt takes ${prompt.length})`,
+    );
+  }
   const encoder = new TextEncoder();
   let shown = "";
   const produced: number[] = [];
   await Deno.stdout.write(encoder.encode(values.prompt ?? ""));
   await generate(model, prompt, {
-    maxNewTokens: number(values["max-new-tokens"], "max-new-tokens", 64),
-    temperature: number(values.temperature, "temperature", 0),
-    topK: number(values["top-k"], "top-k", 0),
-    topP: number(values["top-p"], "top-p", 1),
-    seed: number(values.seed, "seed", 0),
+    maxNewTokens: budget.maxNewTokens,
+    temperature: flags.temperature,
+    topK: flags.topK,
+    topP: flags.topP,
+    seed: flags.seed,
     onToken: (id) => {
       produced.push(id);
       // Decode the whole continuation so multi-byte pieces print once complete.
@@ -78,7 +89,8 @@ if (import.meta.main) {
   try {
     Deno.exit(await main());
   } catch (e) {
-    console.error(describeNoGpu(e) ?? (e instanceof Error ? e.message : String(e)));
+    const message = describeNoGpu(e) ?? (e instanceof Error ? e.message : String(e));
+    console.error(e instanceof GenerateFlagError ? `generate: error: ${message}` : message);
     Deno.exit(1);
   }
 }

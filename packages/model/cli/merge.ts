@@ -1,16 +1,22 @@
 /**
- * `deno task merge --base DIR --adapter DIR --out DIR [--max-shard-bytes N]`:
+ * `deno task merge --base DIR --adapter DIR --out DIR [--max-shard-bytes N] [--force]`:
  * merges a peft LoRA adapter into its base model (W' = W + scaling·B·A in
  * float64) and writes a plain Hugging Face checkpoint. Prints a progress line
  * per tensor on stderr and a JSON summary on stdout.
+ *
+ * `--out` may not be `--base` or `--adapter` (nor hold them); an existing
+ * non-empty `--out` is replaced only with `--force`. The checkpoint is built
+ * in a temporary directory beside `--out` and renamed when complete.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { checkOutput, OutputError, writeDirectoryAtomic } from "@irforge/data/safe-output";
 import { mergeLoraCheckpoint } from "../lora/merge.ts";
 
-const usage = "usage: deno task merge --base DIR --adapter DIR --out DIR [--max-shard-bytes N]";
+const usage =
+  "usage: deno task merge --base DIR --adapter DIR --out DIR [--max-shard-bytes N] [--force]";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -20,6 +26,7 @@ async function main(): Promise<number> {
       adapter: { type: "string" },
       out: { type: "string" },
       "max-shard-bytes": { type: "string" },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -33,17 +40,22 @@ async function main(): Promise<number> {
     console.error(`merge: --max-shard-bytes must be a positive integer, got ${maxShard}`);
     return 2;
   }
-  const started = performance.now();
-  const report = await mergeLoraCheckpoint({
-    base: values.base,
-    adapter: values.adapter,
-    out: values.out,
-    maxShardBytes,
-    onProgress: (done, total, name) => {
-      const s = ((performance.now() - started) / 1000).toFixed(1);
-      console.error(`merge: [${done}/${total}] ${name} (${s}s)`);
-    },
+  await checkOutput(values.out, {
+    inputs: [{ flag: "--base", path: values.base }, { flag: "--adapter", path: values.adapter }],
+    force: values.force,
   });
+  const started = performance.now();
+  const report = await writeDirectoryAtomic(values.out, (tmp) =>
+    mergeLoraCheckpoint({
+      base: values.base!,
+      adapter: values.adapter!,
+      out: tmp,
+      maxShardBytes,
+      onProgress: (done, total, name) => {
+        const s = ((performance.now() - started) / 1000).toFixed(1);
+        console.error(`merge: [${done}/${total}] ${name} (${s}s)`);
+      },
+    }));
   console.log(JSON.stringify({ out: values.out, ...report }));
   return 0;
 }
@@ -52,7 +64,8 @@ if (import.meta.main) {
   try {
     Deno.exit(await main());
   } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
+    const message = e instanceof Error ? e.message : String(e);
+    console.error(e instanceof OutputError ? `merge: error: ${message}` : message);
     Deno.exit(1);
   }
 }

@@ -8,7 +8,7 @@
  */
 
 import { isMap, isScalar, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
-import { InputError, type InputLocation } from "@irforge/data/input-error";
+import { formatLocation, InputError, type InputLocation } from "@irforge/data/input-error";
 import { checkValue, type KeySpec } from "./key_spec.ts";
 import { closestMatch } from "./levenshtein.ts";
 import {
@@ -341,6 +341,18 @@ function validate(raw: RawConfig, file: string, problems: InputError[]): Config 
       }
     }
     if (recipe !== "distill") continue;
+    // A phase section wins over `training`, so a `--set training.x` it shadows would do nothing.
+    for (const [key, entry] of entries ?? []) {
+      const set = raw.sections.get("training")?.get(key);
+      if (set?.setText === undefined || entry.setText !== undefined) continue;
+      problems.push(
+        new InputError(
+          set.where,
+          `${phase}.${key} (${formatLocation(entry.where)}) overrides training.${key} in ` +
+            `${phase}; use --set ${phase}.${key}=… (and the other phase) instead`,
+        ),
+      );
+    }
     const overrides: Record<string, unknown> = {};
     for (const [key, entry] of entries ?? []) {
       const spec = trainingKeys[key as keyof typeof trainingKeys];

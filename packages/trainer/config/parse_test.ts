@@ -377,3 +377,31 @@ Deno.test("loadConfig: reads a file; a missing file is a clear error", async () 
     /^InputError: \/nonexistent\/cfg\.yaml: cannot read the configuration file/,
   );
 });
+
+Deno.test("parseConfig: a --set that a distill phase section shadows is reported; --set phaseN works", () => {
+  const text = `recipe: distill
+model: {model_name_or_path: student, teacher_model_name_or_path: teacher}
+data: {data_path: d}
+training:
+  max_steps: 100
+phase1:
+  max_steps: 40
+phase2:
+  max_steps: 40
+`;
+  assert.deepEqual(problems(text, ["training.max_steps=2"]), [
+    '--set training.max_steps=2 (field "training.max_steps"): phase1.max_steps ' +
+    '(cfg.yaml:7 (field "phase1.max_steps")) overrides training.max_steps in phase1; ' +
+    "use --set phase1.max_steps=… (and the other phase) instead",
+    '--set training.max_steps=2 (field "training.max_steps"): phase2.max_steps ' +
+    '(cfg.yaml:9 (field "phase2.max_steps")) overrides training.max_steps in phase2; ' +
+    "use --set phase2.max_steps=… (and the other phase) instead",
+  ]);
+  const config = parseConfig(text, "cfg.yaml", ["phase1.max_steps=2", "phase2.max_steps=3"]);
+  assert.equal(config.phase1?.max_steps, 2);
+  assert.equal(config.phase2?.max_steps, 3);
+  // A --set the phases do not shadow applies to both.
+  const lr = parseConfig(text, "cfg.yaml", ["training.learning_rate=0.01"]);
+  assert.equal(lr.phase1?.learning_rate, 0.01);
+  assert.equal(lr.phase2?.learning_rate, 0.01);
+});

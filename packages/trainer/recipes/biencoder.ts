@@ -177,12 +177,30 @@ export async function readBeirFiles(
   let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
   if (d.eval_qrels_path) {
     evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;
-    const allEvalQrels = await readBeirQrels(d.eval_qrels_path, { corpus, queries: evalQueries });
+    // Judged documents outside the corpus are kept (TREC pools are larger than any top-k):
+    // trec_eval counts them in the ideal ranking and in recall's denominator, and so do we.
+    const allEvalQrels = await readBeirQrels(d.eval_qrels_path, { queries: evalQueries });
     evalQrels = firstEvalQueries(allEvalQrels, d.max_eval_samples);
     const note = evalCapNote(evalQrels.size, allEvalQrels.size, "queries");
     if (note) console.log(`data: ${note}`);
+    const outside = judgedOutsideCorpus(evalQrels, corpus);
+    if (outside > 0) {
+      console.log(
+        `data: ${outside} judged documents of ${d.eval_qrels_path} are not in the corpus; ` +
+          `they count in the ideal ranking and in recall, as in trec_eval`,
+      );
+    }
   }
   return { corpus, queries, trainQrels, evalQueries, evalQrels };
+}
+
+/** Judgments of `qrels` whose document is not in `corpus`. */
+export function judgedOutsideCorpus(qrels: Qrels, corpus: { has(id: string): boolean }): number {
+  let count = 0;
+  for (const docs of qrels.values()) {
+    for (const docid of docs.keys()) if (!corpus.has(docid)) count++;
+  }
+  return count;
 }
 
 /** Creates the configured ranking loss, passing `temperature` when the loss takes one. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Config, Recipe } from "../config/schema.ts";
+import { type Config, type Recipe, RECIPES } from "../config/schema.ts";
 import type { TrainingTask } from "../loop.ts";
 import { biencoderTask } from "./biencoder.ts";
 import { crossencoderTask } from "./crossencoder.ts";
@@ -46,6 +46,16 @@ const BUILDERS: Partial<
 /** Recipes that can train today. */
 export function builtRecipes(): Recipe[] {
   return Object.keys(BUILDERS) as Recipe[];
+}
+
+/**
+ * Every recipe `deno task train` runs, in the schema's order: the
+ * {@link builtRecipes} plus `distill`, which trains two phases of the
+ * bi-encoder machinery through `trainDistill` rather than one task.
+ */
+export function trainableRecipes(): Recipe[] {
+  const runnable = new Set<string>([...builtRecipes(), "distill"]);
+  return RECIPES.filter((r) => runnable.has(r));
 }
 
 /** Builds the task of `config.recipe`; throws "recipe X is not built yet" for the others. */
