@@ -7,7 +7,8 @@
  */
 
 import { causalInputs, CausalLM, type ModelInputs } from "@irforge/model";
-import { AdamW, backward, getRuntime, type Tensor, tensor, tidy } from "@irforge/tensor";
+import { AdamW, backward, type Tensor, tensor, tidy } from "@irforge/tensor";
+import { getRuntime } from "@irforge/tensor/lab";
 
 /** Random ids `[batch, length]` below `vocab` from a small LCG (the same for every run). */
 export function randomTokenIds(batch: number, length: number, vocab: number, seed = 1): number[][] {

@@ -27,7 +27,6 @@ export {
 export {
   checkGpuErrors,
   emptyCache,
-  getRuntime,
   GpuOpError,
   launch,
   maxBindingBytes,
