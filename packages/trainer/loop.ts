@@ -46,6 +46,8 @@ import {
 } from "./run_dir.ts";
 import { Rng } from "./rng.ts";
 import { Progress } from "./progress.ts";
+import type { DataParallel, TrainingTaskReduction } from "./distributed/data_parallel.ts";
+import type { RunWriter } from "./distributed/follower_run.ts";
 
 /** What a recipe computes for one micro-batch. Every tensor belongs to the loop. */
 export interface MicroBatchResult {
@@ -89,6 +91,11 @@ export interface TrainingTask {
   saveWeights(dir: string): Promise<void>;
   /** Loads weights written by {@link TrainingTask.saveWeights} from `dir`. */
   loadWeights(dir: string): Promise<void>;
+  /**
+   * How gradients combine over data-parallel ranks (default `mean`; `sum`
+   * when the loss already is the global batch's, e.g. cross-rank negatives).
+   */
+  gradientReduction?: TrainingTaskReduction;
 }
 
 /** Options of {@link train}. */
@@ -116,6 +123,11 @@ export interface TrainOptions {
   interruptAfterStep?: number;
   /** Evaluate once before the first step (written as step 0; skipped when resuming). */
   evaluateFirst?: boolean;
+  /**
+   * Data-parallel training over MPI ranks (see `distributed/data_parallel.ts`):
+   * sharded batches, gradients all-reduced per step, rank 0 alone writes.
+   */
+  distributed?: DataParallel;
 }
 
 /** What {@link train} returns. */
@@ -241,7 +253,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const training = options.training ?? config.training;
   const log = options.log ?? ((line: string) => console.log(line));
   const accumulation = training.gradient_accumulation_steps;
-  const totalSteps = totalTrainingSteps(task.batchesPerEpoch, training);
+  const dp = options.distributed ?? null;
+  const batchesPerEpoch = dp ? dp.batchesPerEpoch(task.batchesPerEpoch) : task.batchesPerEpoch;
+  const totalSteps = totalTrainingSteps(batchesPerEpoch, training);
   const schedule = {
     type: training.lr_scheduler_type,
     base: training.learning_rate,
@@ -269,7 +283,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   let step = 0;
   let rng = Rng.seeded(training.seed);
-  let run: RunDir;
+  let run: RunWriter;
   if (options.resume) {
     const checkpoint = await findResumeCheckpoint(options.resume);
     const statePath = `${checkpoint.path}/trainer_state.json`;
@@ -278,10 +292,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     optimizer.importState(await loadOptimizerState(`${checkpoint.path}/${OPTIMIZER_FILE}`, names));
     rng = Rng.fromState(state.rng_state);
     step = state.step;
-    run = await RunDir.resume(dirname(dirname(checkpoint.path)), step, runOptions);
+    const resume = () => RunDir.resume(dirname(dirname(checkpoint.path)), step, runOptions);
+    run = dp ? await dp.openRun(resume) : await resume();
     log(`resumed ${run.path} from step ${step} (${checkpoint.path})`);
   } else {
-    run = await RunDir.create(options.runPath ?? runDirectory(config), runOptions);
+    const create = () => RunDir.create(options.runPath ?? runDirectory(config), runOptions);
+    run = dp ? await dp.openRun(create) : await create();
     log(`run directory: ${run.path}`);
   }
   await run.writeConfig(resolvedConfigYaml(config));
@@ -292,7 +308,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     interrupted = true;
     log("\ninterrupt: finishing the current step, then saving a checkpoint");
   };
-  const handleSignals = options.handleSignals ?? true;
+  // Under data parallelism a signal is shared at the next step, so every rank stops together.
+  const handleSignals = (options.handleSignals ?? true) && !dp;
+  if (dp && (options.handleSignals ?? true)) dp.listenForSignals();
   // SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C, so a killed run is never left
   // `running`: it checkpoints and ends `interrupted`.
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
@@ -309,7 +327,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let pending: PendingStep[] = [];
   let windowStart = performance.now();
   const evalEvery = training.eval_steps ?? training.logging_steps;
-  const epochOf = (s: number) => (s * accumulation) / task.batchesPerEpoch;
+  const epochOf = (s: number) => (s * accumulation) / batchesPerEpoch;
 
   // Reads every pending scalar back in one transfer, checks them, writes one record.
   const flush = async (force: boolean) => {
@@ -372,6 +390,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const checkpoint = async () => {
     await flush(true);
+    if (dp && !dp.leader) return; // rank 0 alone writes; every rank holds the same weights
     const dir = await run.beginCheckpoint(step);
     await task.saveWeights(dir);
     await saveOptimizerState(
@@ -385,8 +404,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       step,
       epoch: epochOf(step),
       data_position: {
-        epoch: Math.floor(consumed / task.batchesPerEpoch),
-        index: consumed % task.batchesPerEpoch,
+        epoch: Math.floor(consumed / batchesPerEpoch),
+        index: consumed % batchesPerEpoch,
       },
       rng_state: rng.state(),
       best: run.best,
@@ -404,11 +423,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const metricSums = new Map<string, Tensor>();
       const hostSums: Record<string, number> = {};
       let tokens = 0;
-      for (let micro = 0; micro < accumulation; micro++) {
+      let rankError: Error | null = null;
+      for (let micro = 0; micro < accumulation && !rankError; micro++) {
         const global = step * accumulation + micro;
-        const epoch = Math.floor(global / task.batchesPerEpoch);
-        const index = global % task.batchesPerEpoch;
-        const out = await tidyAsync(() => task.microBatch(epoch, index, rng));
+        const epoch = Math.floor(global / batchesPerEpoch);
+        const index = global % batchesPerEpoch;
+        let out: MicroBatchResult;
+        if (!dp) out = await tidyAsync(() => task.microBatch(epoch, index, rng));
+        else {
+          // A rank's failure is shared at the step's agreement, so every rank stops together.
+          const shard = dp.shardIndex(index, task.batchesPerEpoch);
+          const microRng = dp.microBatchRng(rng);
+          try {
+            out = await tidyAsync(() => task.microBatch(epoch, shard, microRng));
+          } catch (e) {
+            rankError = e instanceof Error ? e : new Error(String(e));
+            break;
+          }
+        }
         tokens += out.tokens;
         const scaled = scale(out.loss, 1 / accumulation);
         backward(scaled);
@@ -440,6 +472,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         for (const t of Object.values(out.parts ?? {})) t.dispose();
         for (const v of Object.values(out.metrics ?? {})) if (typeof v !== "number") v.dispose();
       }
+      let scalarNames = ["train/loss"];
+      let scalars: Tensor[] = stepLoss ? [stepLoss] : [];
+      for (const [k, t] of partSums) scalarNames.push(`train/${k}`), scalars.push(t);
+      for (const [k, t] of metricSums) scalarNames.push(`train/${k}`), scalars.push(t);
+      let host: Record<string, number> = {};
+      for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
+      if (dp) {
+        // Gradients and step scalars of all ranks, in one packed all-reduce.
+        try {
+          interrupted = (await dp.agree(step + 1, rankError)).interrupt;
+        } catch (e) {
+          for (const t of scalars) t.dispose();
+          throw e;
+        }
+        const totals = await dp.reduceStep({
+          params,
+          names: scalarNames,
+          scalars,
+          host,
+          tokens,
+          reduction: task.gradientReduction ?? "mean",
+        });
+        host = totals.host;
+        tokens = totals.tokens;
+        scalarNames = [];
+        scalars = [];
+      }
       const gradNorm = clipGradNorm(
         params,
         training.max_grad_norm > 0 ? training.max_grad_norm : Infinity,
@@ -448,14 +507,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       optimizer.step(lr);
       optimizer.zeroGrad();
       step++;
-      const scalarNames = ["train/loss"];
-      const scalars: Tensor[] = [stepLoss!];
-      for (const [k, t] of partSums) scalarNames.push(`train/${k}`), scalars.push(t);
-      for (const [k, t] of metricSums) scalarNames.push(`train/${k}`), scalars.push(t);
       scalarNames.push("train/grad_norm");
       scalars.push(gradNorm);
-      const host: Record<string, number> = {};
-      for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
       pending.push({ step, scalars, names: scalarNames, host, lr, tokens });
       await flush(false);
       progress?.update(step, { loss: lastLoss, lr, tokens });
@@ -492,6 +545,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (handleSignals) {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
     }
+    dp?.stopListening();
     optimizer.zeroGrad();
     optimizer.dispose();
   }
