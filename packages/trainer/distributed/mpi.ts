@@ -316,6 +316,11 @@ export class Mpi implements Collective {
     Deno.exit(code);
   }
 
+  /** Finalizes MPI if this process initialised it (no-op otherwise). */
+  static finalizeIfInitialized(): void {
+    world?.finalize();
+  }
+
   /** `MPI_Finalize` (once, after the last collective). */
   finalize(): void {
     const flag = new Int32Array(1);
