@@ -2,8 +2,12 @@
  * `deno task train`: the irforge training entry point.
  *
  * ```
- * deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR]
+ * deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
  * ```
+ *
+ * `--nproc N` runs N data-parallel ranks on this machine with `mpiexec`; a
+ * process started by `mpiexec`/`mpirun` directly (several machines, a
+ * hostfile) joins its job as one rank.
  *
  * Exit codes: 0 finished, 1 training failed, 2 bad configuration or
  * arguments, 3 no GPU, 130 interrupted (a checkpoint was saved).
@@ -12,6 +16,7 @@
  */
 
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { describeNoGpu, getDevice } from "@irforge/tensor";
 import {
@@ -24,15 +29,28 @@ import {
   trainDistill,
   type TrainResult,
 } from "@irforge/trainer";
+import {
+  abortDataParallel,
+  applyRankEnvironment,
+  type DataParallel,
+  joinDataParallel,
+  launchedByMpi,
+  launchRanks,
+  leaveDataParallel,
+  withoutNproc,
+} from "@irforge/trainer/distributed";
 
 const usage =
-  `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR]
+  `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
 
 Trains a retrieval or ranking model from a YAML recipe (built today: biencoder).
 With no --config it trains a tiny bi-encoder on a synthetic collection that ships
 with the repository and prints held-out nDCG@10 before and after.
 --resume DIR continues a run directory (or one of its checkpoints) exactly;
-its config.yaml is used unless --config is given.`;
+its config.yaml is used unless --config is given.
+--nproc N trains on N data-parallel ranks (one per GPU) with mpiexec (MPICH);
+the global batch is N × per_device_train_batch_size. Under mpiexec/mpirun
+directly (e.g. with a hostfile) each process joins the job as one rank.`;
 
 /** What {@link main} decided, for tests. */
 export interface MainOutcome {
@@ -56,6 +74,7 @@ export async function main(
         config: { type: "string" },
         set: { type: "string", multiple: true },
         resume: { type: "string" },
+        nproc: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -68,6 +87,17 @@ export async function main(
   if (values.help) {
     log(usage);
     return { code: 0 };
+  }
+  if (values.nproc !== undefined && !launchedByMpi()) {
+    const nproc = Number(values.nproc);
+    if (!Number.isInteger(nproc) || nproc < 1) {
+      error(`--nproc: expected an integer ≥ 1, got "${values.nproc}"`);
+      return { code: 2 };
+    }
+    if (nproc > 1) {
+      const script = fileURLToPath(import.meta.url);
+      return { code: await launchRanks(nproc, script, withoutNproc(args), error) };
+    }
   }
   const sets = values.set ?? [];
   const isDefault = !values.config && !values.resume;
@@ -84,6 +114,8 @@ export async function main(
     error((e as Error).message);
     return { code: 2 };
   }
+  // Each rank's own GPU: IRFORGE_RANK_<NAME>=v0,v1,… sets <NAME> per local rank, before the device opens.
+  if (launchedByMpi()) applyRankEnvironment();
   try {
     await getDevice();
   } catch (e) {
@@ -94,7 +126,14 @@ export async function main(
     }
     throw e;
   }
+  let dp: DataParallel | undefined;
+  if (launchedByMpi()) {
+    dp = joinDataParallel(config.training.ddp_timeout);
+    if (!dp.leader) log = () => {}; // rank 0 reports for the job
+    log(`data parallel: ${dp.size} ranks over MPI; rank 0 writes the run directory`);
+  }
   if (config.recipe === "distill") {
+    if (dp) abortDataParallel(dp, new Error("distill does not train data-parallel yet"));
     // Two phases, each a full run under <run>/phase1 and <run>/phase2.
     const result = await trainDistill({ config, resume: values.resume ?? undefined, log });
     log(`distill ${result.status}: ${result.runPath}`);
@@ -104,8 +143,9 @@ export async function main(
   }
   let task;
   try {
-    task = await buildTask(config, { log });
+    task = await buildTask(config, { log, distributed: dp?.comm });
   } catch (e) {
+    if (dp) abortDataParallel(dp, e);
     error((e as Error).message);
     return { code: 2 };
   }
@@ -117,7 +157,10 @@ export async function main(
       resume: values.resume ?? null,
       log,
       evaluateFirst: isDefault,
+      distributed: dp,
+      progress: dp ? dp.leader : undefined,
     });
+    if (dp) leaveDataParallel(dp, result);
     if (isDefault && result.status === "finished") {
       const metric = "ndcg@10";
       const evalDir = join(result.runPath, "eval");
@@ -134,6 +177,9 @@ export async function main(
     if (result.status === "failed") return { code: 1, result };
     if (result.status === "interrupted") return { code: 130, result };
     return { code: 0, result };
+  } catch (e) {
+    if (dp) abortDataParallel(dp, e); // never leave the other ranks waiting
+    throw e;
   } finally {
     task.dispose();
   }

@@ -111,3 +111,50 @@ export function applyRankEnvironment(): Record<string, string> {
   for (const [name, value] of Object.entries(set)) Deno.env.set(name, value);
   return set;
 }
+
+/** `args` without `--nproc N` / `--nproc=N` (what each rank is given). */
+export function withoutNproc(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--nproc") i++;
+    else if (!args[i]!.startsWith("--nproc=")) out.push(args[i]!);
+  }
+  return out;
+}
+
+/**
+ * Runs `deno run -A script ...args` on `nproc` ranks of this machine with
+ * `mpiexec` (output goes to this terminal) and returns its exit code; 2 with
+ * a sentence on `error` when MPI is not installed. Ctrl-C reaches the ranks
+ * (they share the terminal's process group), which checkpoint together.
+ */
+export async function launchRanks(
+  nproc: number,
+  script: string,
+  args: readonly string[],
+  error: (line: string) => void = console.error,
+): Promise<number> {
+  const command = mpiexecCommand(nproc, ["run", "-A", script, ...args]);
+  if (!command) {
+    error(
+      `--nproc ${nproc}: no MPI launcher (mpiexec) on PATH; install MPICH ` +
+        `(Debian: apt-get install mpich)`,
+    );
+    return 2;
+  }
+  // The ranks handle Ctrl-C (checkpoint, then stop); this parent only waits for them.
+  const ignore = () => {};
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, ignore);
+  try {
+    const child = new Deno.Command(command.command, {
+      args: command.args,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    return (await child.status).code;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, ignore);
+  }
+}

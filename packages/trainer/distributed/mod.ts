@@ -17,3 +17,4 @@ export * from "./mpi.ts";
 export * from "./data_parallel.ts";
 export * from "./follower_run.ts";
 export * from "./launch.ts";
+export * from "./join.ts";
