@@ -18,3 +18,4 @@ export * from "./data_parallel.ts";
 export * from "./follower_run.ts";
 export * from "./launch.ts";
 export * from "./join.ts";
+export * from "./gather.ts";

@@ -25,6 +25,7 @@ const { values } = parseArgs({
 const out = values.out!;
 const dp = launchedByMpi() ? new DataParallel(Mpi.init({ timeoutSeconds: 120 })) : undefined;
 const rank = dp?.rank ?? 0;
+console.log(`PID ${rank} ${Deno.pid}`);
 await getDevice();
 const text = (await Deno.readTextFile(DEFAULT_CONFIG_PATH))
   .replaceAll("$DEFAULT_DIR", DEFAULT_DIR)
