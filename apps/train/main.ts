@@ -133,7 +133,7 @@ export async function main(
     log(`data parallel: ${dp.size} ranks over MPI; rank 0 writes the run directory`);
   }
   if (config.recipe === "distill") {
-    if (dp) abortDataParallel(dp, new Error("distill does not train data-parallel yet"));
+    if (dp) await abortDataParallel(dp, new Error("distill does not train data-parallel yet"));
     // Two phases, each a full run under <run>/phase1 and <run>/phase2.
     const result = await trainDistill({ config, resume: values.resume ?? undefined, log });
     log(`distill ${result.status}: ${result.runPath}`);
@@ -145,7 +145,7 @@ export async function main(
   try {
     task = await buildTask(config, { log, distributed: dp?.comm });
   } catch (e) {
-    if (dp) abortDataParallel(dp, e);
+    if (dp) await abortDataParallel(dp, e);
     error((e as Error).message);
     return { code: 2 };
   }
@@ -160,7 +160,7 @@ export async function main(
       distributed: dp,
       progress: dp ? dp.leader : undefined,
     });
-    if (dp) leaveDataParallel(dp, result);
+    if (dp) await leaveDataParallel(dp, result);
     if (isDefault && result.status === "finished") {
       const metric = "ndcg@10";
       const evalDir = join(result.runPath, "eval");
@@ -178,7 +178,7 @@ export async function main(
     if (result.status === "interrupted") return { code: 130, result };
     return { code: 0, result };
   } catch (e) {
-    if (dp) abortDataParallel(dp, e); // never leave the other ranks waiting
+    if (dp) await abortDataParallel(dp, e); // never leave the other ranks waiting
     throw e;
   } finally {
     task.dispose();

@@ -423,24 +423,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const metricSums = new Map<string, Tensor>();
       const hostSums: Record<string, number> = {};
       let tokens = 0;
-      let rankError: Error | null = null;
-      for (let micro = 0; micro < accumulation && !rankError; micro++) {
+      for (let micro = 0; micro < accumulation; micro++) {
         const global = step * accumulation + micro;
         const epoch = Math.floor(global / batchesPerEpoch);
         const index = global % batchesPerEpoch;
-        let out: MicroBatchResult;
-        if (!dp) out = await tidyAsync(() => task.microBatch(epoch, index, rng));
-        else {
-          // A rank's failure is shared at the step's agreement, so every rank stops together.
-          const shard = dp.shardIndex(index, task.batchesPerEpoch);
-          const microRng = dp.microBatchRng(rng);
-          try {
-            out = await tidyAsync(() => task.microBatch(epoch, shard, microRng));
-          } catch (e) {
-            rankError = e instanceof Error ? e : new Error(String(e));
-            break;
-          }
-        }
+        // Data-parallel: this rank's shard, with its own random stream.
+        const out = dp
+          ? await tidyAsync(() =>
+            task.microBatch(
+              epoch,
+              dp.shardIndex(index, task.batchesPerEpoch),
+              dp.microBatchRng(rng),
+            )
+          )
+          : await tidyAsync(() => task.microBatch(epoch, index, rng));
         tokens += out.tokens;
         const scaled = scale(out.loss, 1 / accumulation);
         backward(scaled);
@@ -480,12 +476,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
       if (dp) {
         // Gradients and step scalars of all ranks, in one packed all-reduce.
-        try {
-          interrupted = (await dp.agree(step + 1, rankError)).interrupt;
-        } catch (e) {
-          for (const t of scalars) t.dispose();
-          throw e;
-        }
+        interrupted = await dp.agreeInterrupt();
         const totals = await dp.reduceStep({
           params,
           names: scalarNames,

@@ -19,6 +19,12 @@ export interface Collective {
   broadcastText(text: string, root?: number): Promise<string>;
   /** Every rank's text, in rank order. */
   allgatherText(text: string): Promise<string[]>;
+  /** Calls `onNotice(sourceRank, text)` for each {@link sendNotice} to this rank, in the background. */
+  listenForNotices(onNotice: (rank: number, text: string) => void): void;
+  /** Sends a short text to rank `dest` (default 0) without waiting for it. */
+  sendNotice(text: string, dest?: number): void;
+  /** Stops {@link listenForNotices}. */
+  stopNotices(): Promise<void>;
   /** Ends every rank of the job, printing `message` first. */
   abort(message: string, code?: number): never;
 }

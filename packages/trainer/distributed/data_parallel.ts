@@ -19,9 +19,17 @@
  * summed, for tasks whose loss is already the global loss, see
  * {@link TrainingTaskReduction}). The loop then clips to the global norm —
  * every rank holds the same reduced gradients — and steps AdamW, so all
- * ranks stay bit-identical. A small all-reduce before it shares "a rank
- * failed" and "a rank was interrupted", so failures and Ctrl-C end every
- * rank at the same step.
+ * ranks stay bit-identical. A two-number all-reduce before it shares "a
+ * rank was interrupted", so Ctrl-C/SIGTERM stops every rank after the same
+ * step, with one checkpoint.
+ *
+ * Failure: a rank whose work throws tells rank 0 (a point-to-point notice
+ * that rank 0 receives on a helper thread even while it waits in a
+ * collective); rank 0 records the error in `run.json` and aborts the job
+ * (`MPI_Abort`: the launcher stops every rank). If rank 0 does not act
+ * within {@link FAILURE_GRACE_MS}, the failing rank aborts the job itself. A
+ * rank that dies is reported by the launcher (MPICH's Hydra ends the job),
+ * and the watchdog of every collective (`ddp_timeout`) bounds the rest.
  *
  * @example
  * ```ts
@@ -47,16 +55,8 @@ import { FollowerRun, type RunWriter } from "./follower_run.ts";
  */
 export type TrainingTaskReduction = "mean" | "sum";
 
-/** A failure on some rank, known to every rank (they all stop at the same step). */
-export class RankFailedError extends Error {
-  /** `failures`: rank and message of every rank that failed. */
-  constructor(readonly step: number, readonly failures: { rank: number; message: string }[]) {
-    super(
-      failures.map((f) => `rank ${f.rank} failed at step ${step}: ${f.message}`).join("; "),
-    );
-    this.name = "RankFailedError";
-  }
-}
+/** How long a failing rank waits for rank 0 to record its error and end the job. */
+export const FAILURE_GRACE_MS = 10_000;
 
 /** What {@link DataParallel.reduceStep} takes from one rank. */
 export interface StepContribution {
@@ -96,10 +96,49 @@ export class DataParallel {
     this.#interruptRequested = true;
   };
   #signals: Deno.Signal[] = [];
+  #run: RunWriter | null = null;
 
-  /** `comm`: the ranks training together. */
+  /** `comm`: the ranks training together. Rank 0 starts listening for failure notices. */
   constructor(comm: Collective) {
     this.comm = comm;
+    if (comm.rank === 0 && comm.size > 1) {
+      comm.listenForNotices((rank, text) => void this.#peerFailed(rank, text));
+    }
+  }
+
+  // Rank 0: another rank failed; record its error in the run, then end the job.
+  async #peerFailed(rank: number, text: string): Promise<never> {
+    const message = `rank ${rank} failed: ${text}`;
+    try {
+      await this.#run?.finish("failed", new Error(message));
+    } finally {
+      this.comm.abort(message);
+    }
+  }
+
+  /**
+   * Ends the job because this rank failed with `error` (its own failure,
+   * which the other ranks cannot know): another rank tells rank 0, which
+   * records it and aborts the job; rank 0 aborts it directly.
+   */
+  async fail(error: unknown): Promise<never> {
+    const message = error instanceof Error ? error.message : String(error);
+    const detail = error instanceof Error ? error.stack ?? message : message;
+    if (this.leader) return this.comm.abort(detail);
+    console.error(`rank ${this.rank}/${this.size}: ${detail}`);
+    try {
+      this.comm.sendNotice(message, 0);
+    } catch {
+      // rank 0 unreachable: abort below
+    }
+    await new Promise((resolve) => setTimeout(resolve, FAILURE_GRACE_MS));
+    return this.comm.abort(`${message} (rank 0 did not end the job)`);
+  }
+
+  /** Stops rank 0's failure listener (before `MPI_Finalize`). */
+  async close(): Promise<void> {
+    this.stopListening();
+    if (this.comm.rank === 0 && this.comm.size > 1) await this.comm.stopNotices();
   }
 
   /** This rank. */
@@ -157,10 +196,11 @@ export class DataParallel {
     );
     const message = JSON.parse(shared) as { path?: string; error?: string };
     if (message.error !== undefined) throw new Error(message.error);
+    this.#run = run;
     return run ?? new FollowerRun(message.path!);
   }
 
-  /** Listens for SIGINT/SIGTERM; the request is shared at the next step (see {@link agree}). */
+  /** Listens for SIGINT/SIGTERM; the request is shared at the next step (see {@link agreeInterrupt}). */
   listenForSignals(): void {
     if (this.#signals.length > 0) return;
     this.#signals = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
@@ -178,22 +218,10 @@ export class DataParallel {
     this.#interruptRequested = true;
   }
 
-  /**
-   * Shares this rank's state before the gradient all-reduce: throws
-   * {@link RankFailedError} on every rank if any rank failed this step
-   * (`error`), and returns whether any rank was asked to stop.
-   */
-  async agree(step: number, error: Error | null): Promise<{ interrupt: boolean }> {
-    const flags = await this.comm.allreduceSum(
-      Float32Array.of(error ? 1 : 0, this.#interruptRequested ? 1 : 0),
-    );
-    if (flags[0]! > 0) {
-      const messages = await this.comm.allgatherText(error ? error.message : "");
-      const failures = messages.map((message, rank) => ({ rank, message }))
-        .filter((f) => f.message !== "");
-      throw new RankFailedError(step, failures);
-    }
-    return { interrupt: flags[1]! > 0 };
+  /** Whether any rank was asked to stop (a signal, {@link requestInterrupt}); every rank agrees. */
+  async agreeInterrupt(): Promise<boolean> {
+    const flags = await this.comm.allreduceSum(Float32Array.of(this.#interruptRequested ? 1 : 0));
+    return flags[0]! > 0;
   }
 
   /**

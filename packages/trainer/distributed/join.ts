@@ -6,7 +6,7 @@
  */
 
 import { DivergenceError, type TrainResult } from "../loop.ts";
-import { DataParallel, RankFailedError } from "./data_parallel.ts";
+import { DataParallel } from "./data_parallel.ts";
 import { Mpi } from "./mpi.ts";
 
 /**
@@ -19,27 +19,26 @@ export function joinDataParallel(timeoutSeconds: number): DataParallel {
 
 /**
  * Whether every rank already knows how `result` ended: finished or
- * interrupted runs, failures shared at a step ({@link RankFailedError}) and
- * divergence (seen in the averaged loss by all ranks). Any other failure is
- * this rank's alone, and the others wait for it in a collective.
+ * interrupted runs, and divergence (seen in the averaged loss by all
+ * ranks). Any other failure is this rank's alone, and the others wait for
+ * it in a collective.
  */
 export function endedTogether(result: TrainResult): boolean {
-  return result.status !== "failed" || result.error instanceof RankFailedError ||
-    result.error instanceof DivergenceError;
+  return result.status !== "failed" || result.error instanceof DivergenceError;
 }
 
 /**
  * Ends this rank after training: when the others cannot know that it
- * failed, aborts the job with its error (the launcher stops every rank);
- * otherwise finalizes MPI.
+ * failed, ends the job with its error ({@link DataParallel.fail}: rank 0
+ * records it, the launcher stops every rank); otherwise finalizes MPI.
  */
-export function leaveDataParallel(dp: DataParallel, result: TrainResult): void {
-  if (!endedTogether(result)) dp.comm.abort(`training failed: ${result.error?.message}`);
+export async function leaveDataParallel(dp: DataParallel, result: TrainResult): Promise<void> {
+  if (!endedTogether(result)) await dp.fail(result.error ?? new Error("training failed"));
+  await dp.close();
   Mpi.finalizeIfInitialized();
 }
 
-/** Aborts the job from this rank with `error` (an exception outside the training loop). */
-export function abortDataParallel(dp: DataParallel, error: unknown): never {
-  const message = error instanceof Error ? error.stack ?? error.message : String(error);
-  return dp.comm.abort(message);
+/** Ends the job from this rank with `error` (an exception outside the training loop). */
+export function abortDataParallel(dp: DataParallel, error: unknown): Promise<never> {
+  return dp.fail(error);
 }

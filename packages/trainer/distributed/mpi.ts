@@ -35,6 +35,10 @@ const MPI_SUM = 0x58000003;
 const MPI_ERRORS_RETURN = 0x54000001;
 const MPI_THREAD_MULTIPLE = 3;
 const MPI_MAX_ERROR_STRING = 512;
+const MPI_ANY_SOURCE = -2;
+/** Tag of the point-to-point notices ranks send rank 0 (failures), apart from collectives. */
+const NOTICE_TAG = 7321;
+const NOTICE_BYTES = 65536;
 
 const SYMBOLS = {
   MPI_Initialized: { parameters: ["buffer"], result: "i32" },
@@ -68,6 +72,12 @@ const SYMBOLS = {
     nonblocking: true,
   },
   MPI_Barrier: { parameters: ["i32"], result: "i32", nonblocking: true },
+  MPI_Send: { parameters: ["buffer", "i32", "i32", "i32", "i32", "i32"], result: "i32" },
+  MPI_Recv: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type MpiLibrary = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -186,6 +196,7 @@ export class Mpi implements Collective {
   #lib: MpiLibrary;
   #report: (line: string) => void;
   #inFlight = false;
+  #notices: Promise<void> | null = null;
 
   private constructor(lib: MpiLibrary, options: MpiOptions) {
     this.#lib = lib;
@@ -303,6 +314,53 @@ export class Mpi implements Collective {
   /** Waits until every rank arrives. */
   async barrier(): Promise<void> {
     await this.#collective("MPI_Barrier", this.#lib.symbols.MPI_Barrier(MPI_COMM_WORLD));
+  }
+
+  /**
+   * Receives notices (short texts other ranks send with {@link sendNotice})
+   * on a helper thread while this rank computes or waits in collectives,
+   * calling `onNotice(sourceRank, text)` for each, until {@link stopNotices}.
+   */
+  listenForNotices(onNotice: (rank: number, text: string) => void): void {
+    if (this.#notices) return;
+    const lib = this.#lib;
+    const self = this.rank;
+    this.#notices = (async () => {
+      while (true) {
+        const buffer = new Uint8Array(NOTICE_BYTES);
+        const status = new Int32Array(5); // MPICH's MPI_Status: count_lo, …, MPI_SOURCE, …
+        const code = await lib.symbols.MPI_Recv(
+          buffer,
+          NOTICE_BYTES,
+          MPI_BYTE,
+          MPI_ANY_SOURCE,
+          NOTICE_TAG,
+          MPI_COMM_WORLD,
+          status,
+        );
+        if (code !== 0) return;
+        const source = status[2]!, length = status[0]!;
+        if (source === self && length === 0) return; // stopNotices
+        onNotice(source, new TextDecoder().decode(buffer.subarray(0, length)));
+      }
+    })();
+  }
+
+  /** Sends `text` (≤ 64 KiB as UTF-8) to rank `dest`'s {@link listenForNotices}. */
+  sendNotice(text: string, dest = 0): void {
+    const bytes = new TextEncoder().encode(text).subarray(0, NOTICE_BYTES);
+    this.#check(
+      this.#lib.symbols.MPI_Send(bytes, bytes.length, MPI_BYTE, dest, NOTICE_TAG, MPI_COMM_WORLD),
+      "MPI_Send",
+    );
+  }
+
+  /** Ends {@link listenForNotices} (an empty notice to itself) and waits for its thread. */
+  async stopNotices(): Promise<void> {
+    if (!this.#notices) return;
+    this.sendNotice("", this.rank);
+    await this.#notices;
+    this.#notices = null;
   }
 
   /**

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { getDevice } from "@irforge/tensor";
 import { buildTask, DEFAULT_CONFIG_PATH, DEFAULT_DIR, parseConfig, train } from "../../mod.ts";
-import { DataParallel, launchedByMpi, Mpi } from "../mod.ts";
+import { DataParallel, launchedByMpi, leaveDataParallel, Mpi } from "../mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -85,4 +85,4 @@ console.log(`RESULT ${
   })
 }`);
 task.dispose();
-Mpi.finalizeIfInitialized();
+if (dp) await leaveDataParallel(dp, result);
