@@ -2,8 +2,12 @@
  * `deno task train`: the irforge training entry point.
  *
  * ```
- * deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR]
+ * deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
  * ```
+ *
+ * `--nproc N` runs N data-parallel ranks on this machine with `mpiexec`; a
+ * process started by `mpiexec`/`mpirun` directly (several machines, a
+ * hostfile) joins its job as one rank.
  *
  * Exit codes: 0 finished, 1 training failed, 2 bad configuration or
  * arguments, 3 no GPU, 130 interrupted (a checkpoint was saved).
@@ -12,6 +16,7 @@
  */
 
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { describeNoGpu, getDevice } from "@irforge/tensor";
 import {
@@ -29,10 +34,20 @@ import { InputError } from "@irforge/data/input-error";
 import { RunLockedError } from "@irforge/trainer/run-lock";
 import { missingDataFile } from "@irforge/trainer/data-files";
 import { adapterHint } from "./adapter_hint.ts";
+import {
+  abortDataParallel,
+  applyRankEnvironment,
+  type DataParallel,
+  joinDataParallel,
+  launchedByMpi,
+  launchRanks,
+  leaveDataParallel,
+  withoutNproc,
+} from "@irforge/trainer/distributed";
 
 /** The `--help` text; lists every recipe `train` runs. */
 export function usageText(): string {
-  return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR]
+  return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
 
 Trains a retrieval or ranking model from a YAML recipe. Recipes: ${trainableRecipes().join(", ")}
 (examples/<recipe>-*.yaml). With no --config it trains a tiny bi-encoder on a
@@ -45,7 +60,10 @@ its config.yaml is used unless --config is given. A damaged newest checkpoint
 is reported and the newest complete one is used. One process trains in a run
 directory at a time; a second one is refused with the holder's PID.
 Ctrl-C or SIGTERM stops after the current optimizer step and saves a checkpoint
-(exit 130); a second Ctrl-C exits at once, keeping the newest complete checkpoint.`;
+(exit 130); a second Ctrl-C exits at once, keeping the newest complete checkpoint.
+--nproc N trains on N data-parallel ranks (one per GPU) with mpiexec (MPICH);
+the global batch is N × per_device_train_batch_size. Under mpiexec/mpirun
+directly (e.g. with a hostfile) each process joins the job as one rank.`;
 }
 
 /** What {@link main} decided, for tests. */
@@ -70,6 +88,7 @@ export async function main(
         config: { type: "string" },
         set: { type: "string", multiple: true },
         resume: { type: "string" },
+        nproc: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -82,6 +101,17 @@ export async function main(
   if (values.help) {
     log(usageText());
     return { code: 0 };
+  }
+  if (values.nproc !== undefined && !launchedByMpi()) {
+    const nproc = Number(values.nproc);
+    if (!Number.isInteger(nproc) || nproc < 1) {
+      error(`--nproc: expected an integer ≥ 1, got "${values.nproc}"`);
+      return { code: 2 };
+    }
+    if (nproc > 1) {
+      const script = fileURLToPath(import.meta.url);
+      return { code: await launchRanks(nproc, script, withoutNproc(args), error) };
+    }
   }
   const sets = values.set ?? [];
   const isDefault = !values.config && !values.resume;
@@ -103,6 +133,8 @@ export async function main(
     error(missing);
     return { code: 2 };
   }
+  // Each rank's own GPU: IRFORGE_RANK_<NAME>=v0,v1,… sets <NAME> per local rank, before the device opens.
+  if (launchedByMpi()) applyRankEnvironment();
   try {
     const hint = adapterHint(await getDevice());
     if (hint) error(hint);
@@ -114,7 +146,14 @@ export async function main(
     }
     throw e;
   }
+  let dp: DataParallel | undefined;
+  if (launchedByMpi()) {
+    dp = joinDataParallel(config.training.ddp_timeout);
+    if (!dp.leader) log = () => {}; // rank 0 reports for the job
+    log(`data parallel: ${dp.size} ranks over MPI; rank 0 writes the run directory`);
+  }
   if (config.recipe === "distill") {
+    if (dp) await abortDataParallel(dp, new Error("distill does not train data-parallel yet"));
     // Two phases, each a full run under <run>/phase1 and <run>/phase2.
     let result;
     try {
@@ -132,8 +171,9 @@ export async function main(
   }
   let task;
   try {
-    task = await buildTask(config, { log });
+    task = await buildTask(config, { log, distributed: dp?.comm });
   } catch (e) {
+    if (dp) await abortDataParallel(dp, e);
     error((e as Error).message);
     return { code: 2 };
   }
@@ -147,13 +187,17 @@ export async function main(
         resume: values.resume ?? null,
         log,
         evaluateFirst: isDefault,
+        distributed: dp,
+        progress: dp ? dp.leader : undefined,
       });
     } catch (e) {
       const sentence = userError(e);
       if (sentence === undefined) throw e;
+      if (dp) await abortDataParallel(dp, e); // never leave the other ranks waiting
       error(sentence);
       return { code: 2 };
     }
+    if (dp) await leaveDataParallel(dp, result);
     if (isDefault && result.status === "finished") {
       const metric = "ndcg@10";
       const evalDir = join(result.runPath, "eval");
@@ -170,6 +214,9 @@ export async function main(
     if (result.status === "failed") return { code: 1, result };
     if (result.status === "interrupted") return { code: 130, result };
     return { code: 0, result };
+  } catch (e) {
+    if (dp) await abortDataParallel(dp, e); // never leave the other ranks waiting
+    throw e;
   } finally {
     task.dispose();
   }

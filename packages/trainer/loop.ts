@@ -47,6 +47,8 @@ import { Rng } from "./rng.ts";
 import { Progress } from "./progress.ts";
 import { RunLock } from "./run_lock.ts";
 import { openResume } from "./resume.ts";
+import type { DataParallel, TrainingTaskReduction } from "./distributed/data_parallel.ts";
+import type { RunWriter } from "./distributed/follower_run.ts";
 
 /** What a recipe computes for one micro-batch. Every tensor belongs to the loop. */
 export interface MicroBatchResult {
@@ -90,6 +92,11 @@ export interface TrainingTask {
   saveWeights(dir: string): Promise<void>;
   /** Loads weights written by {@link TrainingTask.saveWeights} from `dir`. */
   loadWeights(dir: string): Promise<void>;
+  /**
+   * How gradients combine over data-parallel ranks (default `mean`; `sum`
+   * when the loss already is the global batch's, e.g. cross-rank negatives).
+   */
+  gradientReduction?: TrainingTaskReduction;
 }
 
 /** Options of {@link train}. */
@@ -117,6 +124,11 @@ export interface TrainOptions {
   interruptAfterStep?: number;
   /** Evaluate once before the first step (written as step 0; skipped when resuming). */
   evaluateFirst?: boolean;
+  /**
+   * Data-parallel training over MPI ranks (see `distributed/data_parallel.ts`):
+   * sharded batches, gradients all-reduced per step, rank 0 alone writes.
+   */
+  distributed?: DataParallel;
 }
 
 /** What {@link train} returns. */
@@ -242,7 +254,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const training = options.training ?? config.training;
   const log = options.log ?? ((line: string) => console.log(line));
   const accumulation = training.gradient_accumulation_steps;
-  const totalSteps = totalTrainingSteps(task.batchesPerEpoch, training);
+  const dp = options.distributed ?? null;
+  const batchesPerEpoch = dp ? dp.batchesPerEpoch(task.batchesPerEpoch) : task.batchesPerEpoch;
+  const totalSteps = totalTrainingSteps(batchesPerEpoch, training);
   const schedule = {
     type: training.lr_scheduler_type,
     base: training.learning_rate,
@@ -270,12 +284,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   let step = 0;
   let rng = Rng.seeded(training.seed);
-  let run: RunDir;
-  // One process per run directory: a second `--resume` is refused before it touches anything.
-  let lock: RunLock;
+  let run: RunWriter;
+  // One process per run directory (rank 0 of a data-parallel job holds the lock): a second
+  // `--resume` is refused before it touches anything.
+  const leads = !dp || dp.leader;
+  let lock: RunLock | undefined;
   let opened: string;
   if (options.resume) {
-    const resumed = await openResume(options.resume, task.recipe, log);
+    const resumed = await openResume(options.resume, task.recipe, log, { lock: leads });
     lock = resumed.lock;
     const checkpoint = resumed.checkpoint;
     try {
@@ -287,15 +303,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
       rng = Rng.fromState(state.rng_state);
       step = state.step;
-      run = await RunDir.resume(resumed.runPath, step, runOptions);
+      const resume = () => RunDir.resume(resumed.runPath, step, runOptions);
+      run = dp ? await dp.openRun(resume) : await resume();
     } catch (error) {
-      lock.release();
+      lock?.release();
       throw error;
     }
     opened = `resumed ${run.path} from step ${step} (${checkpoint.path})`;
   } else {
-    run = await RunDir.create(options.runPath ?? runDirectory(config), runOptions);
-    lock = await RunLock.acquire(run.path);
+    const create = () => RunDir.create(options.runPath ?? runDirectory(config), runOptions);
+    run = dp ? await dp.openRun(create) : await create();
+    if (leads) lock = await RunLock.acquire(run.path);
     opened = `run directory: ${run.path}`;
   }
 
@@ -305,8 +323,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // A second signal: stop now. Checkpoints are renamed into place only when complete,
       // so the newest complete one is intact; a half-written `.tmp` one is ignored on resume.
       log("\nsecond interrupt: exiting now; the newest complete checkpoint is kept");
-      markInterruptedSync(run, step);
-      lock.release();
+      if (run instanceof RunDir) markInterruptedSync(run, step);
+      lock?.release();
       Deno.exit(130);
     }
     interrupted = true;
@@ -315,7 +333,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         "(interrupt again to exit at once)",
     );
   };
-  const handleSignals = options.handleSignals ?? true;
+  // Under data parallelism a signal is shared at the next step, so every rank stops together.
+  const handleSignals = (options.handleSignals ?? true) && !dp;
+  if (dp && (options.handleSignals ?? true)) dp.listenForSignals();
   // SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C, so a killed run is never left
   // `running`: it checkpoints and ends `interrupted`.
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
@@ -333,7 +353,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let pending: PendingStep[] = [];
   let windowStart = performance.now();
   const evalEvery = training.eval_steps ?? training.logging_steps;
-  const epochOf = (s: number) => (s * accumulation) / task.batchesPerEpoch;
+  const epochOf = (s: number) => (s * accumulation) / batchesPerEpoch;
 
   // Reads every pending scalar back in one transfer, checks them, writes one record.
   const flush = async (force: boolean) => {
@@ -396,6 +416,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const checkpoint = async () => {
     await flush(true);
+    if (dp && !dp.leader) return; // rank 0 alone writes; every rank holds the same weights
     const dir = await run.beginCheckpoint(step);
     await task.saveWeights(dir);
     await saveOptimizerState(
@@ -409,8 +430,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       step,
       epoch: epochOf(step),
       data_position: {
-        epoch: Math.floor(consumed / task.batchesPerEpoch),
-        index: consumed % task.batchesPerEpoch,
+        epoch: Math.floor(consumed / batchesPerEpoch),
+        index: consumed % batchesPerEpoch,
       },
       rng_state: rng.state(),
       best: run.best,
@@ -431,9 +452,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let tokens = 0;
       for (let micro = 0; micro < accumulation; micro++) {
         const global = step * accumulation + micro;
-        const epoch = Math.floor(global / task.batchesPerEpoch);
-        const index = global % task.batchesPerEpoch;
-        const out = await tidyAsync(() => task.microBatch(epoch, index, rng));
+        const epoch = Math.floor(global / batchesPerEpoch);
+        const index = global % batchesPerEpoch;
+        // Data-parallel: this rank's shard, with its own random stream.
+        const out = dp
+          ? await tidyAsync(() =>
+            task.microBatch(
+              epoch,
+              dp.shardIndex(index, task.batchesPerEpoch),
+              dp.microBatchRng(rng),
+            )
+          )
+          : await tidyAsync(() => task.microBatch(epoch, index, rng));
         tokens += out.tokens;
         const scaled = scale(out.loss, 1 / accumulation);
         backward(scaled);
@@ -465,6 +495,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         for (const t of Object.values(out.parts ?? {})) t.dispose();
         for (const v of Object.values(out.metrics ?? {})) if (typeof v !== "number") v.dispose();
       }
+      let scalarNames = ["train/loss"];
+      let scalars: Tensor[] = stepLoss ? [stepLoss] : [];
+      for (const [k, t] of partSums) scalarNames.push(`train/${k}`), scalars.push(t);
+      for (const [k, t] of metricSums) scalarNames.push(`train/${k}`), scalars.push(t);
+      let host: Record<string, number> = {};
+      for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
+      if (dp) {
+        // Gradients and step scalars of all ranks, in one packed all-reduce.
+        interrupted = await dp.agreeInterrupt();
+        const totals = await dp.reduceStep({
+          params,
+          names: scalarNames,
+          scalars,
+          host,
+          tokens,
+          reduction: task.gradientReduction ?? "mean",
+        });
+        host = totals.host;
+        tokens = totals.tokens;
+        scalarNames = [];
+        scalars = [];
+      }
       const gradNorm = clipGradNorm(
         params,
         training.max_grad_norm > 0 ? training.max_grad_norm : Infinity,
@@ -473,14 +525,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       optimizer.step(lr);
       optimizer.zeroGrad();
       step++;
-      const scalarNames = ["train/loss"];
-      const scalars: Tensor[] = [stepLoss!];
-      for (const [k, t] of partSums) scalarNames.push(`train/${k}`), scalars.push(t);
-      for (const [k, t] of metricSums) scalarNames.push(`train/${k}`), scalars.push(t);
       scalarNames.push("train/grad_norm");
       scalars.push(gradNorm);
-      const host: Record<string, number> = {};
-      for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
       pending.push({ step, scalars, names: scalarNames, host, lr, tokens });
       await flush(false);
       // Let the event loop deliver signals: without a macrotask turn a Ctrl-C would wait
@@ -520,13 +566,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (handleSignals) {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
     }
+    dp?.stopListening();
     optimizer.zeroGrad();
     optimizer.dispose();
   }
   try {
     await run.finish(status, error);
   } finally {
-    lock.release();
+    lock?.release();
   }
   if (status === "interrupted") {
     log(`interrupted at step ${step}; resume with --resume ${run.path}`);

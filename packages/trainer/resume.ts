@@ -61,8 +61,8 @@ export interface ResumePoint {
   runPath: string;
   /** The complete checkpoint to load. */
   checkpoint: CheckpointInfo;
-  /** The run directory's lock, held until the caller releases it. */
-  lock: RunLock;
+  /** The run directory's lock, held until the caller releases it (absent when not asked for). */
+  lock?: RunLock;
 }
 
 /** Whether `path` is a checkpoint directory rather than a run directory. */
@@ -86,6 +86,7 @@ export async function openResume(
   resumePath: string,
   recipe: string,
   log: (line: string) => void,
+  options: { lock?: boolean } = {},
 ): Promise<ResumePoint> {
   const explicit = await isCheckpoint(resumePath);
   const runPath = explicit ? dirname(dirname(resumePath)) : resumePath;
@@ -98,9 +99,10 @@ export async function openResume(
         "(run.json, checkpoints/checkpoint-<step>/)",
     );
   }
-  const lock = await RunLock.acquire(runPath);
+  // Ranks of a data-parallel job other than rank 0 read the run without locking it.
+  const lock = options.lock === false ? undefined : await RunLock.acquire(runPath);
   try {
-    if (lock.tookOverFrom) {
+    if (lock?.tookOverFrom) {
       log(
         `took over the lock of ${runPath} from process ${lock.tookOverFrom.pid}, which is no ` +
           `longer running`,
@@ -156,7 +158,7 @@ export async function openResume(
       `every checkpoint is damaged (${damaged.join("; ")}); start a new run`,
     );
   } catch (error) {
-    lock.release();
+    lock?.release();
     throw error;
   }
 }

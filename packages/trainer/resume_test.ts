@@ -64,7 +64,7 @@ Deno.test("openResume: skips a damaged newest checkpoint; refuses a damaged one 
     assert.match(lines.join("\n"), /skipping damaged checkpoint\(s\): checkpoint-6: .*truncated/);
     // The lock is held until released: a second resume is refused.
     await assert.rejects(openResume(run, "biencoder", () => {}), RunLockedError);
-    point.lock.release();
+    point.lock?.release();
     await assert.rejects(
       openResume(newest, "biencoder", () => {}),
       (e: unknown) =>

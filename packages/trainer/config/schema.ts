@@ -299,6 +299,12 @@ export const trainingKeys = {
     doc: "recompute activations in backward to save memory",
   }),
   seed: int({ default: 42, min: 0, doc: "seed of initialisation, dropout and sampling" }),
+  ddp_timeout: int({
+    default: 1800,
+    min: 1,
+    phase: false,
+    doc: "seconds a rank waits in a collective before aborting the data-parallel job",
+  }),
   skip_phase1: bool({ default: false, phase: false, doc: "distill: skip phase 1" }),
   skip_phase2: bool({ default: false, phase: false, doc: "distill: skip phase 2" }),
   resume_from_checkpoint: optionalString({

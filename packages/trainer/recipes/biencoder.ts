@@ -59,6 +59,8 @@ import {
 } from "./model_setup.ts";
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { exactTopKGpu } from "./top_k.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { allGatherRows, shardedEncoder } from "../distributed/gather.ts";
 import { evalCapNote, firstEvalQueries } from "./eval_samples.ts";
 
 /** Token batch of collated rows (what `uploadInputs` takes). */
@@ -217,6 +219,11 @@ export interface BiencoderOptions {
   data?: RetrievalData;
   /** Progress lines of evaluation (default: none). */
   log?: (line: string) => void;
+  /**
+   * Data-parallel ranks: in-batch negatives come from every rank (Trove's
+   * cross-device negatives) and evaluation encodes a share per rank.
+   */
+  distributed?: Collective;
 }
 
 /** A built bi-encoder task with its model. */
@@ -311,6 +318,10 @@ export async function biencoderTask(
     }
   };
 
+  const comm = options.distributed && options.distributed.size > 1 ? options.distributed : null;
+  const evalEncoder = (maxLength: number) =>
+    comm ? shardedEncoder(comm, encoder(maxLength)) : encoder(maxLength);
+
   const evaluate = (): Promise<EvalOutcome> =>
     inEvalMode(async () => {
       if (!data.evalQrels || !data.evalQueries) throw new Error("no evaluation data");
@@ -320,8 +331,8 @@ export async function biencoderTask(
         queries: data.evalQueries,
         documents,
         qrels: data.evalQrels,
-        encodeQueries: encoder(d.query_max_len),
-        encodeDocuments: encoder(d.passage_max_len),
+        encodeQueries: evalEncoder(d.query_max_len),
+        encodeDocuments: evalEncoder(d.passage_max_len),
         search: exactTopKGpu,
       }, { k: 100, batchSize: t.per_device_eval_batch_size, measures: RETRIEVAL_MEASURES });
       return evaluationToOutcome(result.evaluation, result.run, "biencoder");
@@ -334,6 +345,7 @@ export async function biencoderTask(
     tokenizer,
     parameters: trainable,
     batchesPerEpoch,
+    gradientReduction: comm ? "sum" : "mean",
     embed: (texts, maxLength) => inEvalMode(() => encoder(maxLength)(texts)),
     async microBatch(epoch, index, rng) {
       release();
@@ -344,10 +356,12 @@ export async function biencoderTask(
       const batch = collateRetrieval(items, tokenizer, collateOptions);
       const q = embedBatch(model, batch.queries, pooling, normalize, liveInputs);
       const p = embedBatch(model, batch.passages, pooling, normalize, liveInputs);
+      // Across ranks the loss is the global batch's; each rank's gradient reaches its own rows.
+      const gathered = comm ? await allGatherRows(comm, [q, p], batch.labels) : null;
       const out = await loss.compute({
-        queryEmbeddings: q,
-        passageEmbeddings: p,
-        labels: batch.labels,
+        queryEmbeddings: gathered ? gathered.tensors[0]! : q,
+        passageEmbeddings: gathered ? gathered.tensors[1]! : p,
+        labels: gathered ? concatArrays(gathered.extras) : batch.labels,
       });
       const tokens = sumOf(batch.queries.attentionMask) + sumOf(batch.passages.attentionMask);
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
@@ -360,6 +374,13 @@ export async function biencoderTask(
       disposeLoaded(loaded);
     },
   };
+}
+
+function concatArrays(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, at), at += p.length;
+  return out;
 }
 
 function sumOf(values: ArrayLike<number>): number {

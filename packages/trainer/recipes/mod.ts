@@ -7,6 +7,7 @@
 
 import { type Config, type Recipe, RECIPES } from "../config/schema.ts";
 import type { TrainingTask } from "../loop.ts";
+import type { Collective } from "../distributed/collective.ts";
 import { biencoderTask } from "./biencoder.ts";
 import { crossencoderTask } from "./crossencoder.ts";
 import { blockrankTask } from "./blockrank.ts";
@@ -31,6 +32,11 @@ export type BuiltTask = TrainingTask & { dispose(): void };
 export interface BuildOptions {
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
+  /**
+   * The ranks of a data-parallel run, for recipes that gather across them
+   * (bi-encoder negatives, sharded evaluation); absent in one process.
+   */
+  distributed?: Collective;
 }
 
 const BUILDERS: Partial<
