@@ -92,7 +92,10 @@ export async function main(
       : null;
     if (loaded) {
       config = loaded.config;
-      for (const note of loaded.notes) log(`${loaded.dialect}: ${note}`);
+      // --print-config shows the notes among its comments; its output stays valid YAML.
+      if (!values["print-config"]) {
+        for (const note of loaded.notes) log(`${loaded.dialect}: ${note}`);
+      }
     } else if (values.resume) {
       config = await loadConfig(await resumeConfigPath(values.resume), sets);
     } else config = await defaultConfig(sets);
