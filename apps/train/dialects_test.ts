@@ -398,27 +398,17 @@ function qaExpertCommand(model: string, train: string, validation: string, out: 
     --model_max_length 4096 --gradient_checkpointing True --packing True`.split(/\s+/);
 }
 
-/** Three multi-hop records in qa-expert's training format (short texts). */
+/** Three multi-hop records in qa-expert's training format (very short texts). */
 function qaExpertRecords(): string {
   const record = (i: number) => ({
-    question: `Where was the owner of cat ${i} born?`,
-    answer: "Paris",
+    question: `cat ${i}?`,
+    answer: "Ann",
     multihop: i !== 2,
     sub_questions: [
-      {
-        question: `Who owns cat ${i}?`,
-        answer: "Ann",
-        paragraph: `Cat ${i} lives with Ann.`,
-        long_answer: "The context says Ann owns it.\nAnswer: Ann",
-      },
-      {
-        question: "Where was Ann born?",
-        answer: "Paris",
-        paragraph: "Ann was born in Paris.",
-        long_answer: "Ann was born in Paris.\nAnswer: Paris",
-      },
+      { question: "who?", answer: "Ann", paragraph: "Ann.", long_answer: "Ann" },
+      { question: "where?", answer: "Rome", paragraph: "Rome.", long_answer: "Rome" },
     ],
-    final_answer: "Summary: Ann owns the cat and was born in Paris.\nAnswer: Paris",
+    final_answer: "Ann",
     tag: "test",
   });
   return JSON.stringify([0, 1, 2].map(record));
