@@ -24,7 +24,11 @@ import {
   type Config,
   ConfigError,
   defaultConfig,
+  flagsConfig,
+  loadAnyConfig,
   loadConfig,
+  printConfig,
+  splitUpstreamArgs,
   train,
   trainableRecipes,
   trainDistill,
@@ -48,6 +52,9 @@ import {
 /** The `--help` text; lists every recipe `train` runs. */
 export function usageText(): string {
   return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
+       [--dialect irforge|blockrank|distill|qa-expert|rankllm] [--print-config]
+       deno task train --recipe sft --model_name_or_path DIR --train_path F ...  (qa-expert flags)
+       deno task train --train_dataset_path F --objective generation ...  (RankLLM flags)
 
 Trains a retrieval or ranking model from a YAML recipe. Recipes: ${trainableRecipes().join(", ")}
 (examples/<recipe>-*.yaml). With no --config it trains a tiny bi-encoder on a
@@ -81,14 +88,18 @@ export async function main(
   error: (line: string) => void = console.error,
 ): Promise<MainOutcome> {
   let values;
+  // qa-expert / RankLLM flags travel apart from irforge's own options (config/dialects).
+  const split = splitUpstreamArgs(args);
   try {
     values = parseArgs({
-      args,
+      args: split.irforge,
       options: {
         config: { type: "string" },
         set: { type: "string", multiple: true },
         resume: { type: "string" },
         nproc: { type: "string" },
+        dialect: { type: "string" },
+        "print-config": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -114,12 +125,32 @@ export async function main(
     }
   }
   const sets = values.set ?? [];
-  const isDefault = !values.config && !values.resume;
+  const isDefault = !values.config && !values.resume && !split.upstream;
   let config: Config;
   try {
-    if (values.config) config = await loadConfig(values.config, sets);
-    else if (values.resume) config = await loadConfig(await resumeConfigPath(values.resume), sets);
-    else config = await defaultConfig(sets);
+    const dialect = values.dialect ?? undefined;
+    const loaded = split.upstream
+      ? flagsConfig(split.upstream, { dialect: split.dialect, recipe: split.recipe, sets })
+      : values.config
+      ? await loadAnyConfig(values.config, { sets, dialect })
+      : null;
+    if (loaded) {
+      config = loaded.config;
+      // --print-config shows the notes among its comments; its output stays valid YAML.
+      if (!values["print-config"]) {
+        for (const note of loaded.notes) log(`${loaded.dialect}: ${note}`);
+      }
+    } else if (values.resume) {
+      config = await loadConfig(await resumeConfigPath(values.resume), sets);
+    } else config = await defaultConfig(sets);
+    if (values["print-config"]) {
+      log(
+        loaded
+          ? printConfig(loaded)
+          : printConfig({ config, dialect: "irforge", notes: [], mapping: [] }),
+      );
+      return { code: 0 };
+    }
   } catch (e) {
     if (e instanceof ConfigError) {
       error(e.message);

@@ -28,6 +28,7 @@ export * from "./multilevel_dataset.ts";
 export * from "./retrieval_collator.ts";
 export * from "./chat.ts";
 export * from "./sft.ts";
+export * from "./sft_formats.ts";
 export * from "./listwise.ts";
 export * from "./distill.ts";
 export * from "./safe_output.ts";

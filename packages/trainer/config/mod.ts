@@ -12,3 +12,4 @@ export * from "./resolved_yaml.ts";
 export * from "./run_location.ts";
 export * from "./reference_table.ts";
 export { closestMatch, damerauLevenshtein } from "./levenshtein.ts";
+export * from "./dialects/mod.ts";

@@ -114,6 +114,69 @@ export function parseConfig(text: string, file: string, sets: string[] = []): Co
   const raw = readYaml(text, file, problems);
   // A file that is not valid YAML says nothing reliable about its keys.
   if (raw === undefined) throw new ConfigError(problems);
+  return resolveRaw(raw, file, sets, problems);
+}
+
+/** One irforge key set by a translated (dialect) configuration, with where the user wrote it. */
+export interface MappedEntry {
+  /** `recipe`, `name`, or `section.key` (a canonical key name). */
+  path: string;
+  /** The value, as YAML would have read it. */
+  value: unknown;
+  /** Where the user wrote the upstream key (its name in `field`). */
+  where: InputLocation;
+}
+
+/**
+ * Validates a configuration given as irforge keys (what a dialect made of
+ * another project's file) exactly as {@linkcode parseConfig} validates a
+ * file: the same types, ranges, defaults and cross-field checks; problems
+ * point at the user's own lines. `problems` found while translating are
+ * reported together with these.
+ *
+ * @throws {ConfigError} listing every problem.
+ */
+export function parseMappedConfig(
+  entries: readonly MappedEntry[],
+  file: string,
+  sets: string[] = [],
+  problems: InputError[] = [],
+): Config {
+  const raw: RawConfig = { top: new Map(), sections: new Map(), sectionWhere: new Map() };
+  for (const entry of entries) {
+    const [section, key] = entry.path.split(".") as [string, string | undefined];
+    if (key === undefined) {
+      if (!(TOP_LEVEL_KEYS as readonly string[]).includes(section)) {
+        throw new Error(`parseMappedConfig: "${entry.path}" is not a top-level key`);
+      }
+      raw.top.set(section, { value: entry.value, where: entry.where });
+      continue;
+    }
+    if (!ALL_SECTIONS.includes(section) || !(key in keysOf(section))) {
+      throw new Error(`parseMappedConfig: "${entry.path}" is not a configuration key`);
+    }
+    let entriesOf = raw.sections.get(section);
+    if (!entriesOf) {
+      raw.sections.set(section, entriesOf = new Map());
+      raw.sectionWhere.set(section, entry.where);
+    }
+    const previous = entriesOf.get(key);
+    if (previous) {
+      problems.push(
+        new InputError(
+          entry.where,
+          `sets ${entry.path}, already set by "${previous.where.field}"` +
+            (previous.where.line !== undefined ? ` at line ${previous.where.line}` : ""),
+        ),
+      );
+      continue;
+    }
+    entriesOf.set(key, { value: entry.value, where: entry.where });
+  }
+  return resolveRaw(raw, file, sets, problems);
+}
+
+function resolveRaw(raw: RawConfig, file: string, sets: string[], problems: InputError[]): Config {
   for (const set of sets) applySet(raw, set, problems);
   const config = validate(raw, file, problems);
   if (problems.length > 0 || config === undefined) throw new ConfigError(problems);

@@ -123,6 +123,28 @@ export const modelKeys = {
     default: null,
     doc: "teacher model for distillation (distill recipe)",
   }),
+  projection_hidden_dim: optionalInt({
+    default: null,
+    min: 1,
+    doc:
+      "distill: the projection gets a hidden layer of this width, Linear → LayerNorm → GELU → Linear → LayerNorm (distill-for-retrieval's ProjectionLayer); null: one linear map",
+  }),
+  teacher_prefix_dim: optionalInt({
+    default: null,
+    min: 1,
+    doc:
+      "distill: regress onto the first N values of the teacher's normalised embedding (an MRL teacher; distill-for-retrieval's use_projection: false); null: all of it",
+  }),
+  teacher_dim: optionalInt({
+    default: null,
+    min: 1,
+    doc: "distill: the teacher's embedding width, checked when it loads (null: not checked)",
+  }),
+  student_dim: optionalInt({
+    default: null,
+    min: 1,
+    doc: "distill: the student's hidden size, checked when it loads (null: not checked)",
+  }),
 } as const satisfies Record<string, KeySpec<unknown>>;
 
 /** The `data` section. */
@@ -180,6 +202,10 @@ export const dataKeys = {
   negative_source: oneOf(["random", "run", "qrels", "in_batch"], {
     default: "random",
     doc: "negatives: random corpus docs, the run file, low qrels grades, or in-batch only",
+  }),
+  query_instruction: optionalString({
+    default: null,
+    doc: "distill: text put before every query (instruction-tuned retrievers); null: none",
   }),
   min_score: optionalNumber({
     default: null,
@@ -304,6 +330,30 @@ export const trainingKeys = {
     min: 1,
     phase: false,
     doc: "seconds a rank waits in a collective before aborting the data-parallel job",
+  }),
+  max_length: optionalInt({
+    default: null,
+    min: 1,
+    doc:
+      "distill: token limit of queries and passages in this phase (null: data.query_max_len / passage_max_len)",
+  }),
+  max_samples: optionalInt({
+    default: null,
+    min: 1,
+    doc:
+      "distill: train on the first N texts (phase 1: training queries, then passages) or queries (phase 2); null: all",
+  }),
+  num_negatives: optionalInt({
+    default: null,
+    min: 1,
+    doc:
+      "distill phase 2: hard negatives per query, InfoNCE within the query's own group (null: one, with in-batch negatives)",
+  }),
+  artifacts_dir: optionalString({
+    default: null,
+    phase: false,
+    doc:
+      "after training, copy the final weights and config.yaml here (distill-for-retrieval's save_to_artifacts); null: no copy",
   }),
   skip_phase1: bool({ default: false, phase: false, doc: "distill: skip phase 1" }),
   skip_phase2: bool({ default: false, phase: false, doc: "distill: skip phase 2" }),

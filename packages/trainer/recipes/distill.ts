@@ -47,6 +47,7 @@ import type { CausalLM, ModelInputs } from "@irforge/model";
 import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import { SafetensorsFile } from "@irforge/model/safetensors";
 import {
+  BinaryDataset,
   collate,
   type CollatedBatch,
   type Corpus,
@@ -86,6 +87,7 @@ import {
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
+import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
 
 /** Name of the projection in `model.safetensors`. */
 export const PROJECTION = "projection.weight";
@@ -166,8 +168,44 @@ export function pooledHidden(
   }
 }
 
-/** Loads the teacher of `config` (model directory, `random-init:`, or precomputed `.safetensors`). */
+/**
+ * Loads the teacher of `config` (model directory, `random-init:`, or
+ * precomputed `.safetensors`), checks `model.teacher_dim`, and with
+ * `model.teacher_prefix_dim` keeps the first N values of each embedding
+ * (not renormalised: an MRL teacher's prefix, as distill-for-retrieval uses it).
+ */
 export async function loadTeacher(config: Config): Promise<Teacher | null> {
+  const teacher = await loadFullTeacher(config);
+  if (teacher === null) return null;
+  const { teacher_dim: expected, teacher_prefix_dim: prefix } = config.model;
+  if (expected !== null && expected !== teacher.dim) {
+    teacher.dispose();
+    throw new Error(
+      `model.teacher_dim ${expected}, but the teacher's embeddings have ${teacher.dim} values`,
+    );
+  }
+  if (prefix === null || prefix === teacher.dim) return teacher;
+  if (prefix > teacher.dim) {
+    teacher.dispose();
+    throw new Error(
+      `model.teacher_prefix_dim ${prefix} is wider than the teacher's embeddings (${teacher.dim})`,
+    );
+  }
+  return {
+    dim: prefix,
+    async embed(items, maxLength) {
+      const full = await teacher.embed(items, maxLength);
+      const out = new Float32Array(items.length * prefix);
+      for (let i = 0; i < items.length; i++) {
+        out.set(full.subarray(i * teacher.dim, i * teacher.dim + prefix), i * prefix);
+      }
+      return out;
+    },
+    dispose: () => teacher.dispose(),
+  };
+}
+
+async function loadFullTeacher(config: Config): Promise<Teacher | null> {
   const source = config.model.teacher_model_name_or_path;
   if (source === null) return null;
   if (source.endsWith(".safetensors")) {
@@ -277,6 +315,14 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
   const { model, tokenizer, trainable } = loaded;
   const hidden = model.config.hiddenSize;
   const projectionDim = config.model.projection_dim;
+  if (config.model.student_dim !== null && config.model.student_dim !== hidden) {
+    throw new Error(
+      `model.student_dim ${config.model.student_dim}, but the student's hidden size is ${hidden}`,
+    );
+  }
+  if (config.model.projection_hidden_dim !== null && projectionDim === null) {
+    throw new Error("model.projection_hidden_dim needs model.projection_dim (the output width)");
+  }
   if (teacherDim !== null && (projectionDim ?? hidden) !== teacherDim) {
     throw new Error(
       projectionDim === null
@@ -287,7 +333,16 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
   }
   const parameters = new Map(trainable);
   let projection: Tensor | null = null;
-  if (projectionDim !== null) {
+  let mlp: ProjectionMlp | null = null;
+  if (projectionDim !== null && config.model.projection_hidden_dim !== null) {
+    mlp = projectionMlp(
+      hidden,
+      config.model.projection_hidden_dim,
+      projectionDim,
+      Rng.seeded(config.training.seed + 2),
+    );
+    for (const [name, p] of mlp.parameters) parameters.set(name, p);
+  } else if (projectionDim !== null) {
     const rng = Rng.seeded(config.training.seed + 2);
     projection = parameter(
       Float32Array.from(
@@ -309,6 +364,8 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
     ? parameters
     : projection
     ? new Map([[PROJECTION, projection]])
+    : mlp
+    ? mlp.parameters
     : null;
   const student: Student = {
     loaded,
@@ -323,6 +380,12 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
       for (const m of batch.attentionMask) student.tokens += m;
       const pooled = pooledHidden(model, batch, config, live);
       return tidy(() => {
+        if (mlp) {
+          // distill-for-retrieval normalises the pooled embedding before its projection too.
+          const input = config.model.normalize ? l2Normalize(pooled) : pooled;
+          const projected = mlp.forward(input);
+          return config.model.normalize ? l2Normalize(projected) : projected;
+        }
         const projected = projection ? matmul(pooled, projection, { transB: true }) : pooled;
         return config.model.normalize ? l2Normalize(projected) : projected;
       });
@@ -337,6 +400,7 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
     },
     dispose() {
       projection?.dispose();
+      mlp?.dispose();
       disposeLoaded(loaded);
     },
   };
@@ -356,7 +420,9 @@ export function phaseLoss(
     options = { ...training.loss_options };
   } else {
     name = hasTeacher ? "distill_phase2" : "infonce";
-    options = { temperature: training.temperature, ...training.loss_options };
+    // With num_negatives each query is scored against its own group only (distill-for-retrieval).
+    const ownGroup = training.num_negatives !== null ? { in_batch_negatives: false } : {};
+    options = { temperature: training.temperature, ...ownGroup, ...training.loss_options };
   }
   const dims = config.model.matryoshka_dims;
   if (dims.length === 0) return createLoss(name, options);
@@ -447,13 +513,20 @@ async function distillTasksOf(
     }
   };
 
-  // Phase 1 texts: every corpus passage and every training query.
-  const texts: IdText[] = [];
-  for (const [id, doc] of data.corpus) texts.push({ id, text: passageText(doc) });
+  const instruction = d.query_instruction ?? "";
+  // Phase 1 texts: every corpus passage and every training query; with max_samples, the
+  // first N in distill-for-retrieval's order (queries first, then passages).
+  const passageTexts: IdText[] = [];
+  for (const [id, doc] of data.corpus) passageTexts.push({ id, text: passageText(doc) });
+  const queryTexts: IdText[] = [];
   for (const qid of data.trainQrels.keys()) {
     const text = data.queries.get(qid);
-    if (text !== undefined) texts.push({ id: qid, text });
+    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text });
   }
+  const texts = p1.max_samples === null
+    ? [...passageTexts, ...queryTexts]
+    : [...queryTexts, ...passageTexts].slice(0, p1.max_samples);
+  const phase1Length = p1.max_length ?? d.passage_max_len;
   const loss1 = phaseLoss(config, 1, p1, hasTeacher);
   const batch1 = p1.per_device_train_batch_size;
   const phase1: TrainingTask = {
@@ -465,8 +538,8 @@ async function distillTasksOf(
       const before = student.tokens;
       const order = epochPermutation(texts.length, d.dataset_seed, epoch);
       const items = order.slice(index * batch1, (index + 1) * batch1).map((i) => texts[i]!);
-      const target = await teacher!.embed(items, d.passage_max_len);
-      const embeddings = student.embed(items.map((i) => i.text), d.passage_max_len, liveInputs);
+      const target = await teacher!.embed(items, phase1Length);
+      const embeddings = student.embed(items.map((i) => i.text), phase1Length, liveInputs);
       const out = await loss1.compute({ student: embeddings, teacher: target });
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
@@ -476,7 +549,7 @@ async function distillTasksOf(
     loadWeights: (dir) => student.loadWeights(dir),
   };
 
-  const triplets = new TripletDataset({
+  const sources = {
     positives: materializeQrels([{
       qrels: data.trainQrels,
       corpus: data.corpus,
@@ -487,31 +560,59 @@ async function distillTasksOf(
     runNegatives: d.run_path ? { run: await readRun(d.run_path), corpus: data.corpus } : undefined,
     randomCorpus: data.corpus,
     seed: d.dataset_seed,
-  });
-  if (triplets.length === 0) throw new Error("data: no training query has a positive document");
+  };
+  // num_negatives: groups of 1 + n passages (judged grade-0 documents first, as
+  // distill-for-retrieval takes them); otherwise (query, positive, negative) triplets.
+  const groups = p2.num_negatives === null
+    ? (() => {
+      const triplets = new TripletDataset(sources);
+      return {
+        length: triplets.length,
+        get: (i: number, epoch: number) => {
+          const t = triplets.get(i, epoch);
+          return { qid: t.qid, query: t.query, passages: [t.positive, t.negative] };
+        },
+      };
+    })()
+    : new BinaryDataset({
+      ...sources,
+      negatives: materializeQrels([{
+        qrels: data.trainQrels,
+        corpus: data.corpus,
+        queries: data.queries,
+        minScore: 0,
+        maxScore: 1,
+        name: d.qrels_path ?? "qrels",
+      }]),
+      groupSize: p2.num_negatives + 1,
+    });
+  if (groups.length === 0) throw new Error("data: no training query has a positive document");
+  const groupCount = Math.min(groups.length, p2.max_samples ?? Infinity);
   const loss2 = phaseLoss(config, 2, p2, hasTeacher);
   const batch2 = p2.per_device_train_batch_size;
+  const queryLength = p2.max_length ?? d.query_max_len;
+  const passageLength = p2.max_length ?? d.passage_max_len;
   const phase2: TrainingTask = {
     recipe: "distill",
     parameters: student.parameters,
-    batchesPerEpoch: Math.ceil(triplets.length / batch2),
+    batchesPerEpoch: Math.ceil(groupCount / batch2),
     async microBatch(epoch, index, rng) {
       startMicroBatch(rng);
       const before = student.tokens;
-      const order = epochPermutation(triplets.length, d.dataset_seed, epoch);
+      const order = epochPermutation(groupCount, d.dataset_seed, epoch);
       const items = order.slice(index * batch2, (index + 1) * batch2)
-        .map((i) => triplets.get(i, epoch));
-      const queryItems = items.map((t) => ({ id: t.qid, text: t.query }));
+        .map((i) => groups.get(i, epoch));
+      const queryItems = items.map((t) => ({ id: t.qid, text: instruction + t.query }));
       const passageItems = items.flatMap((t) =>
-        [t.positive, t.negative].map((p) => ({ id: p.id, text: passageText(p) }))
+        t.passages.map((p) => ({ id: p.id, text: passageText(p) }))
       );
-      const q = student.embed(queryItems.map((i) => i.text), d.query_max_len, liveInputs);
-      const p = student.embed(passageItems.map((i) => i.text), d.passage_max_len, liveInputs);
-      const labels = items.flatMap(() => [1, 0]);
+      const q = student.embed(queryItems.map((i) => i.text), queryLength, liveInputs);
+      const p = student.embed(passageItems.map((i) => i.text), passageLength, liveInputs);
+      const labels = items.flatMap((t) => t.passages.map((_, j) => j === 0 ? 1 : 0));
       let out;
       if (teacher) {
-        const tq = await teacher.embed(queryItems, d.query_max_len);
-        const tp = await teacher.embed(passageItems, d.passage_max_len);
+        const tq = await teacher.embed(queryItems, queryLength);
+        const tp = await teacher.embed(passageItems, passageLength);
         const target = new Float32Array(tq.length + tp.length);
         target.set(tq), target.set(tp, tq.length);
         out = await loss2.compute({
@@ -555,13 +656,17 @@ async function distillTasksOf(
     });
     return evaluationToOutcome(result.evaluation, result.run, tag);
   };
-  const studentEncoder = (maxLength: number) => async (batch: readonly string[]) => {
-    const out = noGrad(() => student.embed(batch, maxLength));
+  const studentEncoder = (maxLength: number, prefix = "") => async (batch: readonly string[]) => {
+    const out = noGrad(() => student.embed(batch.map((text) => prefix + text), maxLength));
     return await out.toArray().finally(() => out.dispose()) as Float32Array;
   };
   const evaluate = () =>
     inEvalMode(() =>
-      retrieval(studentEncoder(d.query_max_len), studentEncoder(d.passage_max_len), "distill")
+      retrieval(
+        studentEncoder(d.query_max_len, instruction),
+        studentEncoder(d.passage_max_len),
+        "distill",
+      )
     );
   if (data.evalQrels) phase1.evaluate = phase2.evaluate = evaluate;
 
@@ -710,8 +815,30 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
         break;
       }
     }
+    const last = result.phase2 ?? result.phase1;
+    if (config.training.artifacts_dir !== null && result.status === "finished" && last) {
+      const copied = await copyArtifacts(last.runPath, config.training.artifacts_dir);
+      log(`artifacts: final weights and config.yaml copied to ${copied}`);
+    }
   } finally {
     if (!options.tasks) tasks.dispose();
   }
   return result;
+}
+
+/**
+ * Copies the final checkpoint's files of the phase run at `phaseDir` and the
+ * run's `config.yaml` into a new directory `artifactsDir` (`-2`, `-3`, … when it
+ * exists: nothing there is overwritten); returns the directory.
+ */
+export async function copyArtifacts(phaseDir: string, artifactsDir: string): Promise<string> {
+  const checkpoint = await findResumeCheckpoint(phaseDir);
+  const target = await uniqueDirectory(artifactsDir);
+  for await (const entry of Deno.readDir(checkpoint.path)) {
+    if (entry.isFile) {
+      await Deno.copyFile(join(checkpoint.path, entry.name), join(target, entry.name));
+    }
+  }
+  await Deno.copyFile(join(phaseDir, "config.yaml"), join(target, "config.yaml"));
+  return target;
 }

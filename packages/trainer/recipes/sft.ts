@@ -28,8 +28,10 @@
  *
  * Data files: a JSON array or JSONL of either chat records
  * `{"id"?, "messages": [{"role": "system"|"user"|"assistant", "content"}]}`
- * (the last message is the assistant answer) or HotpotQA questions (either
- * layout; recognised by `question` and `context`).
+ * (the last message is the assistant answer), HotpotQA questions (either
+ * layout; recognised by `question` and `context`), qa-expert's multi-hop QA
+ * records (`sub_questions` + `final_answer`) or RankLLM's ShareGPT
+ * `conversations` records (`@irforge/data` `sft_formats.ts`).
  *
  * @module
  */
@@ -42,14 +44,18 @@ import {
   type ChatMessage,
   collate,
   type CollatedBatch,
+  conversationsToSft,
   describe,
   fieldLocation,
   hotpotToSft,
   IGNORE_INDEX,
   InputError,
+  isConversationsRecord,
+  isQaExpertRecord,
   type LocatedRecord,
   packSequences,
   parseHotpotExample,
+  qaExpertToSft,
   readJsonRecords,
   recordWhere,
   type SftRecord,
@@ -126,7 +132,13 @@ export async function readSftRecords(
       const isHotpot = value !== null && typeof value === "object" && "question" in value &&
         "context" in value;
       records.push(
-        isHotpot ? hotpotToSft(parseHotpotExample(record, index)) : parseChatRecord(record, index),
+        isHotpot
+          ? hotpotToSft(parseHotpotExample(record, index))
+          : isQaExpertRecord(value)
+          ? qaExpertToSft(record, index)
+          : isConversationsRecord(value)
+          ? conversationsToSft(record, index)
+          : parseChatRecord(record, index),
       );
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
