@@ -10,6 +10,7 @@ export * from "./schedule.ts";
 export * from "./run_dir.ts";
 export * from "./rng.ts";
 export * from "./progress.ts";
+export * from "./eval_progress.ts";
 export * from "./loop.ts";
 export * from "./recipes/mod.ts";
 export * from "./default/mod.ts";

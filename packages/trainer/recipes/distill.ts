@@ -86,6 +86,7 @@ import {
 import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
+import { phasedEvalProgress } from "../eval_progress.ts";
 
 /** Name of the projection in `model.safetensors`. */
 export const PROJECTION = "projection.weight";
@@ -367,6 +368,8 @@ export function phaseLoss(
 export interface DistillOptions {
   /** Data already read. */
   data?: DistillData;
+  /** Progress lines of evaluation (default console.log). */
+  log?: (line: string) => void;
 }
 
 /** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
@@ -406,7 +409,8 @@ export async function distillTasks(
     throw error;
   }
   try {
-    return await distillTasksOf(config, data, student, teacher);
+    const log = options.log ?? ((line: string) => console.log(line));
+    return await distillTasksOf(config, data, student, teacher, log);
   } catch (error) {
     student.dispose();
     teacher?.dispose();
@@ -419,6 +423,7 @@ async function distillTasksOf(
   data: DistillData,
   student: Student,
   teacher: Teacher | null,
+  log: (line: string) => void,
 ): Promise<DistillTasks> {
   const d = config.data;
   const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
@@ -552,6 +557,7 @@ async function distillTasksOf(
       k: 100,
       batchSize: config.training.per_device_eval_batch_size,
       measures: RETRIEVAL_MEASURES,
+      progress: phasedEvalProgress(log),
     });
     return evaluationToOutcome(result.evaluation, result.run, tag);
   };
@@ -657,7 +663,7 @@ async function phaseStatus(dir: string): Promise<string | null> {
 export async function trainDistill(options: TrainDistillOptions): Promise<DistillResult> {
   const { config } = options;
   const log = options.log ?? ((line: string) => console.log(line));
-  const tasks = options.tasks ?? await distillTasks(config);
+  const tasks = options.tasks ?? await distillTasks(config, { log });
   const root = options.resume ??
     await uniqueDirectory(options.runPath ?? config.training.output_dir ?? runDirectory(config));
   const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };
