@@ -8,6 +8,7 @@
 export * from "./config/mod.ts";
 export * from "./schedule.ts";
 export * from "./run_dir.ts";
+export * from "./output_dir_error.ts";
 export * from "./rng.ts";
 export * from "./progress.ts";
 export * from "./eval_progress.ts";

@@ -62,6 +62,7 @@ import {
 import { createLoss, type Loss } from "@irforge/losses";
 import { evaluateRetriever } from "@irforge/eval";
 import { findResumeCheckpoint } from "../run_dir.ts";
+import { outputDirError } from "../output_dir_error.ts";
 import type { Config, TrainingConfig } from "../config/schema.ts";
 import { runDirectory } from "../config/run_location.ts";
 import {
@@ -633,6 +634,7 @@ export interface DistillResult {
 }
 
 async function uniqueDirectory(path: string): Promise<string> {
+  let madeParent = false;
   for (let i = 1;; i++) {
     const candidate = i === 1 ? path : `${path}-${i}`;
     try {
@@ -640,12 +642,17 @@ async function uniqueDirectory(path: string): Promise<string> {
       return candidate;
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) continue;
-      if (e instanceof Deno.errors.NotFound) {
-        await Deno.mkdir(resolve(candidate, ".."), { recursive: true });
+      // Once: a parent that exists and still refuses (e.g. /proc) must not loop forever.
+      if (e instanceof Deno.errors.NotFound && !madeParent) {
+        madeParent = true;
+        await Deno.mkdir(resolve(candidate, ".."), { recursive: true })
+          .catch(async (error) => {
+            throw await outputDirError(candidate, error);
+          });
         i--;
         continue;
       }
-      throw e;
+      throw await outputDirError(candidate, e);
     }
   }
 }
