@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { gpuTest } from "@irforge/tensor/testing";
 import { main } from "./main.ts";
 
 function capture() {
@@ -91,3 +92,41 @@ Deno.test("adapterHint: only llvmpipe through OpenGL (no shader-f16) gets the la
   const nvidia = { description: "NVIDIA H200" } as never;
   assert.equal(adapterHint({ adapter: nvidia, hasF16: false, isCpuAdapter: false }), undefined);
 });
+
+// Paths the file system refuses even to root (which ignores directory permissions): a directory
+// under a regular file, and one in /proc.
+gpuTest(
+  "train CLI: an output directory that cannot be created is one sentence naming it",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const file = join(dir, "notes.txt");
+      await Deno.writeTextFile(file, "keep me");
+      const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      // /proc refuses root with ENOENT; other users may be refused permission first.
+      const cases = [
+        [join(file, "run"), escape(`${file} is a file, not a directory`)],
+        ["/proc/irforge-run", "(No such file or directory|permission denied)"],
+      ] as const;
+      for (const [outputDir, reason] of cases) {
+        const c = capture();
+        const { code } = await main(
+          ["--set", `training.output_dir=${outputDir}`, "--set", "training.max_steps=1"],
+          c.log,
+          c.error,
+        );
+        assert.equal(code, 2, outputDir);
+        assert.equal(c.err.length, 1, c.err.join("\n"));
+        assert.match(
+          c.err[0]!,
+          new RegExp(`^${escape(outputDir)}: cannot create the run directory: ${reason}`),
+        );
+        assert.match(c.err[0]!, /choose another training\.output_dir\)$/);
+        assert.doesNotMatch([...c.out, ...c.err].join("\n"), /\n\s+at |Uncaught/);
+      }
+      assert.equal(await Deno.readTextFile(file), "keep me");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

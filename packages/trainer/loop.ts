@@ -401,6 +401,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const evaluate = async () => {
     if (!task.evaluate) return;
     await flush(true);
+    progress?.finish(); // evaluation's progress lines start below the bar, not on it
     const outcome = await task.evaluate();
     lastEval = outcome;
     const result: EvalResult = { metrics: outcome.metrics, per_query: outcome.perQuery };

@@ -10,6 +10,7 @@
 import { basename, join } from "node:path";
 import { InputError } from "@irforge/data/input-error";
 import type { RngState } from "./rng.ts";
+import { outputDirError } from "./output_dir_error.ts";
 
 /** Lifecycle of a run as the dashboard shows it. */
 export type RunStatus = "running" | "finished" | "failed" | "interrupted";
@@ -283,22 +284,25 @@ export class RunDir {
    * exists (never reusing a directory), and writes the first `run.json`.
    */
   static async create(path: string, options: RunDirOptions): Promise<RunDir> {
-    const parent = join(path, "..");
-    await Deno.mkdir(parent, { recursive: true });
     let chosen = path;
     let suffix = "";
-    for (let n = 2;; n++) {
-      try {
-        await Deno.mkdir(chosen); // fails if it exists: claims the name atomically
-        break;
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-        suffix = `-${n}`;
-        chosen = path + suffix;
+    try {
+      await Deno.mkdir(join(path, ".."), { recursive: true });
+      for (let n = 2;; n++) {
+        try {
+          await Deno.mkdir(chosen); // fails if it exists: claims the name atomically
+          break;
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+          suffix = `-${n}`;
+          chosen = path + suffix;
+        }
       }
+      await Deno.mkdir(join(chosen, "checkpoints"));
+      await Deno.mkdir(join(chosen, "eval"));
+    } catch (error) {
+      throw await outputDirError(chosen, error);
     }
-    await Deno.mkdir(join(chosen, "checkpoints"));
-    await Deno.mkdir(join(chosen, "eval"));
     const now = (options.now ?? (() => new Date()))().toISOString();
     const summary: RunSummary = {
       name: options.name !== undefined ? options.name + suffix : basename(chosen),

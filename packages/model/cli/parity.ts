@@ -1,8 +1,10 @@
 /**
  * `deno task parity --model DIR --fixture FILE [--adapter DIR]`: runs the
  * fixture's inputs forward and backward and prints one JSON line
- * `{logits_rel_err, loss_abs_err, grad_max_rel_err, worst_grad}`; exits 1
- * past tolerance (see `parity.ts`).
+ * `{logits_rel_err, logits_positions, logits_pad_positions,
+ * logits_rel_err_incl_pads, loss_abs_err, grad_max_rel_err, worst_grad}`;
+ * logits are held to the tolerance where `attention_mask` is 1 only (see
+ * `parity.ts` for why pads differ from transformers); exits 1 past tolerance.
  *
  * @module
  */
@@ -40,6 +42,13 @@ async function main(): Promise<number> {
   const report = await runParity(model, values.fixture, gradients);
   const { passed, grads_compared: _, ...line } = report;
   console.log(JSON.stringify(line));
+  if (report.logits_pad_positions > 0) {
+    console.error(
+      `parity: logits compared at the ${report.logits_positions} positions where attention_mask ` +
+        `is 1; the ${report.logits_pad_positions} pad positions are left out (transformers' pad ` +
+        `queries attend to the tokens before them, irforge's to nothing; no loss reads them)`,
+    );
+  }
   if (!passed) console.error("parity: past tolerance");
   return passed ? 0 : 1;
 }

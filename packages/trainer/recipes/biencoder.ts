@@ -62,6 +62,7 @@ import { exactTopKGpu } from "./top_k.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { allGatherRows, shardedEncoder } from "../distributed/gather.ts";
 import { evalCapNote, firstEvalQueries } from "./eval_samples.ts";
+import { phasedEvalProgress } from "../eval_progress.ts";
 
 /** Token batch of collated rows (what `uploadInputs` takes). */
 export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
@@ -217,7 +218,7 @@ export function configuredLoss(config: Config, fallback: string): Loss {
 export interface BiencoderOptions {
   /** Data already read (default: read from the config). */
   data?: RetrievalData;
-  /** Progress lines of evaluation (default: none). */
+  /** Progress lines of evaluation (default console.log). */
   log?: (line: string) => void;
   /**
    * Data-parallel ranks: in-batch negatives come from every rank (Trove's
@@ -246,6 +247,7 @@ export async function biencoderTask(
   options: BiencoderOptions = {},
 ): Promise<BiencoderTask> {
   const data = options.data ?? await readRetrievalData(config);
+  const log = options.log ?? ((line: string) => console.log(line));
   const d = config.data, t = config.training;
   const pooling = config.model.pooling;
   const normalize = config.model.normalize;
@@ -334,7 +336,12 @@ export async function biencoderTask(
         encodeQueries: evalEncoder(d.query_max_len),
         encodeDocuments: evalEncoder(d.passage_max_len),
         search: exactTopKGpu,
-      }, { k: 100, batchSize: t.per_device_eval_batch_size, measures: RETRIEVAL_MEASURES });
+      }, {
+        k: 100,
+        batchSize: t.per_device_eval_batch_size,
+        measures: RETRIEVAL_MEASURES,
+        progress: phasedEvalProgress(log),
+      });
       return evaluationToOutcome(result.evaluation, result.run, "biencoder");
     });
 

@@ -33,7 +33,8 @@ gpuTest("default run (shortened): run directory complete, loss decreases", async
     "training.save_steps=5",
     "training.save_total_limit=1",
   ]);
-  const task = await biencoderTask(config);
+  const evalLines: string[] = [];
+  const task = await biencoderTask(config, { log: (line) => evalLines.push(line) });
   try {
     const result = await train({
       config,
@@ -44,6 +45,18 @@ gpuTest("default run (shortened): run directory complete, loss decreases", async
       evaluateFirst: true,
     });
     assert.equal(result.status, "finished");
+    // Evaluation progress: each evaluation (steps 0 and 10) embeds 288 documents in 5 batches
+    // of 64 (the first batch's line has a rate and an ETA, the last one the time taken) and
+    // 48 queries in one batch.
+    const count = (pattern: RegExp) => evalLines.filter((l) => pattern.test(l)).length;
+    const context = evalLines.join("\n");
+    assert.equal(
+      count(/^eval: documents 64\/288 \(22%\) [\d.]+k?\/s ETA \d+(s|m\d\ds)$/),
+      2,
+      context,
+    );
+    assert.equal(count(/^eval: documents 288\/288 in \d+(s|m\d\ds) \([\d.]+k?\/s\)$/), 2, context);
+    assert.equal(count(/^eval: queries 48\/48 in \d+(s|m\d\ds) \([\d.]+k?\/s\)$/), 2, context);
     const losses = await readLosses(result.runPath);
     assert.deepEqual(losses.map(([s]) => s), [5, 10]);
     assert.ok(losses[1]![1] < losses[0]![1], `loss did not decrease: ${JSON.stringify(losses)}`);

@@ -86,6 +86,7 @@ import {
   setAdapterTraining,
 } from "./model_setup.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evalProgress } from "../eval_progress.ts";
 
 /**
  * A short prompt for small `max_block_length` (tiny models and tokenizers
@@ -470,12 +471,14 @@ export async function blockrankTask(
     try {
       const out: number[][] = [];
       const size = t.per_device_eval_batch_size;
+      const progress = evalProgress("queries scored", examples.length, log);
       for (let i = 0; i < examples.length; i += size) {
         const items = examples.slice(i, i + size).map((e) => {
           const documents = e.documents.slice(0, d.num_documents);
           return layoutBlockRank(tokenizer, e, documents, evalLayout);
         });
         out.push(...await scoreItems(items));
+        progress(out.length);
       }
       return out;
     } finally {
@@ -502,7 +505,8 @@ export async function blockrankTask(
     const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : undefined;
     try {
       const out: (number | null)[] = [];
-      for (const [q, e] of examples.entries()) {
+      const progress = evalProgress("answers decoded", examples.length, log);
+      for (const e of examples) {
         const documents = e.documents.slice(0, d.num_documents);
         const item = layoutBlockRank(tokenizer, e, documents, evalLayout);
         const prompt = item.inputIds.filter((_, i) => item.segment[i]! >= 0);
@@ -512,9 +516,7 @@ export async function blockrankTask(
         });
         const index = parsePredictedIndex(decode(produced));
         out.push(index !== null && index < documents.length ? index : null);
-        if ((q + 1) % 25 === 0 && q + 1 < examples.length) {
-          log(`eval: decoded ${q + 1}/${examples.length} answers`);
-        }
+        progress(out.length);
       }
       return out;
     } finally {

@@ -69,6 +69,7 @@ import {
 } from "./model_setup.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
+import { evalProgress } from "../eval_progress.ts";
 
 /** Name of the scoring head in `model.safetensors` (HF sequence classification). */
 export const SCORE_HEAD = "score.weight";
@@ -247,7 +248,7 @@ export function groupLoss(
 export interface CrossencoderOptions {
   /** Data already read (default: read from the config). */
   data?: RetrievalData;
-  /** Progress lines of evaluation (default: none). */
+  /** Progress lines of evaluation (default console.log). */
   log?: (line: string) => void;
 }
 
@@ -270,7 +271,7 @@ export async function crossencoderTask(
   options: CrossencoderOptions = {},
 ): Promise<CrossencoderTask> {
   const data = options.data ?? await readRetrievalData(config);
-  const log = options.log;
+  const log = options.log ?? ((line: string) => console.log(line));
   const d = config.data, t = config.training;
   const run = d.run_path ? await readRun(d.run_path) : null;
   const groups = trainingGroups(config, data, run);
@@ -345,10 +346,7 @@ export async function crossencoderTask(
     const result = await evaluateReranker(lists, rerank, data.evalQrels!, {
       ...options,
       tag: "crossencoder",
-      progress: (done, total) => {
-        const every = Math.max(1, Math.ceil(total / 10));
-        if (done % every === 0 || done === total) log?.(`reranking: ${done}/${total} queries`);
-      },
+      progress: evalProgress("queries", lists.length, log),
     });
     const outcome = evaluationToOutcome(result.evaluation, result.run, "crossencoder");
     for (const [name, value] of evaluateRun(data.evalQrels!, firstStage, options).summary) {

@@ -63,6 +63,7 @@ import {
 import { createLoss, type Loss } from "@irforge/losses";
 import { evaluateRetriever } from "@irforge/eval";
 import { findResumeCheckpoint } from "../run_dir.ts";
+import { outputDirError } from "../output_dir_error.ts";
 import type { Config, TrainingConfig } from "../config/schema.ts";
 import { runDirectory } from "../config/run_location.ts";
 import {
@@ -88,6 +89,7 @@ import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
+import { phasedEvalProgress } from "../eval_progress.ts";
 
 /** Name of the projection in `model.safetensors`. */
 export const PROJECTION = "projection.weight";
@@ -433,6 +435,8 @@ export function phaseLoss(
 export interface DistillOptions {
   /** Data already read. */
   data?: DistillData;
+  /** Progress lines of evaluation (default console.log). */
+  log?: (line: string) => void;
 }
 
 /** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
@@ -472,7 +476,8 @@ export async function distillTasks(
     throw error;
   }
   try {
-    return await distillTasksOf(config, data, student, teacher);
+    const log = options.log ?? ((line: string) => console.log(line));
+    return await distillTasksOf(config, data, student, teacher, log);
   } catch (error) {
     student.dispose();
     teacher?.dispose();
@@ -485,6 +490,7 @@ async function distillTasksOf(
   data: DistillData,
   student: Student,
   teacher: Teacher | null,
+  log: (line: string) => void,
 ): Promise<DistillTasks> {
   const d = config.data;
   const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
@@ -653,6 +659,7 @@ async function distillTasksOf(
       k: 100,
       batchSize: config.training.per_device_eval_batch_size,
       measures: RETRIEVAL_MEASURES,
+      progress: phasedEvalProgress(log),
     });
     return evaluationToOutcome(result.evaluation, result.run, tag);
   };
@@ -732,6 +739,7 @@ export interface DistillResult {
 }
 
 async function uniqueDirectory(path: string): Promise<string> {
+  let madeParent = false;
   for (let i = 1;; i++) {
     const candidate = i === 1 ? path : `${path}-${i}`;
     try {
@@ -739,12 +747,17 @@ async function uniqueDirectory(path: string): Promise<string> {
       return candidate;
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) continue;
-      if (e instanceof Deno.errors.NotFound) {
-        await Deno.mkdir(resolve(candidate, ".."), { recursive: true });
+      // Once: a parent that exists and still refuses (e.g. /proc) must not loop forever.
+      if (e instanceof Deno.errors.NotFound && !madeParent) {
+        madeParent = true;
+        await Deno.mkdir(resolve(candidate, ".."), { recursive: true })
+          .catch(async (error) => {
+            throw await outputDirError(candidate, error);
+          });
         i--;
         continue;
       }
-      throw e;
+      throw await outputDirError(candidate, e);
     }
   }
 }
@@ -762,7 +775,7 @@ async function phaseStatus(dir: string): Promise<string | null> {
 export async function trainDistill(options: TrainDistillOptions): Promise<DistillResult> {
   const { config } = options;
   const log = options.log ?? ((line: string) => console.log(line));
-  const tasks = options.tasks ?? await distillTasks(config);
+  const tasks = options.tasks ?? await distillTasks(config, { log });
   const root = options.resume ??
     await uniqueDirectory(options.runPath ?? config.training.output_dir ?? runDirectory(config));
   const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };

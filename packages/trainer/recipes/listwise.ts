@@ -81,6 +81,7 @@ import { noisyEmbeddings } from "./neftune.ts";
 import { countTargets, splitHeldOut } from "./sft.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evalProgress } from "../eval_progress.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
 export function checkDistinctIdentifiers(tokenizer: TextTokenizer, n: number): number[] {
@@ -466,7 +467,11 @@ function listwiseTaskOf(
         return rerank(list);
       },
       data.evalQrels,
-      { measures: RETRIEVAL_MEASURES, tag: "listwise" },
+      {
+        measures: RETRIEVAL_MEASURES,
+        tag: "listwise",
+        progress: evalProgress("queries", evalLists.length, log),
+      },
     );
     const outcome = evaluationToOutcome(result.evaluation, result.run, "listwise");
     const firstStage = new Map<string, ScoredDocument[]>(

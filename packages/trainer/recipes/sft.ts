@@ -82,6 +82,7 @@ import {
 import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
+import { evalProgress } from "../eval_progress.ts";
 
 const ROLES = new Set(["system", "user", "assistant"]);
 
@@ -412,6 +413,7 @@ function sftTaskOf(
   const evaluateNow = async (): Promise<EvalOutcome> => {
     let lossSum = 0, targetSum = 0;
     const evalBatch = t.per_device_eval_batch_size;
+    const lossProgress = evalProgress("examples scored", fittedEval.length, log);
     for (let i = 0; i < fittedEval.length; i += evalBatch) {
       const batch = collate(fittedEval.slice(i, i + evalBatch).map((f) => f.sequence), padOptions);
       const out = await noGrad(() => causalLmLoss(model, batch, loss));
@@ -419,9 +421,11 @@ function sftTaskOf(
       out.loss.dispose();
       lossSum += value * out.targets;
       targetSum += out.targets;
+      lossProgress(Math.min(i + evalBatch, fittedEval.length));
     }
     const perQuery: Record<string, Record<string, number>> = {};
     let recall = 0, containment = 0;
+    const generated = evalProgress("answers generated", fittedEval.length, log);
     for (let i = 0; i < fittedEval.length; i++) {
       const f = fittedEval[i]!;
       const produced = await generate(model, f.sequence.inputIds.slice(0, f.answerStart), {
@@ -437,9 +441,7 @@ function sftTaskOf(
       recall += scores.token_recall;
       containment += scores.containment;
       perQuery[f.id] = scores;
-      if ((i + 1) % 25 === 0 && i + 1 < fittedEval.length) {
-        log(`eval: generated ${i + 1}/${fittedEval.length} answers`);
-      }
+      generated(i + 1);
     }
     const n = fittedEval.length;
     return {
