@@ -80,6 +80,13 @@ const configRules: ConfigRule[] = [
         : undefined,
   },
   {
+    keys: ["data.negative_source", "data.mined_negatives_path"],
+    problem: (c) =>
+      c.data.negative_source === "mined" && c.data.mined_negatives_path === null
+        ? 'negative_source "mined" needs data.mined_negatives_path (the file deno task mine wrote)'
+        : undefined,
+  },
+  {
     keys: ["training.eval_strategy", "data.eval_data_path", "data.train_test_split"],
     problem: (c) =>
       c.training.eval_strategy !== "no" && c.data.eval_data_path === null &&

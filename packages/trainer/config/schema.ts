@@ -161,6 +161,10 @@ export const dataKeys = {
     aliases: ["negatives_path"],
     doc: "TREC run with candidates / hard negatives; also accepted as negatives_path",
   }),
+  mined_negatives_path: optionalString({
+    default: null,
+    doc: "qrel-style TSV of hard negatives from deno task mine (negative_source: mined)",
+  }),
   eval_data_path: optionalString({ default: null, doc: "evaluation examples or queries" }),
   eval_qrels_path: optionalString({ default: null, doc: "TREC qrels for evaluation" }),
   num_documents: int({ default: 30, min: 1, doc: "documents per prompt (BlockRank list size)" }),
@@ -199,9 +203,10 @@ export const dataKeys = {
     default: "random",
     doc: "which passages to keep when a query has more than needed (Trove)",
   }),
-  negative_source: oneOf(["random", "run", "qrels", "in_batch"], {
+  negative_source: oneOf(["random", "run", "qrels", "in_batch", "mined"], {
     default: "random",
-    doc: "negatives: random corpus docs, the run file, low qrels grades, or in-batch only",
+    doc: "negatives: random corpus docs, the run file, low qrels grades, in-batch only, or " +
+      "mined_negatives_path",
   }),
   query_instruction: optionalString({
     default: null,

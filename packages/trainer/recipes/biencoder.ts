@@ -61,6 +61,7 @@ import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { allGatherRows, shardedEncoder } from "../distributed/gather.ts";
+import { readMinedNegatives } from "./mined_negatives.ts";
 import { evalCapNote, firstEvalQueries } from "./eval_samples.ts";
 import { phasedEvalProgress } from "../eval_progress.ts";
 
@@ -278,6 +279,10 @@ export async function biencoderTask(
   if (d.negative_source === "run") {
     if (!d.run_path) throw new Error('data.negative_source "run" needs data.run_path');
     datasetOptions.runNegatives = { run: await readRun(d.run_path), corpus: data.corpus };
+    datasetOptions.randomCorpus = data.corpus;
+  }
+  if (d.negative_source === "mined") {
+    datasetOptions.negatives = await readMinedNegatives(d.mined_negatives_path!, data);
     datasetOptions.randomCorpus = data.corpus;
   }
   const dataset = new BinaryDataset(datasetOptions);

@@ -44,6 +44,7 @@ import {
   type Document,
   encodeText,
   type GradedItem,
+  type MaterializedQrels,
   materializeQrels,
   MultiLevelDataset,
   passageText,
@@ -70,6 +71,7 @@ import {
 import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
 import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
 import { evalProgress } from "../eval_progress.ts";
+import { readMinedNegatives } from "./mined_negatives.ts";
 
 /** Name of the scoring head in `model.safetensors` (HF sequence classification). */
 export const SCORE_HEAD = "score.weight";
@@ -155,7 +157,12 @@ interface Groups {
   get(index: number, epoch: number): { query: string; passages: Document[]; labels: number[] };
 }
 
-function trainingGroups(config: Config, data: RetrievalData, run: Run | null): Groups {
+function trainingGroups(
+  config: Config,
+  data: RetrievalData,
+  run: Run | null,
+  mined: MaterializedQrels | null,
+): Groups {
   const d = config.data;
   const lossName = config.training.loss ?? "infonce";
   const minScore = d.min_score ?? 1;
@@ -191,6 +198,7 @@ function trainingGroups(config: Config, data: RetrievalData, run: Run | null): G
     randomCorpus: data.corpus,
   };
   if (d.negative_source === "qrels") options.negatives = source({ maxScore: minScore });
+  if (d.negative_source === "mined") options.negatives = mined!;
   if (d.negative_source === "run") {
     if (!run) throw new Error('data.negative_source "run" needs data.run_path');
     options.runNegatives = { run, corpus: data.corpus };
@@ -274,7 +282,10 @@ export async function crossencoderTask(
   const log = options.log ?? ((line: string) => console.log(line));
   const d = config.data, t = config.training;
   const run = d.run_path ? await readRun(d.run_path) : null;
-  const groups = trainingGroups(config, data, run);
+  const mined = d.negative_source === "mined"
+    ? await readMinedNegatives(d.mined_negatives_path!, data)
+    : null;
+  const groups = trainingGroups(config, data, run, mined);
   if (groups.length === 0) throw new Error("data: no training query has a judged document");
   const loss = crossencoderLoss(config);
   // Loaded last, so that a data or loss error above leaves nothing on the GPU.
