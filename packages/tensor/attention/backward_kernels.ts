@@ -162,7 +162,7 @@ ${unroll2(rm, rn, (m, n) => `    var s${m}_${n} = 0.0;\n    var dp${m}_${n} = 0.
     for (var d = 0u; d < D4; d++) {
 ${
     unroll(rm, (m) =>
-      `      let k${m} = kTile[(r0 + ${m}u) * S4 + d];\n      let v${m} = vTile[(r0 + ${m}u) * S4 + d];`)
+      `      let kr${m} = kTile[(r0 + ${m}u) * S4 + d];\n      let vr${m} = vTile[(r0 + ${m}u) * S4 + d];`)
   }
 ${
     unroll(rn, (n) =>
@@ -170,7 +170,7 @@ ${
   }
 ${
     unroll2(rm, rn, (m, n) =>
-      `      s${m}_${n} += dot(k${m}, a${n});\n      dp${m}_${n} += dot(v${m}, o${n});`)
+      `      s${m}_${n} += dot(kr${m}, a${n});\n      dp${m}_${n} += dot(vr${m}, o${n});`)
   }
     }
 ${unroll(rn, (n) => `    let qm${n} = queryMeta[i${n}];\n    let st${n} = queryStats[i${n}];`)}
@@ -359,11 +359,11 @@ ${
   }
 ${
     unroll(rn, (n) =>
-      `      let k${n} = kTile[kBase + j${n} * S4 + d];\n      let v${n} = vTile[j${n} * S4 + d];`)
+      `      let kr${n} = kTile[kBase + j${n} * S4 + d];\n      let vr${n} = vTile[j${n} * S4 + d];`)
   }
 ${
     unroll2(rm, rn, (m, n) =>
-      `      s${m}_${n} += dot(a${m}, k${n});\n      dp${m}_${n} += dot(o${m}, v${n});`)
+      `      s${m}_${n} += dot(a${m}, kr${n});\n      dp${m}_${n} += dot(o${m}, vr${n});`)
   }
     }
 ${unroll(rn, (n) => `    let km${n} = keyMeta[j${n}];`)}

@@ -111,8 +111,8 @@ ${unroll2(rm, cv, (m, n) => `  var o${m}_${n} = vec4<f32>(0.0);`)}
 ${unroll2(rm, rn, (m, n) => `    var s${m}_${n} = 0.0;`)}
     for (var d = 0u; d < D4; d++) {
 ${unroll(rm, (m) => `      let a${m} = qTile[(r0 + ${m}u) * S4 + d];`)}
-${unroll(rn, (n) => `      let k${n} = kTile[j${n} * S4 + d];`)}
-${unroll2(rm, rn, (m, n) => `      s${m}_${n} += dot(a${m}, k${n});`)}
+${unroll(rn, (n) => `      let kr${n} = kTile[j${n} * S4 + d];`)}
+${unroll2(rm, rn, (m, n) => `      s${m}_${n} += dot(a${m}, kr${n});`)}
     }
 ${unroll(rn, (n) => `    let km${n} = keyMeta[j${n}];`)}
 ${
