@@ -13,8 +13,21 @@ import {
   checkGrid,
   checkShape,
 } from "./dispatch_util.ts";
-import { ATTENTION_DKDV, ATTENTION_DQ, ATTENTION_ROW_STATS } from "./kernels.ts";
-import { type AttentionTiling, checkTiling, chooseTiling } from "./tiling.ts";
+import {
+  ATTENTION_DKDV,
+  ATTENTION_DQ,
+  ATTENTION_ROW_STATS,
+  ATTENTION_SPLIT_SUM,
+} from "./kernels.ts";
+import { estimateWave } from "../lab/counts.ts";
+import type { Device } from "../device.ts";
+import {
+  type AttentionTiling,
+  checkTiling,
+  chooseTiling,
+  workgroupBytes,
+  workgroupThreads,
+} from "./tiling.ts";
 
 /** Inputs of {@linkcode attentionBackward}. */
 export interface AttentionBackwardOptions extends AttentionShape {
@@ -40,6 +53,39 @@ export interface AttentionBackwardOptions extends AttentionShape {
   dV?: GPUBuffer;
   /** Tile sizes of the dK/dV and dQ kernels; default {@linkcode chooseTiling}. */
   tiling?: AttentionTiling;
+  /**
+   * Workgroups sharing each dK/dV key tile (1..64): each adds up its share of
+   * the (query head, query tile) items into a partial, and a second pass adds
+   * the partials in order. Default {@linkcode chooseKeySplits}.
+   */
+  keySplits?: number;
+}
+
+/** Most dK/dV splits {@linkcode chooseKeySplits} picks. */
+export const MAX_KEY_SPLITS = 8;
+
+/**
+ * dK/dV splits for a grid of `baseWorkgroups` (key tiles × kv heads × batch)
+ * whose workgroups each walk `items` (query head, query tile) items: enough
+ * to fill two waves of the adapter (its estimate, see `lab/counts.ts`), at
+ * most {@linkcode MAX_KEY_SPLITS} and at most `items / 2` (a split should keep
+ * a few items to amortise its K/V staging). 1 on a CPU adapter.
+ */
+export function chooseKeySplits(
+  device: Pick<Device, "adapter" | "isCpuAdapter">,
+  baseWorkgroups: number,
+  items: number,
+  threads: number,
+  bytes: number,
+): number {
+  if (device.isCpuAdapter) return 1;
+  const wave = estimateWave(
+    { description: device.adapter.description, isCpuAdapter: false },
+    threads,
+    bytes,
+  ).workgroupsPerWave;
+  const wanted = Math.ceil((2 * wave) / Math.max(1, baseWorkgroups));
+  return Math.max(1, Math.min(MAX_KEY_SPLITS, wanted, Math.floor(items / 2)));
 }
 
 /** Result of {@linkcode attentionBackward}. */
@@ -84,6 +130,19 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
   checkGrid("query tiles", numQueryTiles);
   checkGrid("key tiles", numKeyTiles);
 
+  const baseWorkgroups = numKeyTiles * kvHeads * batch;
+  const splits = options.keySplits ?? chooseKeySplits(
+    device,
+    baseWorkgroups,
+    (heads / kvHeads) * maskBuffer.table.activeCount / Math.max(1, numKeyTiles * batch),
+    workgroupThreads(tiling, "backward", headDim),
+    workgroupBytes("backward", headDim, tiling),
+  );
+  if (!Number.isInteger(splits) || splits < 1 || splits > 64) {
+    throw new RangeError(`attention: keySplits must be an integer in 1..64, got ${splits}`);
+  }
+  checkGrid("batch × key splits", batch * splits);
+
   const scope = new CallScope();
   const dQ = options.dQ ?? scope.storage("attention dQ", queryFloats, false);
   const dK = options.dK ?? scope.storage("attention dK", keyFloats, false);
@@ -101,6 +160,7 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
     scale,
     rowsPerBatch: 0,
     batch,
+    splits,
   };
   scope.launchFlat(
     ATTENTION_ROW_STATS,
@@ -122,11 +182,30 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
     stats,
     mask: maskBuffer.buffer,
   };
-  scope.launch(ATTENTION_DKDV, { headDim, tiling }, { ...inputs, dK, dV }, params, [
-    numKeyTiles,
-    kvHeads,
-    batch,
-  ]);
+  if (splits === 1) {
+    scope.launch(ATTENTION_DKDV, { headDim, tiling }, { ...inputs, dK, dV }, params, [
+      numKeyTiles,
+      kvHeads,
+      batch,
+    ]);
+  } else {
+    const dKParts = scope.storage("attention dK partials", splits * keyFloats, true);
+    const dVParts = scope.storage("attention dV partials", splits * keyFloats, true);
+    scope.launch(
+      ATTENTION_DKDV,
+      { headDim, tiling },
+      { ...inputs, dK: dKParts, dV: dVParts },
+      params,
+      [numKeyTiles, kvHeads, batch * splits],
+    );
+    scope.launchFlat(
+      ATTENTION_SPLIT_SUM,
+      { headDim },
+      { dKParts, dVParts, dK, dV },
+      params,
+      keyFloats,
+    );
+  }
   scope.launch(ATTENTION_DQ, { headDim, tiling }, { ...inputs, dQ }, params, [
     numQueryTiles,
     heads,

@@ -32,6 +32,7 @@ interface Case {
   tiling?: AttentionTiling;
   scale?: number;
   seed?: number;
+  keySplits?: number;
 }
 
 interface GpuResult {
@@ -69,6 +70,7 @@ async function runGpu(c: Case, data: ReturnType<typeof inputsFor>): Promise<GpuR
     dOut,
     mask,
     tiling: c.tiling,
+    keySplits: c.keySplits,
   });
   const result = {
     out: await readBack(gpu, forward.out),
@@ -272,6 +274,58 @@ gpuTest("default tilings (forward and backward differ) agree with the reference"
   });
 });
 
+gpuTest(
+  "tiling edges: head_dim 10, 12, 16, 64, 80, 128 at T = 37 (no tile divides it)",
+  async () => {
+    // 10 takes the scalar path (D not a multiple of 4: a zero-padded last vec4).
+    for (const headDim of [10, 12, 16, 64, 80, 128]) {
+      await checkAgainstReference({
+        meta: causalMask({ batch: 1, length: 37 }),
+        heads: 2,
+        kvHeads: 1,
+        headDim,
+        seed: headDim + 7,
+      });
+    }
+  },
+);
+
+gpuTest("BlockRank with documents shorter than a tile and whole tiles of padding", async () => {
+  const meta = blockRankMask({
+    length: 45,
+    rows: [
+      { instruction: 3, documents: [2, 1, 3, 2, 5], query: 2, leftPad: 17 },
+      { instruction: 2, documents: [1, 2, 1], query: 3 },
+    ],
+  });
+  for (const tiling of [undefined, { queryTile: 16, keyTile: 8, threadsPerRow: 4 }]) {
+    const gpu = await checkAgainstReference({ meta, heads: 4, kvHeads: 2, headDim: 20, tiling });
+    // Rows of the padded first tiles: exact zeros.
+    for (let n = 0; n < 16 * 20; n++) assert.equal(gpu.out[n], 0);
+  }
+});
+
+gpuTest(
+  "split dK/dV (3 splits, GQA 4) matches the reference and is bit-identical across runs",
+  async () => {
+    const c: Case = {
+      meta: blockRankMask({
+        length: 34,
+        rows: [{ instruction: 4, documents: [9, 6, 7], query: 8 }],
+      }),
+      heads: 4,
+      kvHeads: 1,
+      headDim: 16,
+      tiling: { queryTile: 8, keyTile: 8, threadsPerRow: 4 },
+      keySplits: 3,
+    };
+    const first = await checkAgainstReference(c);
+    const second = await runGpu(c, inputsFor(c));
+    assert.deepEqual([...second.dK], [...first.dK]);
+    assert.deepEqual([...second.dV], [...first.dV]);
+  },
+);
+
 gpuTest("backward is deterministic (bit-identical across runs)", async () => {
   const c: Case = {
     meta: blockRankMask({ length: 30, rows: [{ instruction: 3, documents: [8, 8, 5], query: 4 }] }),
@@ -312,6 +366,20 @@ gpuTest("bad shapes and tilings are rejected with a clear message", () => {
         tiling: { queryTile: 512, keyTile: 512, threadsPerRow: 1 },
       }),
     /workgroup memory/,
+  );
+  assert.throws(
+    () =>
+      attentionForward({
+        q: tiny,
+        k: tiny,
+        v: tiny,
+        mask,
+        heads: 1,
+        kvHeads: 1,
+        headDim: 1,
+        tiling: { queryTile: 8, keyTile: 6, threadsPerRow: 2 },
+      }),
+    /keyTile 6 must be a multiple of 4/,
   );
   tiny.destroy();
   mask.destroy();

@@ -1,126 +1,200 @@
 /**
  * WGSL of the fused attention forward: one workgroup per (query tile, query
- * head, batch row) walks the active key tiles of its query tile, staging K and
- * then V in workgroup memory, with an online softmax (running max and sum)
- * so the T×T score matrix never exists.
+ * head, batch row) walks the active key tiles of its query tile with an online
+ * softmax, so the T×T score matrix never exists.
+ *
+ * Register blocking: thread (g, t) owns query rows `g·RM … g·RM+RM−1` of the
+ * tile. In the score loop it holds an RM × RN block of S (keys `t, t+TC, …`),
+ * reading Q and K as `vec4` from workgroup memory, so RM + RN loads feed
+ * 4·RM·RN FMAs. The scores are scaled into the exp2 domain, the row maxima
+ * are exchanged once per tile through a small array of per-thread partial
+ * maxima, P goes to workgroup memory once, and P·V accumulates into an RM × CV
+ * block of `vec4` output columns (`t, t+TC, …`) in registers. Each thread keeps
+ * its own partial row sums (same running max in every thread of a row group),
+ * summed once at the end. K has one tile, V two (double buffered), so a key
+ * tile costs three barriers.
  *
  * @module
  */
 
-import type { AttentionTiling } from "./tiling.ts";
+import { type AttentionTiling, kernelLayout } from "./tiling.ts";
 import { MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
+import { LANES, loadRowFn, storeRowFn, unroll, unroll2 } from "./wgsl_blocks.ts";
 
 /**
- * Forward kernel source. Bindings: 0 params, 1 q, 2 k, 3 v, 4 mask, 5 out, 6 lse.
- * Threads: `queryTile × threadsPerRow`; thread (r, p) owns query row r, scores
- * of keys p, p+P, … and output columns p, p+P, … of that row.
+ * Forward kernel source (bindings q, k, v, mask, out, lse; see `kernels.ts`).
+ * Threads: `queryTile / rowsPerThread × threadsPerRow`.
  */
 export function forwardKernelSource(headDim: number, tiling: AttentionTiling): string {
-  const { queryTile: br, keyTile: bc, threadsPerRow: tpr } = tiling;
-  const columnsPerThread = Math.ceil(headDim / tpr);
+  const layout = kernelLayout("forward", headDim, tiling);
+  const { rows: rm, cols: rn, chunks: cv, d4, stride4, threads, threadsPerRow: tc } = layout;
+  const br = tiling.queryTile, bc = tiling.keyTile;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
+${loadRowFn("q", headDim)}
+${loadRowFn("k", headDim)}
+${loadRowFn("v", headDim)}
+${storeRowFn("out", headDim)}
 const BR: u32 = ${br}u;
 const BC: u32 = ${bc}u;
-const TPR: u32 = ${tpr}u;
-const D: u32 = ${headDim}u;
-const COLS: u32 = ${columnsPerThread}u;
-const THREADS: u32 = ${br * tpr}u;
+const BC4: u32 = ${bc / 4}u;
+const TC: u32 = ${tc}u;
+const RM: u32 = ${rm}u;
+const D4: u32 = ${d4}u;
+const S4: u32 = ${stride4}u;
+const THREADS: u32 = ${threads}u;
 
-var<workgroup> queryTile: array<f32, ${br * headDim}>;
-var<workgroup> kvTile: array<f32, ${bc * headDim}>;
-var<workgroup> scoreTile: array<f32, ${br * bc}>;
+var<workgroup> qTile: array<vec4<f32>, ${br * stride4}>;
+var<workgroup> kTile: array<vec4<f32>, ${bc * stride4}>;
+var<workgroup> vTile: array<vec4<f32>, ${2 * bc * stride4}>;
+var<workgroup> pTile: array<vec4<f32>, ${br * bc / 4}>;
+var<workgroup> rowPart: array<f32, ${br * tc}>;
 var<workgroup> keyMeta: array<vec4<i32>, ${bc}>;
 var<workgroup> listBounds: vec2<u32>;
 
-@compute @workgroup_size(${br * tpr})
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let qt = wid.x;
   let h = wid.y;
   let b = wid.z;
   let seqLen = P.seqLen;
   let kvh = h / (P.heads / P.kvHeads);
-  let r = li / TPR;
-  let p = li % TPR;
-  let i = qt * BR + r;
+  let g = li / TC;
+  let t = li % TC;
   let q0 = qt * BR;
   let rowsHere = min(BR, seqLen - q0);
-  let qBase = ((b * P.heads + h) * seqLen + q0) * D;
-  for (var x = li; x < BR * D; x += THREADS) {
-    if (x < rowsHere * D) { queryTile[x] = q[qBase + x]; } else { queryTile[x] = 0.0; }
+  let qRow0 = (b * P.heads + h) * seqLen + q0;
+  for (var x = li; x < BR * D4; x += THREADS) {
+    let r = x / D4;
+    var value = vec4<f32>(0.0);
+    if (r < rowsHere) { value = load_q(qRow0 + r, x % D4); }
+    qTile[r * S4 + x % D4] = value;
   }
-  let queryMeta = tokenMeta(b, i);
-  let kvBase = (b * P.kvHeads + kvh) * seqLen * D;
+  let r0 = g * RM;
+  let i0 = q0 + r0;
+${unroll(rm, (m) => `  let qm${m} = tokenMeta(b, i0 + ${m}u);`)}
+${unroll(rn, (n) => `  let j${n} = t + ${n * tc}u;`)}
+${unroll(cv, (n) => `  let c${n} = min(t + ${n * tc}u, D4 - 1u);`)}
+  let kvRow0 = (b * P.kvHeads + kvh) * seqLen;
   if (li == 0u) {
     let list = P.forwardTable + b * P.numQueryTiles + qt;
     listBounds = vec2<u32>(u32(mask[list]), u32(mask[list + 1u]));
   }
   let bounds = workgroupUniformLoad(&listBounds);
+  let scoreScale = P.scale * LOG2E;
 
-  var runningMax = MASKED;
-  var runningSum = 0.0;
-  var acc: array<f32, ${columnsPerThread}>;
+${unroll(rm, (m) => `  var runMax${m} = MASKED;\n  var rowSum${m} = 0.0;`)}
+${unroll2(rm, cv, (m, n) => `  var o${m}_${n} = vec4<f32>(0.0);`)}
+  var vBase = 0u;
   for (var e = bounds.x; e < bounds.y; e++) {
     let entry = u32(mask[e]);
     let k0 = (entry & ~FULL_TILE_BIT) * BC;
     let full = (entry & FULL_TILE_BIT) != 0u;
     let keysHere = min(BC, seqLen - k0);
-    workgroupBarrier(); // previous tile's V is no longer read
-    for (var x = li; x < BC * D; x += THREADS) {
-      if (x < keysHere * D) { kvTile[x] = k[kvBase + k0 * D + x]; } else { kvTile[x] = 0.0; }
+    // K was last read before the previous tile's second barrier, V[vBase] two tiles ago.
+    for (var x = li; x < BC * D4; x += THREADS) {
+      let r = x / D4;
+      let c = x % D4;
+      var kv = vec4<f32>(0.0);
+      var vv = vec4<f32>(0.0);
+      if (r < keysHere) {
+        kv = load_k(kvRow0 + k0 + r, c);
+        vv = load_v(kvRow0 + k0 + r, c);
+      }
+      kTile[r * S4 + c] = kv;
+      vTile[vBase + r * S4 + c] = vv;
     }
     for (var x = li; x < BC; x += THREADS) { keyMeta[x] = tokenMeta(b, k0 + x); }
     workgroupBarrier();
-    // Scores of this thread's keys; a fully visible tile skips the mask test.
-    for (var jj = p; jj < BC; jj += TPR) {
-      var s = MASKED;
-      if (full || visible(queryMeta, i, keyMeta[jj], k0 + jj)) {
-        var dot = 0.0;
-        for (var d = 0u; d < D; d++) { dot += queryTile[r * D + d] * kvTile[jj * D + d]; }
-        s = dot * P.scale;
-      }
-      scoreTile[r * BC + jj] = s;
+    // S block: RM + RN vec4 loads per 4·RM·RN FMAs.
+${unroll2(rm, rn, (m, n) => `    var s${m}_${n} = 0.0;`)}
+    for (var d = 0u; d < D4; d++) {
+${unroll(rm, (m) => `      let a${m} = qTile[(r0 + ${m}u) * S4 + d];`)}
+${unroll(rn, (n) => `      let kr${n} = kTile[j${n} * S4 + d];`)}
+${unroll2(rm, rn, (m, n) => `      s${m}_${n} += dot(a${m}, kr${n});`)}
     }
-    workgroupBarrier(); // K is no longer read: stage V in its place
-    for (var x = li; x < BC * D; x += THREADS) {
-      if (x < keysHere * D) { kvTile[x] = v[kvBase + k0 * D + x]; } else { kvTile[x] = 0.0; }
-    }
+${unroll(rn, (n) => `    let km${n} = keyMeta[j${n}];`)}
+${
+    unroll2(rm, rn, (m, n) =>
+      `    s${m}_${n} = select(MASKED, s${m}_${n} * scoreScale, full || visible(qm${m}, i0 + ${m}u, km${n}, k0 + j${n}));`)
+  }
+${
+    unroll(rm, (m) =>
+      `    rowPart[(r0 + ${m}u) * TC + t] = ${
+        nestMax(Array.from({ length: rn }, (_, n) =>
+          `s${m}_${n}`))
+      };`)
+  }
     workgroupBarrier();
-    // Online softmax: rescale what was accumulated to the new running max.
-    var tileMax = MASKED;
-    for (var jj = 0u; jj < BC; jj++) { tileMax = max(tileMax, scoreTile[r * BC + jj]); }
-    let newMax = max(runningMax, tileMax);
-    let rescale = exp(runningMax - newMax);
-    runningSum *= rescale;
-    for (var c = 0u; c < COLS; c++) { acc[c] *= rescale; }
-    for (var jj = 0u; jj < BC; jj++) {
-      let s = scoreTile[r * BC + jj];
-      if (s > MASKED_LIMIT) {
-        let weight = exp(s - newMax);
-        runningSum += weight;
-        for (var c = 0u; c < COLS; c++) {
-          let d = p + c * TPR;
-          if (d < D) { acc[c] += weight * kvTile[jj * D + d]; }
-        }
+    // Row maxima (same order in every thread of the row group), P in registers and to memory.
+${
+    unroll(rm, (m) =>
+      `    {
+      var tileMax = rowPart[(r0 + ${m}u) * TC];
+      for (var u = 1u; u < TC; u++) { tileMax = max(tileMax, rowPart[(r0 + ${m}u) * TC + u]); }
+      let newMax = max(runMax${m}, tileMax);
+      let rescale = exp2(runMax${m} - newMax);
+      runMax${m} = newMax;
+${
+        unroll(rn, (n) =>
+          `      let p${n} = select(0.0, exp2(s${m}_${n} - newMax), s${m}_${n} > MASKED_LIMIT);
+      pTile[(r0 + ${m}u) * BC4 + j${n} / 4u][j${n} % 4u] = p${n};`)
       }
+      rowSum${m} = rowSum${m} * rescale + ${
+        Array.from({ length: rn }, (_, n) => `p${n}`).join(" + ")
+      };
+${unroll(cv, (n) => `      o${m}_${n} *= rescale;`)}
+    }`)
+  }
+    workgroupBarrier();
+    // P·V: RM + 4·CV vec4 loads per 16·RM·CV FMAs.
+    for (var j4 = 0u; j4 < BC4; j4++) {
+${unroll(rm, (m) => `      let pv${m} = pTile[(r0 + ${m}u) * BC4 + j4];`)}
+${
+    unroll(4, (lane) =>
+      `      {
+        let row = vBase + (4u * j4 + ${lane}u) * S4;
+${unroll(cv, (n) => `        let w${n} = vTile[row + c${n}];`)}
+${
+        unroll2(rm, cv, (m, n) =>
+          `        o${m}_${n} = fma(vec4<f32>(pv${m}.${LANES[lane]}), w${n}, o${m}_${n});`)
+      }
+      }`)
+  }
     }
-    runningMax = newMax;
+    vBase = BC * S4 - vBase;
   }
 
-  if (i < seqLen) {
-    // A row that saw no key (padding) writes out = 0 and lse = 0.
-    let seen = runningSum > 0.0;
-    let inverse = select(0.0, 1.0 / runningSum, seen);
-    let oBase = ((b * P.heads + h) * seqLen + i) * D;
-    for (var c = 0u; c < COLS; c++) {
-      let d = p + c * TPR;
-      if (d < D) { out[oBase + d] = acc[c] * inverse; }
+  // Row sums: each thread's share over its keys, added in a fixed order.
+${unroll(rm, (m) => `  rowPart[(r0 + ${m}u) * TC + t] = rowSum${m};`)}
+  workgroupBarrier();
+${
+    unroll(rm, (m) =>
+      `  {
+    let r = r0 + ${m}u;
+    var total = 0.0;
+    for (var u = 0u; u < TC; u++) { total += rowPart[r * TC + u]; }
+    if (r < rowsHere) {
+      // A row that saw no key (padding) writes out = 0 and lse = 0.
+      let seen = total > 0.0;
+      let inverse = select(0.0, 1.0 / total, seen);
+${
+        unroll(cv, (n) =>
+          `      if (t + ${n * tc}u < D4) { store_out(qRow0 + r, t + ${
+            n * tc
+          }u, o${m}_${n} * inverse); }`)
+      }
+      if (t == 0u) { lse[qRow0 + r] = select(0.0, (runMax${m} + log2(total)) * LN2, seen); }
     }
-    if (p == 0u) {
-      lse[(b * P.heads + h) * seqLen + i] = select(0.0, runningMax + log(runningSum), seen);
-    }
+  }`)
   }
 }
 `;
+}
+
+/** `max(a, max(b, …))` of WGSL expressions. */
+function nestMax(args: string[]): string {
+  if (args.length === 1) return args[0]!;
+  return `max(${args[0]}, ${nestMax(args.slice(1))})`;
 }

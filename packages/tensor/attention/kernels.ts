@@ -11,6 +11,7 @@ import {
   keyValueGradKernelSource,
   queryGradKernelSource,
   rowStatsKernelSource,
+  splitSumKernelSource,
 } from "./backward_kernels.ts";
 import { forwardKernelSource } from "./forward_kernel.ts";
 import {
@@ -18,7 +19,8 @@ import {
   rowScoresKeyGradKernelSource,
   rowScoresQueryGradKernelSource,
 } from "./row_scores_kernels.ts";
-import type { AttentionTiling } from "./tiling.ts";
+import { type AttentionTiling, rowsPerThreadOf } from "./tiling.ts";
+import { rowBinding } from "./wgsl_blocks.ts";
 import { ATTENTION_UNIFORMS } from "./wgsl_common.ts";
 
 /** A specialisation of a tiled attention kernel. */
@@ -39,14 +41,23 @@ const F32_IN: BindingDecl = { type: "array<f32>" };
 const F32_OUT: BindingDecl = { type: "array<f32>", access: "read_write" };
 const I32_IN: BindingDecl = { type: "array<i32>" };
 const tiledKey = ({ headDim, tiling }: TiledSpec) =>
-  `d${headDim} ${tiling.queryTile}x${tiling.keyTile}x${tiling.threadsPerRow}`;
+  `d${headDim} ${tiling.queryTile}x${tiling.keyTile} t${tiling.threadsPerRow} r${
+    rowsPerThreadOf(tiling)
+  }`;
 
 /** Fused forward: one workgroup per (query tile, query head, batch row). */
 export const ATTENTION_FORWARD = defineKernel({
   name: "attention-forward",
   key: tiledKey,
   uniforms: ATTENTION_UNIFORMS,
-  bindings: () => ({ q: F32_IN, k: F32_IN, v: F32_IN, mask: I32_IN, out: F32_OUT, lse: F32_OUT }),
+  bindings: ({ headDim }: TiledSpec) => ({
+    q: rowBinding(headDim),
+    k: rowBinding(headDim),
+    v: rowBinding(headDim),
+    mask: I32_IN,
+    out: rowBinding(headDim, "read_write"),
+    lse: F32_OUT,
+  }),
   source: ({ headDim, tiling }: TiledSpec) => forwardKernelSource(headDim, tiling),
 });
 
@@ -64,22 +75,35 @@ export const ATTENTION_ROW_STATS = defineKernel({
   source: ({ headDim }: HeadSpec) => rowStatsKernelSource(headDim),
 });
 
-const BACKWARD_INPUTS = {
-  q: F32_IN,
-  k: F32_IN,
-  v: F32_IN,
-  dOut: F32_IN,
+const backwardInputs = (headDim: number) => ({
+  q: rowBinding(headDim),
+  k: rowBinding(headDim),
+  v: rowBinding(headDim),
+  dOut: rowBinding(headDim),
   stats: { type: "array<vec2<f32>>" },
   mask: I32_IN,
-} as const;
+});
 
-/** Backward pass 2: dK and dV per (key tile, kv head, batch row). */
+/** Backward pass 2: dK and dV (or split partials) per (key tile, kv head, batch row · split). */
 export const ATTENTION_DKDV = defineKernel({
   name: "attention-dkdv",
   key: tiledKey,
   uniforms: ATTENTION_UNIFORMS,
-  bindings: () => ({ ...BACKWARD_INPUTS, dK: F32_OUT, dV: F32_OUT }),
+  bindings: ({ headDim }: TiledSpec) => ({
+    ...backwardInputs(headDim),
+    dK: rowBinding(headDim, "read_write"),
+    dV: rowBinding(headDim, "read_write"),
+  }),
   source: ({ headDim, tiling }: TiledSpec) => keyValueGradKernelSource(headDim, tiling),
+});
+
+/** Backward pass 2b (split dK/dV only): the partials added in split order. */
+export const ATTENTION_SPLIT_SUM = defineKernel({
+  name: "attention-dkdv-split-sum",
+  key: ({ headDim }: HeadSpec) => `d${headDim}`,
+  uniforms: ATTENTION_UNIFORMS,
+  bindings: () => ({ dKParts: F32_IN, dVParts: F32_IN, dK: F32_OUT, dV: F32_OUT }),
+  source: ({ headDim }: HeadSpec) => splitSumKernelSource(headDim),
 });
 
 /** Backward pass 3: dQ per (query tile, query head, batch row). */
@@ -87,7 +111,10 @@ export const ATTENTION_DQ = defineKernel({
   name: "attention-dq",
   key: tiledKey,
   uniforms: ATTENTION_UNIFORMS,
-  bindings: () => ({ ...BACKWARD_INPUTS, dQ: F32_OUT }),
+  bindings: ({ headDim }: TiledSpec) => ({
+    ...backwardInputs(headDim),
+    dQ: rowBinding(headDim, "read_write"),
+  }),
   source: ({ headDim, tiling }: TiledSpec) => queryGradKernelSource(headDim, tiling),
 });
 

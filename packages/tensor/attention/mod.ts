@@ -18,3 +18,4 @@ export * from "./attention_forward.ts";
 export * from "./attention_backward.ts";
 export * from "./row_scores.ts";
 export * from "./reference.ts";
+export * from "./counts.ts";

@@ -29,6 +29,8 @@ export interface KernelParams {
   rowsPerBatch: number;
   /** Batch rows (B). */
   batch: number;
+  /** Workgroups sharing one dK/dV key tile (split backward); default 1. */
+  splits?: number;
 }
 
 /** The uniforms every attention kernel declares (read in WGSL as `P.<name>`). */
@@ -45,13 +47,14 @@ export const ATTENTION_UNIFORMS = {
   negInfBits: "u32",
   rowsPerBatch: "u32",
   batch: "u32",
+  splits: "u32",
 } as const;
 
 /** Uniform values by name (adds the bits of −∞, which WGSL constant evaluation rejects). */
 export function attentionUniforms(
   p: KernelParams,
 ): Record<keyof typeof ATTENTION_UNIFORMS, number> {
-  return { ...p, negInfBits: 0xff800000 };
+  return { ...p, splits: p.splits ?? 1, negInfBits: 0xff800000 };
 }
 
 /** WGSL constants shared by the attention kernels (the uniforms come from the kernel API). */
@@ -60,6 +63,8 @@ export const PARAMS_WGSL = /* wgsl */ `
 const MASKED: f32 = -1.0e30;
 const MASKED_LIMIT: f32 = -1.0e29;
 const FULL_TILE_BIT: u32 = ${1 << 30}u;
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
 `;
 
 /**

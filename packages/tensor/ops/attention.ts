@@ -7,8 +7,8 @@
  * segment / block / kind metadata, see `attention/mask_metadata.ts`); it must
  * stay alive until the backward has run.
  *
- * The kernels submit their own command buffers, so the runtime's batched
- * encoder is flushed first: queue order then equals program order.
+ * The kernels record into the runtime's command encoder like every other op,
+ * so queue order equals program order.
  *
  * @module
  */

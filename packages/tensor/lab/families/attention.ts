@@ -1,8 +1,10 @@
 /**
  * Lab family `attention`: the fused attention kernels (`attention/`: WGSL
  * generators, float64 reference `attention/reference.ts`, tilings tested by
- * `attention/attention_test.ts`) on dense causal and BlockRank layouts of
- * 10 / 30 / 100 documents — the H200 sitting's workloads at GPU scale.
+ * `attention/attention_test.ts`, design counts `attention/counts.ts`) on
+ * dense causal and BlockRank layouts of 10 / 30 / 100 documents — the H200
+ * sitting's workloads at GPU scale — forward, backward and the split dK/dV
+ * path.
  *
  * @module
  */
@@ -11,6 +13,7 @@ import type { Device } from "../../device.ts";
 import { AttentionMask } from "../../attention/attention_mask.ts";
 import { attentionBackward } from "../../attention/attention_backward.ts";
 import { attentionForward } from "../../attention/attention_forward.ts";
+import { attentionCounts } from "../../attention/counts.ts";
 import {
   type BlockRankLayout,
   blockRankMask,
@@ -19,24 +22,11 @@ import {
   type MaskMetadata,
 } from "../../attention/mask_metadata.ts";
 import { buildTileTable } from "../../attention/tile_table.ts";
-import {
-  type AttentionTiling,
-  chooseTiling,
-  workgroupBytes,
-  workgroupThreads,
-} from "../../attention/tiling.ts";
+import { type AttentionTiling, chooseTiling } from "../../attention/tiling.ts";
 import { randn } from "../../random.ts";
 import type { Tensor } from "../../tensor.ts";
-import type { KernelCounts } from "../counts.ts";
-import {
-  type LabCase,
-  type LabFamily,
-  type LabScale,
-  registerLabFamily,
-  streamingCounts,
-} from "../family.ts";
+import { type LabCase, type LabFamily, type LabScale, registerLabFamily } from "../family.ts";
 
-/** Head layout and document sizes per scale (GPU: 32 heads × 128, 8 KV heads, 160-token documents). */
 export const ATTENTION_SHAPES = {
   cpu: { heads: 2, kvHeads: 1, headDim: 16, docLength: 12, instruction: 6, query: 6, docs: [2, 5] },
   gpu: {
@@ -62,7 +52,8 @@ export function countVisiblePairs(meta: MaskMetadata): number {
 }
 
 /** The problem of one case: head layout, mask and its visible pairs. */
-export interface AttentionProblem {
+/** The problem of one case: head layout, mask and its visible pairs. */
+export interface AttentionLabProblem {
   heads: number;
   kvHeads: number;
   headDim: number;
@@ -70,57 +61,9 @@ export interface AttentionProblem {
   pairs: number;
 }
 
-/**
- * Design counts of today's scalar kernels: every score and every P·V term
- * reads both operands from workgroup memory (2 loads per FMA); each
- * workgroup stages its query tile once and K and V of each active key tile.
- */
-export function attentionCounts(
-  kernel: "forward" | "dkdv" | "dq",
-  tiling: AttentionTiling,
-  p: AttentionProblem,
-): KernelCounts {
-  const { heads, kvHeads, headDim: D, meta, pairs } = p;
-  const B = meta.batch, T = meta.length;
-  const table = buildTileTable(meta, tiling.queryTile, tiling.keyTile);
-  const q = B * heads * T * D * 4, kv = B * kvHeads * T * D * 4;
-  const tileBytes = tiling.keyTile * D * 4;
-  const queryTileBytes = tiling.queryTile * D * 4;
-  if (kernel === "forward") {
-    return {
-      flops: 4 * D * pairs * heads,
-      minBytes: 2 * q + 2 * kv + B * heads * T * 4,
-      globalReadBytes: q + heads * table.activeCount * 2 * tileBytes,
-      globalWriteBytes: q + B * heads * T * 4,
-      workgroupLoadsPerFma: 2,
-      workgroups: table.numQueryTiles * heads * B,
-      threadsPerWorkgroup: workgroupThreads(tiling),
-      workgroupBytes: workgroupBytes("forward", D, tiling),
-    };
-  }
-  // dK/dV recompute S and dP and accumulate dV and dK (8·D per pair);
-  // dQ recomputes S and dP and accumulates dQ (6·D per pair).
-  const perPair = kernel === "dkdv" ? 8 : 6;
-  const staged = kernel === "dkdv"
-    ? 2 * kv + heads * table.activeCount * 2 * queryTileBytes // K, V once; Q and dO per active tile
-    : 2 * q + heads * table.activeCount * 2 * tileBytes; // Q, dO once; K and V per active tile
-  return {
-    flops: perPair * D * pairs * heads,
-    minBytes: 2 * q + 2 * kv + B * heads * T * 8 + (kernel === "dkdv" ? 2 * kv : q),
-    globalReadBytes: staged + B * heads * T * 8,
-    globalWriteBytes: kernel === "dkdv" ? 2 * kv : q,
-    workgroupLoadsPerFma: 2,
-    workgroups: kernel === "dkdv"
-      ? table.numKeyTiles * kvHeads * B
-      : table.numQueryTiles * heads * B,
-    threadsPerWorkgroup: workgroupThreads(tiling),
-    workgroupBytes: workgroupBytes("backward", D, tiling),
-  };
-}
-
-function problems(scale: LabScale): [string, AttentionProblem][] {
+function problems(scale: LabScale): [string, AttentionLabProblem][] {
   const s = ATTENTION_SHAPES[scale];
-  const out: [string, AttentionProblem][] = [];
+  const out: [string, AttentionLabProblem][] = [];
   for (const layout of ["dense causal", "blockrank"] as const) {
     for (const n of s.docs) {
       const documents = Array<number>(n).fill(s.docLength);
@@ -136,7 +79,7 @@ function problems(scale: LabScale): [string, AttentionProblem][] {
   return out;
 }
 
-function prepare(p: AttentionProblem, backward: boolean) {
+function prepare(p: AttentionLabProblem, backward: boolean, keySplits?: number) {
   const { heads, kvHeads, headDim, meta } = p;
   const T = meta.length;
   const tensors: Tensor[] = [
@@ -168,6 +111,7 @@ function prepare(p: AttentionProblem, backward: boolean) {
           dQ,
           dK,
           dV,
+          keySplits,
         })
       : () => void attentionForward({ ...shape, q: q!, k: k!, v: v!, out, lse }),
     dispose: () => {
@@ -179,41 +123,41 @@ function prepare(p: AttentionProblem, backward: boolean) {
 
 function cases(scale: LabScale, device: Device): LabCase[] {
   const out: LabCase[] = [];
+  const tilingName = (t: AttentionTiling) =>
+    `${t.queryTile}x${t.keyTile}x${t.threadsPerRow}` +
+    (t.rowsPerThread ? ` r${t.rowsPerThread}` : "");
   for (const [name, problem] of problems(scale)) {
     problem.pairs = countVisiblePairs(problem.meta);
-    const { headDim, heads, meta } = problem;
+    const { headDim, heads, kvHeads, meta } = problem;
     const forward = chooseTiling(device.limits, "forward", headDim);
     const backward = chooseTiling(device.limits, "backward", headDim);
-    const tilingName = (t: AttentionTiling) => `${t.queryTile}x${t.keyTile}x${t.threadsPerRow}`;
-    out.push({
-      kernel: "attention-forward",
-      variant: tilingName(forward),
-      problem: name,
-      counts: attentionCounts("forward", forward, problem),
-      prepare: () => prepare(problem, false),
+    const counted = (tiling: AttentionTiling) => ({
+      batch: meta.batch,
+      heads,
+      kvHeads,
+      seqLen: meta.length,
+      headDim,
+      visiblePairs: problem.pairs,
+      activeTiles: buildTileTable(meta, tiling.queryTile, tiling.keyTile).activeCount,
     });
-    const rows = meta.batch * heads * meta.length;
-    out.push({
-      kernel: "attention-row-stats",
-      variant: "default",
-      problem: name,
-      counts: streamingCounts({
-        flops: 2 * rows * headDim,
-        readBytes: rows * (2 * headDim + 1) * 4,
-        writeBytes: rows * 8,
-        workgroups: Math.ceil(rows / 64),
-        threads: 64,
-      }),
-      prepare: () => prepare(problem, true),
-    });
-    for (const kernel of ["dkdv", "dq"] as const) {
-      out.push({
-        kernel: `attention-${kernel}`,
-        variant: tilingName(backward),
-        problem: name,
-        counts: attentionCounts(kernel, backward, problem),
-        prepare: () => prepare(problem, true),
-      });
+    const passes: [string, "forward" | "backward", AttentionTiling, number | undefined][] = [
+      [tilingName(forward), "forward", forward, undefined],
+      [tilingName(backward), "backward", backward, undefined],
+      // The split dK/dV path (an ordered second pass sums the partials) on the same problem.
+      [`${tilingName(backward)} split 2`, "backward", backward, 2],
+    ];
+    for (const [variant, pass, tiling, splits] of passes) {
+      const counts = attentionCounts(pass, counted(tiling), tiling, splits ?? 1);
+      for (const k of counts.kernels) {
+        if (splits !== undefined && !k.kernel.startsWith("attention-dkdv")) continue;
+        out.push({
+          kernel: k.kernel,
+          variant,
+          problem: name,
+          counts: k.counts,
+          prepare: () => prepare(problem, pass === "backward", splits),
+        });
+      }
     }
   }
   return out;
@@ -222,8 +166,14 @@ function cases(scale: LabScale, device: Device): LabCase[] {
 /** The registered family. */
 export const ATTENTION_LAB: LabFamily = registerLabFamily({
   name: "attention",
-  files: "attention/forward_kernel.ts, attention/backward_kernels.ts, attention/reference.ts, " +
-    "attention/attention_test.ts",
-  kernels: ["attention-forward", "attention-row-stats", "attention-dkdv", "attention-dq"],
+  files: "attention/forward_kernel.ts, attention/backward_kernels.ts, attention/counts.ts, " +
+    "attention/reference.ts, attention/attention_test.ts",
+  kernels: [
+    "attention-forward",
+    "attention-row-stats",
+    "attention-dkdv",
+    "attention-dkdv-split-sum",
+    "attention-dq",
+  ],
   cases,
 });
