@@ -35,6 +35,7 @@ const COMMAND_LINE = "command line";
 const IRFORGE_OPTIONS = new Set([
   "--set",
   "--resume",
+  "--nproc",
   "--config",
   "--help",
   "-h",
