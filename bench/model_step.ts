@@ -10,7 +10,12 @@
  * the only wait is one `syncGpu()` after the last step, so ms/step is the
  * total over `--reps`. Tiny config on CPU adapters.
  *
- * Usage: deno run -A bench/model_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--batch B] [--length T]
+ * `--profile` adds one more step timed dispatch by dispatch and prints GPU
+ * time per op (forward and backward of each registered op, the optimizer's
+ * kernels), sorted by share, with dispatch counts; the profile is saved with
+ * the result.
+ *
+ * Usage: deno run -A bench/model_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--batch B] [--length T] [--profile]
  *
  * @module
  */
@@ -35,6 +40,7 @@ import {
   writeResult,
 } from "./lib/report.ts";
 import { countReadbacks, randomLmBatch, trainStep } from "./lib/train_step.ts";
+import { profileStep } from "./lib/profile_step.ts";
 
 /** The `mistral-small` shape of the issue. */
 export const MISTRAL_SMALL: ModelConfig = {
@@ -75,7 +81,11 @@ if (import.meta.main) {
   const args = parseSuiteArgs(
     Deno.args,
     device.isCpuAdapter,
-    { batch: { type: "string" }, length: { type: "string" } },
+    {
+      batch: { type: "string" },
+      length: { type: "string" },
+      profile: { type: "boolean", default: false },
+    },
     device.isCpuAdapter ? { reps: 3, warmup: 1 } : { reps: 10, warmup: 2 },
   );
   const env = environment(device.adapter, {
@@ -170,6 +180,9 @@ if (import.meta.main) {
       formatBytes(mem.peakReservedBytes)
     } (tensor pool; ${args.reps} steps, no readback)`,
   );
+  const profile = args.values.profile
+    ? await profileStep(row.model, () => trainStep(model, inputs, targets, optimizer))
+    : undefined;
   const file = await writeResult({
     suite: "model_step",
     shape: args.shape,
@@ -179,6 +192,7 @@ if (import.meta.main) {
       config,
       timing:
         `${args.reps} steps back to back after ${args.warmup} warm-up, one syncGpu at the end`,
+      ...(profile ? { profile } : {}),
     },
   });
   console.log(`wrote ${file}`);

@@ -99,6 +99,16 @@ export { AdamW, type AdamWOptions, type AdamWState } from "./optim/adamw.ts";
 export { clipGradNorm } from "./optim/clip.ts";
 export { type TapeStats, tapeStats } from "./autograd.ts";
 export {
+  formatOpProfile,
+  NoTimestampsError,
+  type OpProfile,
+  type OpProfileRow,
+  profileOps,
+  type ProfileOptions,
+  summarizeSpans,
+} from "./profile.ts";
+export { currentOpLabel, withOpLabel } from "./op_label.ts";
+export {
   checkpoint,
   type CheckpointOptions,
   isReplayableState,

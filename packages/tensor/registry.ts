@@ -9,6 +9,7 @@
 import type { BackwardContext, InputMeta, TapeNode } from "./autograd_types.ts";
 import { isGradEnabled, record, withGradMode } from "./autograd.ts";
 import { keep, tidy } from "./scope.ts";
+import { withOpLabel } from "./op_label.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** What a forward returns: the output and the tensors backward needs. */
@@ -74,7 +75,7 @@ function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Te
   let saved: Tensor[] = [];
   const output = withGradMode(false, () =>
     tidy(() => {
-      const result = def.forward(inputs, attrs);
+      const result = withOpLabel(def.name, () => def.forward(inputs, attrs));
       if (recording) saved = (result.saved ?? []).map((t) => t.shareAs(t.shape, true));
       return inputs.includes(result.output)
         ? result.output.shareAs(result.output.shape)
@@ -82,6 +83,7 @@ function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Te
     }));
   if (recording && def.backward) {
     const backwardRule = def.backward;
+    const backwardLabel = `${def.name}.backward`;
     const meta: InputMeta[] = inputs.map((t) => ({
       shape: t.shape,
       dtype: t.dtype,
@@ -96,7 +98,7 @@ function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Te
       backward: (dy) =>
         tidy(() => {
           // A rule may return dy or a saved tensor itself; give the tape its own reference.
-          const grads = backwardRule(dy, ctx).map((g) =>
+          const grads = withOpLabel(backwardLabel, () => backwardRule(dy, ctx)).map((g) =>
             g && (g === dy || saved.includes(g)) ? g.shareAs(g.shape, true) : g
           );
           for (const g of grads) if (g) keep(g);
