@@ -95,8 +95,13 @@ export { dropout, dropoutMask } from "./ops/dropout.ts";
 export { maskedFill, where } from "./ops/mask.ts";
 export { cosineSimilarity, l2Normalize } from "./ops/l2norm.ts";
 export * from "./nf4.ts";
-export { AdamW, type AdamWOptions, type AdamWState } from "./optim/adamw.ts";
-export { clipGradNorm } from "./optim/clip.ts";
+export { AdamW, type AdamWOptions, type AdamWState, type AdamWStepOptions } from "./optim/adamw.ts";
+export {
+  clipGradNorm,
+  type GradNormOptions,
+  type GradNormStats,
+  gradNormStats,
+} from "./optim/clip.ts";
 export { type TapeStats, tapeStats } from "./autograd.ts";
 export {
   formatOpProfile,

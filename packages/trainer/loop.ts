@@ -21,8 +21,8 @@ import {
   type AdamWState,
   add,
   backward,
-  clipGradNorm,
   concat,
+  gradNormStats,
   memoryStats,
   noGrad,
   reshape,
@@ -465,12 +465,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         for (const t of Object.values(out.parts ?? {})) t.dispose();
         for (const v of Object.values(out.metrics ?? {})) if (typeof v !== "number") v.dispose();
       }
-      const gradNorm = clipGradNorm(
+      // Clipping folds into the optimizer's read of each gradient (no pass over them).
+      const { norm: gradNorm, factor } = gradNormStats(
         params,
         training.max_grad_norm > 0 ? training.max_grad_norm : Infinity,
       );
       const lr = learningRateAt(step, schedule);
-      optimizer.step(lr);
+      optimizer.step(lr, { gradFactor: factor });
+      factor.dispose();
       optimizer.zeroGrad();
       step++;
       const scalarNames = ["train/loss"];
