@@ -11,6 +11,7 @@
 
 import {
   add,
+  addRmsNorm,
   attention,
   attentionScoresForRows,
   cast,
@@ -19,14 +20,14 @@ import {
   embedding,
   isReplayableState,
   linear,
-  mul,
   permute,
   type ReplayableState,
   reshape,
   rmsNorm,
   rope,
+  ropeQK,
   ropeTable,
-  silu,
+  swiglu,
   Tensor,
   tidy,
   variable,
@@ -235,11 +236,12 @@ export class CausalLM {
     const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
     const heads = (proj: string, n: number) =>
       reshape(this.project(`${p}.self_attn.${proj}`, x), [B, T, n, c.headDim]);
-    return {
-      q: rope(heads("q_proj", c.numHeads), positionIds, this.#ropeTable),
-      k: rope(heads("k_proj", c.numKvHeads), positionIds, this.#ropeTable),
-      v: heads("v_proj", c.numKvHeads),
-    };
+    const qh = heads("q_proj", c.numHeads), kh = heads("k_proj", c.numKvHeads);
+    // Queries and keys rotate in one dispatch when they share a dtype.
+    const [q, k] = qh.dtype === kh.dtype
+      ? ropeQK(qh, kh, positionIds, this.#ropeTable)
+      : [rope(qh, positionIds, this.#ropeTable), rope(kh, positionIds, this.#ropeTable)];
+    return { q, k, v: heads("v_proj", c.numKvHeads) };
   }
 
   /**
@@ -248,17 +250,18 @@ export class CausalLM {
    */
   finishLayer(index: number, h: Tensor, attended: Tensor): Tensor {
     const p = `model.layers.${index}`;
-    const h1 = add(h, this.project(`${p}.self_attn.o_proj`, attended));
-    const x2 = rmsNorm(
-      h1,
-      this.#weight(`${p}.post_attention_layernorm.weight`),
-      this.config.rmsNormEps,
+    const o = this.project(`${p}.self_attn.o_proj`, attended);
+    const norm = this.#weight(`${p}.post_attention_layernorm.weight`);
+    const eps = this.config.rmsNormEps;
+    // Residual add + RMSNorm in one kernel over the f32 residual stream.
+    const [h1, x2] = h.dtype === "f32" && o.dtype === "f32"
+      ? addRmsNorm(h, o, norm, eps)
+      : ((s: Tensor) => [s, rmsNorm(s, norm, eps)])(add(h, o));
+    const gated = swiglu(
+      this.project(`${p}.mlp.gate_proj`, x2!),
+      this.project(`${p}.mlp.up_proj`, x2!),
     );
-    const gated = mul(
-      silu(this.project(`${p}.mlp.gate_proj`, x2)),
-      this.project(`${p}.mlp.up_proj`, x2),
-    );
-    return add(h1, this.project(`${p}.mlp.down_proj`, gated));
+    return add(h1!, this.project(`${p}.mlp.down_proj`, gated));
   }
 
   /**

@@ -75,10 +75,16 @@ Deno.test("the per-op profile of a tiny training step times every dispatch, grou
     assert.equal(profile.rows.reduce((n, r) => n + r.dispatches, 0), recorded);
     const ops = new Map(profile.rows.map((r) => [r.op, r]));
     // Forward and backward of registered ops are grouped under the op's name.
-    for (const op of ["rms_norm", "rms_norm.backward", "linear", "linear.backward", "embedding"]) {
+    for (
+      const op of ["rms_norm", "rms_norm.backward", "linear", "linear.backward", "embedding"]
+    ) {
       assert(ops.has(op), `profile has ${op}: ${[...ops.keys()].join(", ")}`);
     }
-    assert.equal(ops.get("rms_norm")!.dispatches, 2 * config.numLayers + 1);
+    // input_layernorm of every layer and the final norm; post_attention_layernorm is fused.
+    assert.equal(ops.get("rms_norm")!.dispatches, config.numLayers + 1);
+    assert.equal(ops.get("add_rms_norm")!.dispatches, config.numLayers);
+    assert.equal(ops.get("rope_qk")!.dispatches, config.numLayers);
+    assert.equal(ops.get("swiglu")!.dispatches, config.numLayers);
     // The optimizer launches outside ops: its rows are kernel names.
     assert(ops.has("adamw"), `the optimizer's dispatches are profiled`);
     const total = profile.rows.reduce((s, r) => s + r.share, 0);

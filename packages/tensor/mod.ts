@@ -61,7 +61,13 @@ export {
   variable,
   zeroGrad,
 } from "./autograd.ts";
-export { defineOp, type OpDefinition, registeredOps } from "./registry.ts";
+export {
+  defineMultiOutputOp,
+  defineOp,
+  type MultiOutputOpDefinition,
+  type OpDefinition,
+  registeredOps,
+} from "./registry.ts";
 export * from "./ops/elementwise.ts";
 export {
   type Activation,
@@ -76,8 +82,9 @@ export {
 export { max, mean, sum, sumToShape } from "./ops/reduce.ts";
 export { concat, expand, permute, reshape, slice, transpose } from "./ops/shape.ts";
 export { logSoftmax, softmax } from "./ops/softmax.ts";
-export { rmsNorm } from "./ops/rmsnorm.ts";
-export { rope, ropeTable, ropeTableData } from "./ops/rope.ts";
+export { addRmsNorm, rmsNorm } from "./ops/rmsnorm.ts";
+export { rope, ropeQK, ropeTable, ropeTableData } from "./ops/rope.ts";
+export { swiglu } from "./ops/swiglu.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
 export { attention, attentionScoresForRows } from "./ops/attention.ts";
