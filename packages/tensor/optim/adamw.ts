@@ -33,7 +33,6 @@ import { keep } from "../scope.ts";
 import { Tensor, zeros } from "../tensor.ts";
 import { defineKernel } from "../kernel.ts";
 import {
-  findSlot,
   groupTensors,
   slotAccessors,
   slotsPerLaunch,
