@@ -131,6 +131,13 @@ export class CausalLM {
    * The layer whose attention scores are asked for is never checkpointed.
    */
   gradientCheckpointing = false;
+  /**
+   * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
+   * projection and the LM head to f16 (f32 accumulation and output), as
+   * autocast does; weights stay f32 masters. Attention, norms and the loss
+   * stay f32. `null` (default): operands as stored.
+   */
+  autocast: "f16" | null = null;
   #ropeTable: Tensor;
 
   /**
@@ -208,9 +215,16 @@ export class CausalLM {
   /** y = x·Wᵀ for projection `path` (base weight, quantised or not, plus adapter delta). */
   project(path: string, x: Tensor): Tensor {
     const q = this.quantized.get(path);
-    const base = q ? q.apply(x) : linear(x, this.#weight(`${path}.weight`));
+    const base = q ? q.apply(x) : this.#linear(x, this.#weight(`${path}.weight`));
     const delta = this.adapter?.delta(path, x) ?? null;
     return delta ? add(base, delta) : base;
+  }
+
+  /** x·Wᵀ, with f16 operands under {@link CausalLM.autocast}. */
+  #linear(x: Tensor, w: Tensor): Tensor {
+    if (this.autocast !== "f16") return linear(x, w);
+    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
+    return linear(half(x), half(w));
   }
 
   /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */
@@ -329,7 +343,7 @@ export class CausalLM {
     const head = this.config.tieWordEmbeddings
       ? this.#weight("model.embed_tokens.weight")
       : this.#weight("lm_head.weight");
-    return linear(hidden, head);
+    return this.#linear(hidden, head);
   }
 
   /**

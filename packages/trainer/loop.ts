@@ -22,7 +22,6 @@ import {
   add,
   backward,
   concat,
-  gradNormStats,
   memoryStats,
   noGrad,
   reshape,
@@ -47,6 +46,8 @@ import { Rng } from "./rng.ts";
 import { Progress } from "./progress.ts";
 import { RunLock } from "./run_lock.ts";
 import { openResume } from "./resume.ts";
+import { LossScaler, SCALER_FILE } from "./loss_scaler.ts";
+import { optimizerStep } from "./optimizer_step.ts";
 
 /** What a recipe computes for one micro-batch. Every tensor belongs to the loop. */
 export interface MicroBatchResult {
@@ -205,6 +206,16 @@ export async function loadOptimizerState(
   }
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 async function readMetadata(path: string): Promise<Record<string, string>> {
   const file = await Deno.open(path);
   try {
@@ -268,6 +279,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     },
   };
 
+  // fp16: dynamic loss scaling (GradScaler); the recipe casts matmul operands to f16.
+  const scaler = training.fp16 ? new LossScaler() : null;
   let step = 0;
   let rng = Rng.seeded(training.seed);
   let run: RunDir;
@@ -287,6 +300,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
       rng = Rng.fromState(state.rng_state);
       step = state.step;
+      const scalerPath = `${checkpoint.path}/${SCALER_FILE}`;
+      if (scaler && await exists(scalerPath)) {
+        scaler.restore(JSON.parse(await Deno.readTextFile(scalerPath)), scalerPath);
+      }
       run = await RunDir.resume(resumed.runPath, step, runOptions);
     } catch (error) {
       lock.release();
@@ -404,6 +421,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       params.map((p) => p.shape),
       await optimizer.exportState(),
     );
+    if (scaler) {
+      await Deno.writeTextFile(`${dir}/${SCALER_FILE}`, JSON.stringify(scaler.state()) + "\n");
+    }
     const consumed = step * accumulation;
     const state: TrainerState = {
       step,
@@ -435,7 +455,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const index = global % task.batchesPerEpoch;
         const out = await tidyAsync(() => task.microBatch(epoch, index, rng));
         tokens += out.tokens;
-        const scaled = scale(out.loss, 1 / accumulation);
+        const scaled = scale(out.loss, (scaler?.scale ?? 1) / accumulation);
         backward(scaled);
         noGrad(() => {
           const accumulate = (into: Map<string, Tensor>, name: string, t: Tensor) => {
@@ -465,16 +485,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         for (const t of Object.values(out.parts ?? {})) t.dispose();
         for (const v of Object.values(out.metrics ?? {})) if (typeof v !== "number") v.dispose();
       }
-      // Clipping folds into the optimizer's read of each gradient (no pass over them).
-      const { norm: gradNorm, factor } = gradNormStats(
-        params,
-        training.max_grad_norm > 0 ? training.max_grad_norm : Infinity,
-      );
-      const lr = learningRateAt(step, schedule);
-      optimizer.step(lr, { gradFactor: factor });
-      factor.dispose();
+      // Skipped (overflowed) steps do not advance the schedule, as in HF's Trainer.
+      const lr = learningRateAt(step - (scaler?.skippedSteps ?? 0), schedule);
+      const { gradNorm, skipped, lossScale } = await optimizerStep(params, optimizer, {
+        lr,
+        maxGradNorm: training.max_grad_norm,
+        scaler,
+      });
       optimizer.zeroGrad();
       step++;
+      if (skipped) {
+        log(
+          `\nstep ${step}: inf/NaN gradients at loss scale ${lossScale}; update skipped, ` +
+            `loss scale now ${scaler!.scale}`,
+        );
+      }
       const scalarNames = ["train/loss"];
       const scalars: Tensor[] = [stepLoss!];
       for (const [k, t] of partSums) scalarNames.push(`train/${k}`), scalars.push(t);
@@ -483,6 +508,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       scalars.push(gradNorm);
       const host: Record<string, number> = {};
       for (const [k, v] of Object.entries(hostSums)) host[`train/${k}`] = v;
+      if (scaler) {
+        host["train/loss_scale"] = lossScale, host["train/skipped_step"] = skipped ? 1 : 0;
+      }
       pending.push({ step, scalars, names: scalarNames, host, lr, tokens });
       await flush(false);
       // Let the event loop deliver signals: without a macrotask turn a Ctrl-C would wait
