@@ -33,7 +33,8 @@ export function randomLmBatch(
 }
 
 /**
- * Records one step: forward, mean LM loss, backward, AdamW(`lr`), zero
+ * Records one step: forward, mean LM loss (the LM head fused into the
+ * cross-entropy, as the sft recipe trains), backward, AdamW(`lr`), zero
  * grads. Returns the loss tensor (owned by the caller) without reading it.
  */
 export function trainStep(
@@ -44,8 +45,8 @@ export function trainStep(
   lr = 1e-4,
 ): Tensor {
   const loss = tidy(() => {
-    const { logits } = model.forward(inputs);
-    const l = CausalLM.lmLoss(logits!, targets);
+    const { hidden } = model.forward(inputs, { output: "hidden" });
+    const l = model.causalLmLoss(hidden!, targets);
     backward(l);
     return l;
   });

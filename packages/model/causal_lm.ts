@@ -20,6 +20,7 @@ import {
   embedding,
   isReplayableState,
   linear,
+  lmHeadLoss,
   permute,
   type ReplayableState,
   reshape,
@@ -344,6 +345,24 @@ export class CausalLM {
       ? this.#weight("model.embed_tokens.weight")
       : this.#weight("lm_head.weight");
     return this.#linear(hidden, head);
+  }
+
+  /**
+   * Mean token cross-entropy through the LM head straight from the final
+   * hidden states `[..., hidden]` (`forward(inputs, { output: "hidden" })`)
+   * against already-shifted i32 targets: the same value and gradients as
+   * `lmLoss(lmHead(hidden), targets)` without materialising the logits
+   * (chunked LM head + cross-entropy, see `lmHeadLoss`).
+   */
+  causalLmLoss(hidden: Tensor, shiftedTargets: Tensor): Tensor {
+    const H = hidden.shape[hidden.rank - 1]!;
+    const head = this.config.tieWordEmbeddings
+      ? this.#weight("model.embed_tokens.weight")
+      : this.#weight("lm_head.weight");
+    const rows = reshape(hidden, [hidden.size / H, H]);
+    if (this.autocast !== "f16") return lmHeadLoss(rows, head, shiftedTargets);
+    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
+    return lmHeadLoss(half(rows), half(head), shiftedTargets);
   }
 
   /**

@@ -173,7 +173,8 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
   const accumulate = (target: Tensor, g: Tensor) => {
     const existing = grads.get(target.id);
     if (existing) {
-      grads.set(target.id, addGrads(existing, g));
+      // Kept: the map owns its gradients (a leaf may take this one as its .grad).
+      grads.set(target.id, keep(addGrads(existing, g)));
       existing.dispose();
       g.dispose();
     } else grads.set(target.id, g);

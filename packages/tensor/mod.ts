@@ -85,6 +85,7 @@ export { logSoftmax, softmax } from "./ops/softmax.ts";
 export { addRmsNorm, rmsNorm } from "./ops/rmsnorm.ts";
 export { rope, ropeQK, ropeTable, ropeTableData } from "./ops/rope.ts";
 export { swiglu } from "./ops/swiglu.ts";
+export { lmHeadLoss, type LmHeadLossOptions } from "./ops/lm_head_loss.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
 export { attention, attentionScoresForRows } from "./ops/attention.ts";

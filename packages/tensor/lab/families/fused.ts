@@ -12,6 +12,7 @@ import { backward, noGrad, variable, zeroGrad } from "../../autograd.ts";
 import { addRmsNorm } from "../../ops/rmsnorm.ts";
 import { ropeQK, ropeTable } from "../../ops/rope.ts";
 import { swiglu } from "../../ops/swiglu.ts";
+import { lmHeadLoss } from "../../ops/lm_head_loss.ts";
 import { add, mul } from "../../ops/elementwise.ts";
 import { sum } from "../../ops/reduce.ts";
 import { randn } from "../../random.ts";
@@ -114,7 +115,44 @@ function fusedCases(scale: LabScale): LabCase[] {
     );
     return run(xs, ([q, k]) => ropeQK(q!, k!, pos, table), false, [table, pos]);
   };
+  const [Nl, Hl, Vl, C] = scale === "gpu" ? [8192, 768, 32768, 512] : [64, 32, 512, 16];
+  const head = (grad: boolean) => () => {
+    const xs = [randn([Nl, Hl], { seed: 8 }), randn([Vl, Hl], { seed: 9 })].map((t) =>
+      grad ? variable(t) : keep(t)
+    );
+    const t = keep(
+      Tensor.fromArray(Array.from({ length: Nl }, (_, i) => (i * 7919) % Vl), [Nl], "i32"),
+    );
+    return run(xs, ([h, w]) => [lmHeadLoss(h!, w!, t, { chunkRows: C })], grad, [t]);
+  };
+  const logits = Nl * Vl * 4;
   return [
+    labCase(
+      "lm_head_ce",
+      `${Nl} rows × ${Vl} in chunks of ${C}`,
+      streamingCounts({
+        flops: 5 * Nl * Vl,
+        readBytes: 2 * logits + Nl * 4,
+        writeBytes: logits + Nl * 4,
+        workgroups: Nl,
+        threads: 256,
+        workgroupBytes: 1024,
+      }),
+      head(true),
+    ),
+    labCase(
+      "lm_head_ce-reduce",
+      `${Nl} rows`,
+      streamingCounts({
+        flops: 2 * Nl,
+        readBytes: 8 * Nl,
+        writeBytes: 8,
+        workgroups: 1,
+        threads: 256,
+        workgroupBytes: 1024,
+      }),
+      head(false),
+    ),
     labCase("swiglu", `${N}×${F}`, flat(5 * n, 2 * e, e, n), gu(false)),
     labCase("swiglu-backward", `${N}×${F}`, flat(10 * n, 3 * e, 2 * e, n), gu(true)),
     labCase(
@@ -155,8 +193,16 @@ function fusedCases(scale: LabScale): LabCase[] {
 /** The fused step kernels. */
 export const FUSED_LAB: LabFamily = registerLabFamily({
   name: "fused",
-  files:
-    "ops/swiglu.ts, ops/rmsnorm.ts (addRmsNorm), ops/rope.ts (ropeQK); tests ops/fused_test.ts",
-  kernels: ["swiglu", "swiglu-backward", "add_rms_norm", "add_rms_norm-backward-x", "rope_qk"],
+  files: "ops/swiglu.ts, ops/rmsnorm.ts (addRmsNorm), ops/rope.ts (ropeQK), ops/lm_head_loss.ts; " +
+    "tests ops/fused_test.ts, ops/lm_head_loss_test.ts",
+  kernels: [
+    "swiglu",
+    "swiglu-backward",
+    "add_rms_norm",
+    "add_rms_norm-backward-x",
+    "rope_qk",
+    "lm_head_ce",
+    "lm_head_ce-reduce",
+  ],
   cases: (scale) => fusedCases(scale),
 });
