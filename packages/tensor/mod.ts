@@ -116,8 +116,10 @@ export {
   NoTimestampsError,
   type OpProfile,
   type OpProfileRow,
+  type OpProfileSession,
   profileOps,
   type ProfileOptions,
+  startOpProfile,
   summarizeSpans,
 } from "./profile.ts";
 export { currentOpLabel, withOpLabel } from "./op_label.ts";

@@ -89,6 +89,26 @@ export function summarizeSpans(
   return { totalMs: totalNs / 1e6, dispatches, timedDispatches: spans.length, rows };
 }
 
+/** A profile being recorded: every dispatch from start to {@link OpProfileSession.stop}. */
+export interface OpProfileSession {
+  /** Stops timing and returns the profile of the dispatches recorded meanwhile. */
+  stop(): Promise<OpProfile>;
+}
+
+/**
+ * Starts timing every dispatch (for work that is not one function call, e.g.
+ * a training loop's step); throws {@link NoTimestampsError} when the adapter
+ * cannot time dispatches.
+ */
+export function startOpProfile(options: ProfileOptions = {}): OpProfileSession {
+  const rt = getRuntime();
+  if (!rt.startTiming(options.maxDispatches ?? 8192)) throw new NoTimestampsError();
+  const before = rt.counters().dispatches;
+  return {
+    stop: async () => summarizeSpans(await rt.stopTiming(), rt.counters().dispatches - before),
+  };
+}
+
 /**
  * Records `fn` (e.g. one training step) with a GPU timestamp around every
  * dispatch and returns the per-op profile. Throws {@link NoTimestampsError}
@@ -98,16 +118,14 @@ export async function profileOps(
   fn: () => void | Promise<void>,
   options: ProfileOptions = {},
 ): Promise<OpProfile> {
-  const rt = getRuntime();
-  if (!rt.startTiming(options.maxDispatches ?? 8192)) throw new NoTimestampsError();
-  const before = rt.counters().dispatches;
-  let spans: [string, number, string][];
+  const session = startOpProfile(options);
   try {
     await fn();
-  } finally {
-    spans = await rt.stopTiming();
+  } catch (error) {
+    await session.stop();
+    throw error;
   }
-  return summarizeSpans(spans, rt.counters().dispatches - before);
+  return await session.stop();
 }
 
 /** The profile as a text table: op, ms, share, dispatches; a total line. */

@@ -24,7 +24,9 @@ import {
   concat,
   memoryStats,
   noGrad,
+  resetPeakMemory,
   reshape,
+  runtimeCounters,
   scale,
   type Tensor,
   tidyAsync,
@@ -48,6 +50,7 @@ import { RunLock } from "./run_lock.ts";
 import { openResume } from "./resume.ts";
 import { LossScaler, SCALER_FILE } from "./loss_scaler.ts";
 import { optimizerStep } from "./optimizer_step.ts";
+import { finishProfile, maybeStartProfile } from "./profile.ts";
 
 /** What a recipe computes for one micro-batch. Every tensor belongs to the loop. */
 export interface MicroBatchResult {
@@ -387,7 +390,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (const [k, v] of Object.entries(sums)) record[k] = v / pending.length;
     record["train/learning_rate"] = last.lr;
     record["tokens_per_s"] = seconds > 0 ? tokens / seconds : 0;
+    // Peak over this record's steps: the pool's peak restarts after each record.
     record["gpu_memory_bytes"] = memoryStats().peakLiveBytes;
+    resetPeakMemory();
     await run.log(last.step, record);
     lastLoss = record["train/loss"];
     losses.push({ step: last.step, loss: record["train/loss"]! });
@@ -443,7 +448,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     await run.writeConfig(resolvedConfigYaml(config));
     if (options.evaluateFirst && !options.resume) await evaluate();
+    let dispatchesPerStep = 0;
     while (step < totalSteps) {
+      const stepStart = runtimeCounters().dispatches;
+      const profiling = maybeStartProfile(training.profile_steps, step + 1, dispatchesPerStep, log);
       let stepLoss: Tensor | null = null;
       const partSums = new Map<string, Tensor>();
       const metricSums = new Map<string, Tensor>();
@@ -494,6 +502,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       });
       optimizer.zeroGrad();
       step++;
+      dispatchesPerStep = runtimeCounters().dispatches - stepStart;
+      if (profiling) await finishProfile(profiling, step, run.path, log);
       if (skipped) {
         log(
           `\nstep ${step}: inf/NaN gradients at loss scale ${lossScale}; update skipped, ` +
