@@ -8,7 +8,10 @@
  * tokens/s and peak GPU memory (tensor pool), and prints
  * `qloraMemory(MISTRAL_7B_SHAPE)`. Tiny config on CPU adapters.
  *
- * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--compute f32,f16,bf16] [--tokens N]
+ * `--profile` adds one step per base timed dispatch by dispatch: GPU time per
+ * op, sorted by share, with dispatch counts (saved with the result).
+ *
+ * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--compute f32,f16,bf16] [--tokens N] [--profile]
  *
  * @module
  */
@@ -43,6 +46,8 @@ import {
   writeResult,
 } from "./lib/report.ts";
 import { countReadbacks, randomLmBatch, trainStep } from "./lib/train_step.ts";
+import { profileStep } from "./lib/profile_step.ts";
+import type { OpProfile } from "@irforge/tensor";
 
 /** The tiny stand-in for CPU adapters (same structure, 7B proportions not kept). */
 export const LORA_TINY: ModelConfig = {
@@ -65,6 +70,7 @@ const args = parseSuiteArgs(
     base: { type: "string", default: "f16,nf4" },
     compute: { type: "string", default: "f32" },
     tokens: { type: "string" },
+    profile: { type: "boolean", default: false },
   },
   device.isCpuAdapter ? { reps: 2, warmup: 1 } : { reps: 5, warmup: 1 },
 );
@@ -141,6 +147,7 @@ function buildBase(base: "f16" | "nf4", computeDtype: Nf4ComputeDtype): CausalLM
 }
 
 const rows: Row[] = [];
+const profiles: Record<string, OpProfile> = {};
 for (const { base, compute } of variants) {
   if ((base === "f16" || compute === "f16") && !device.hasF16) {
     console.log(`  ${base} ${compute ?? ""} skipped: the adapter does not offer shader-f16`);
@@ -192,6 +199,12 @@ for (const { base, compute } of variants) {
       msPerStep.toFixed(1)
     } ms/step, peak live ${formatBytes(mem.peakLiveBytes)}`,
   );
+  if (args.values.profile) {
+    profiles[base] = await profileStep(
+      `lora_step ${base}`,
+      () => trainStep(model, inputs, targets, optimizer),
+    );
+  }
   disposeInputs(inputs);
   targets.dispose();
   optimizer.dispose();
@@ -211,6 +224,7 @@ const file = await writeResult({
     lora,
     qloraMemory: qloraMemory(MISTRAL_7B_SHAPE, { doubleQuant: true }),
     timing: `${args.reps} steps back to back after ${args.warmup} warm-up, one syncGpu at the end`,
+    ...(Object.keys(profiles).length > 0 ? { profiles } : {}),
   },
 });
 console.log(`wrote ${file}`);

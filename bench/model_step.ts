@@ -10,7 +10,17 @@
  * the only wait is one `syncGpu()` after the last step, so ms/step is the
  * total over `--reps`. Tiny config on CPU adapters.
  *
- * Usage: deno run -A bench/model_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--batch B] [--length T]
+ * `--profile` adds one more step timed dispatch by dispatch and prints GPU
+ * time per op (forward and backward of each registered op, the optimizer's
+ * kernels), sorted by share, with dispatch counts; the profile is saved with
+ * the result.
+ *
+ * `--fp16` runs the step as `training.fp16` does: f16 operands for every
+ * projection and the LM head (`model.autocast`), f32 masters and AdamW
+ * state, the loss scaled by 65536 and unscaled as AdamW reads the gradients
+ * (the trainer's once-per-step found-inf readback is not part of it).
+ *
+ * Usage: deno run -A bench/model_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--batch B] [--length T] [--profile] [--fp16]
  *
  * @module
  */
@@ -35,6 +45,7 @@ import {
   writeResult,
 } from "./lib/report.ts";
 import { countReadbacks, randomLmBatch, trainStep } from "./lib/train_step.ts";
+import { profileStep } from "./lib/profile_step.ts";
 
 /** The `mistral-small` shape of the issue. */
 export const MISTRAL_SMALL: ModelConfig = {
@@ -75,7 +86,12 @@ if (import.meta.main) {
   const args = parseSuiteArgs(
     Deno.args,
     device.isCpuAdapter,
-    { batch: { type: "string" }, length: { type: "string" } },
+    {
+      batch: { type: "string" },
+      length: { type: "string" },
+      profile: { type: "boolean", default: false },
+      fp16: { type: "boolean", default: false },
+    },
     device.isCpuAdapter ? { reps: 3, warmup: 1 } : { reps: 10, warmup: 2 },
   );
   const env = environment(device.adapter, {
@@ -90,6 +106,10 @@ if (import.meta.main) {
 
   const model = randomCausalLM(config, { seed: 7 });
   model.setTrainable(true);
+  const fp16 = args.values.fp16 === true;
+  if (fp16) model.autocast = "f16";
+  const lossScale = fp16 ? 65536 : undefined;
+  const step = () => trainStep(model, inputs, targets, optimizer, 1e-4, lossScale);
   const params = [...model.parameters().values()];
   const paramCount = params.reduce((n, p) => n + p.size, 0);
   const optimizer = new AdamW(params, { weightDecay: 0.01 });
@@ -101,7 +121,7 @@ if (import.meta.main) {
   );
 
   // Warm-up compiles every pipeline and allocates the pool's working set.
-  for (let i = 0; i < args.warmup; i++) trainStep(model, inputs, targets, optimizer).dispose();
+  for (let i = 0; i < args.warmup; i++) step().dispose();
   await syncGpu();
   resetPeakMemory();
 
@@ -111,7 +131,7 @@ if (import.meta.main) {
   const before = runtimeCounters();
   for (let i = 0; i < args.reps; i++) {
     const t0 = performance.now();
-    const loss = trainStep(model, inputs, targets, optimizer);
+    const loss = step();
     recordMs.push(performance.now() - t0);
     await syncGpu();
     loss.dispose();
@@ -138,7 +158,7 @@ if (import.meta.main) {
   const losses: Tensor[] = [];
   const { value: totalMs, reads } = await countReadbacks(async () => {
     const t0 = performance.now();
-    for (let i = 0; i < args.reps; i++) losses.push(trainStep(model, inputs, targets, optimizer));
+    for (let i = 0; i < args.reps; i++) losses.push(step());
     await syncGpu();
     return performance.now() - t0;
   });
@@ -151,7 +171,7 @@ if (import.meta.main) {
   const msPerStep = totalMs / args.reps;
   const row = {
     model: full ? "mistral-small" : "mistral-tiny",
-    dtype: "f32",
+    dtype: fp16 ? "fp16 (f16 matmul operands, f32 masters)" : "f32",
     batch,
     length,
     parameters: paramCount,
@@ -170,6 +190,7 @@ if (import.meta.main) {
       formatBytes(mem.peakReservedBytes)
     } (tensor pool; ${args.reps} steps, no readback)`,
   );
+  const profile = args.values.profile ? await profileStep(row.model, () => step()) : undefined;
   const file = await writeResult({
     suite: "model_step",
     shape: args.shape,
@@ -179,6 +200,7 @@ if (import.meta.main) {
       config,
       timing:
         `${args.reps} steps back to back after ${args.warmup} warm-up, one syncGpu at the end`,
+      ...(profile ? { profile } : {}),
     },
   });
   console.log(`wrote ${file}`);

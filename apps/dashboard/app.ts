@@ -9,6 +9,7 @@ import { type Context, Hono } from "hono";
 import { InputError } from "@irforge/data/input-error";
 import { readAsset } from "./assets.ts";
 import { runEvents } from "./events.ts";
+import { readProfile } from "./profile.ts";
 import { HttpError } from "./http_error.ts";
 import { comparePage, errorPage, groupPage, runPage, runsPage } from "./html.ts";
 import { parseCursor, readMetrics } from "./metrics.ts";
@@ -233,9 +234,10 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
       // 404: no config yet; 403: a symlink leading outside, shown as an error.
       if (error.status === 403) config = { text: "", parsed: null, error: error.message };
     }
-    const [checkpoints, evals] = await Promise.all([
+    const [checkpoints, evals, profile] = await Promise.all([
       listCheckpoints(runsDir, name),
       listEvaluations(runsDir, name),
+      readProfile(runsDir, name),
     ]);
     return c.html(runPage({
       summary,
@@ -244,6 +246,7 @@ export function createApp(runsDir: string, options: DashboardOptions = {}): Hono
       evaluations: evals.evaluations,
       evalErrors: evals.errors,
       nested,
+      profile,
     }));
   });
 

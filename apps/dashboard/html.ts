@@ -11,6 +11,7 @@
 
 import { html as markup } from "hono/html";
 import type { Checkpoint, EvalProblem, Evaluation, RunConfig, RunSummary } from "./runs.ts";
+import { profileSection, type RunProfileView } from "./profile.ts";
 
 /** What hono's `html` template returns. */
 export type Html = ReturnType<typeof markup>;
@@ -268,6 +269,8 @@ export interface RunPageData {
   evalErrors: EvalProblem[];
   /** Summaries of the runs nested in this one (usually none). */
   nested?: RunSummary[];
+  /** `profile.json` (`training.profile_steps`), when the run has one. */
+  profile?: RunProfileView;
 }
 
 /** The run page: summary, live charts (filled by `run.js`), evals, checkpoints, config. */
@@ -292,6 +295,7 @@ ${error}
 <div id="malformed-section" hidden><h3>Malformed lines in <code>metrics.jsonl</code></h3><ul id="malformed" class="errors" data-count="0"></ul></div>
 </section>
 ${nestedSection(data.nested ?? [])}
+${profileSection(data.profile ?? { profile: null, error: null })}
 ${evalSection(data.evaluations, data.evalErrors)}
 ${checkpointSection(data.checkpoints)}
 ${configSection(data.config)}`;

@@ -7,7 +7,7 @@
  */
 
 import { causalInputs, CausalLM, type ModelInputs } from "@irforge/model";
-import { AdamW, backward, type Tensor, tensor, tidy } from "@irforge/tensor";
+import { AdamW, backward, gradNormStats, scale, type Tensor, tensor, tidy } from "@irforge/tensor";
 import { getRuntime } from "@irforge/tensor/lab";
 
 /** Random ids `[batch, length]` below `vocab` from a small LCG (the same for every run). */
@@ -33,7 +33,8 @@ export function randomLmBatch(
 }
 
 /**
- * Records one step: forward, mean LM loss, backward, AdamW(`lr`), zero
+ * Records one step: forward, mean LM loss (the LM head fused into the
+ * cross-entropy, as the sft recipe trains), backward, AdamW(`lr`), zero
  * grads. Returns the loss tensor (owned by the caller) without reading it.
  */
 export function trainStep(
@@ -42,14 +43,23 @@ export function trainStep(
   targets: Tensor,
   optimizer: AdamW,
   lr = 1e-4,
+  lossScale?: number,
 ): Tensor {
   const loss = tidy(() => {
-    const { logits } = model.forward(inputs);
-    const l = CausalLM.lmLoss(logits!, targets);
-    backward(l);
+    const { hidden } = model.forward(inputs, { output: "hidden" });
+    const l = model.causalLmLoss(hidden!, targets);
+    backward(lossScale === undefined ? l : scale(l, lossScale));
     return l;
   });
-  optimizer.step(lr);
+  if (lossScale === undefined) {
+    optimizer.step(lr);
+  } else {
+    // Unscaled as AdamW reads each gradient; the trainer's found-inf readback is left out.
+    const { norm, factor } = gradNormStats(optimizer.params, Infinity, { lossScale });
+    optimizer.step(lr, { gradFactor: factor });
+    norm.dispose();
+    factor.dispose();
+  }
   optimizer.zeroGrad();
   return loss;
 }

@@ -11,6 +11,7 @@
 
 import {
   add,
+  addRmsNorm,
   attention,
   attentionScoresForRows,
   cast,
@@ -19,14 +20,15 @@ import {
   embedding,
   isReplayableState,
   linear,
-  mul,
+  lmHeadLoss,
   permute,
   type ReplayableState,
   reshape,
   rmsNorm,
   rope,
+  ropeQK,
   ropeTable,
-  silu,
+  swiglu,
   Tensor,
   tidy,
   variable,
@@ -130,6 +132,13 @@ export class CausalLM {
    * The layer whose attention scores are asked for is never checkpointed.
    */
   gradientCheckpointing = false;
+  /**
+   * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
+   * projection and the LM head to f16 (f32 accumulation and output), as
+   * autocast does; weights stay f32 masters. Attention, norms and the loss
+   * stay f32. `null` (default): operands as stored.
+   */
+  autocast: "f16" | null = null;
   #ropeTable: Tensor;
 
   /**
@@ -207,9 +216,16 @@ export class CausalLM {
   /** y = x·Wᵀ for projection `path` (base weight, quantised or not, plus adapter delta). */
   project(path: string, x: Tensor): Tensor {
     const q = this.quantized.get(path);
-    const base = q ? q.apply(x) : linear(x, this.#weight(`${path}.weight`));
+    const base = q ? q.apply(x) : this.#linear(x, this.#weight(`${path}.weight`));
     const delta = this.adapter?.delta(path, x) ?? null;
     return delta ? add(base, delta) : base;
+  }
+
+  /** x·Wᵀ, with f16 operands under {@link CausalLM.autocast}. */
+  #linear(x: Tensor, w: Tensor): Tensor {
+    if (this.autocast !== "f16") return linear(x, w);
+    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
+    return linear(half(x), half(w));
   }
 
   /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */
@@ -235,11 +251,12 @@ export class CausalLM {
     const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
     const heads = (proj: string, n: number) =>
       reshape(this.project(`${p}.self_attn.${proj}`, x), [B, T, n, c.headDim]);
-    return {
-      q: rope(heads("q_proj", c.numHeads), positionIds, this.#ropeTable),
-      k: rope(heads("k_proj", c.numKvHeads), positionIds, this.#ropeTable),
-      v: heads("v_proj", c.numKvHeads),
-    };
+    const qh = heads("q_proj", c.numHeads), kh = heads("k_proj", c.numKvHeads);
+    // Queries and keys rotate in one dispatch when they share a dtype.
+    const [q, k] = qh.dtype === kh.dtype
+      ? ropeQK(qh, kh, positionIds, this.#ropeTable)
+      : [rope(qh, positionIds, this.#ropeTable), rope(kh, positionIds, this.#ropeTable)];
+    return { q, k, v: heads("v_proj", c.numKvHeads) };
   }
 
   /**
@@ -248,17 +265,18 @@ export class CausalLM {
    */
   finishLayer(index: number, h: Tensor, attended: Tensor): Tensor {
     const p = `model.layers.${index}`;
-    const h1 = add(h, this.project(`${p}.self_attn.o_proj`, attended));
-    const x2 = rmsNorm(
-      h1,
-      this.#weight(`${p}.post_attention_layernorm.weight`),
-      this.config.rmsNormEps,
+    const o = this.project(`${p}.self_attn.o_proj`, attended);
+    const norm = this.#weight(`${p}.post_attention_layernorm.weight`);
+    const eps = this.config.rmsNormEps;
+    // Residual add + RMSNorm in one kernel over the f32 residual stream.
+    const [h1, x2] = h.dtype === "f32" && o.dtype === "f32"
+      ? addRmsNorm(h, o, norm, eps)
+      : ((s: Tensor) => [s, rmsNorm(s, norm, eps)])(add(h, o));
+    const gated = swiglu(
+      this.project(`${p}.mlp.gate_proj`, x2!),
+      this.project(`${p}.mlp.up_proj`, x2!),
     );
-    const gated = mul(
-      silu(this.project(`${p}.mlp.gate_proj`, x2)),
-      this.project(`${p}.mlp.up_proj`, x2),
-    );
-    return add(h1, this.project(`${p}.mlp.down_proj`, gated));
+    return add(h1!, this.project(`${p}.mlp.down_proj`, gated));
   }
 
   /**
@@ -326,7 +344,25 @@ export class CausalLM {
     const head = this.config.tieWordEmbeddings
       ? this.#weight("model.embed_tokens.weight")
       : this.#weight("lm_head.weight");
-    return linear(hidden, head);
+    return this.#linear(hidden, head);
+  }
+
+  /**
+   * Mean token cross-entropy through the LM head straight from the final
+   * hidden states `[..., hidden]` (`forward(inputs, { output: "hidden" })`)
+   * against already-shifted i32 targets: the same value and gradients as
+   * `lmLoss(lmHead(hidden), targets)` without materialising the logits
+   * (chunked LM head + cross-entropy, see `lmHeadLoss`).
+   */
+  causalLmLoss(hidden: Tensor, shiftedTargets: Tensor): Tensor {
+    const H = hidden.shape[hidden.rank - 1]!;
+    const head = this.config.tieWordEmbeddings
+      ? this.#weight("model.embed_tokens.weight")
+      : this.#weight("lm_head.weight");
+    const rows = reshape(hidden, [hidden.size / H, H]);
+    if (this.autocast !== "f16") return lmHeadLoss(rows, head, shiftedTargets);
+    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
+    return lmHeadLoss(half(rows), half(head), shiftedTargets);
   }
 
   /**

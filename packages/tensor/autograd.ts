@@ -16,7 +16,7 @@
 import type { TapeNode } from "./autograd_types.ts";
 import { launchMap } from "./ops/map_kernel.ts";
 import { keep } from "./scope.ts";
-import { ones, Tensor, type TensorData } from "./tensor.ts";
+import { ones, Tensor, type TensorData, zeros } from "./tensor.ts";
 import type { DType } from "./dtype.ts";
 
 let gradEnabled = true;
@@ -173,7 +173,8 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
   const accumulate = (target: Tensor, g: Tensor) => {
     const existing = grads.get(target.id);
     if (existing) {
-      grads.set(target.id, addGrads(existing, g));
+      // Kept: the map owns its gradients (a leaf may take this one as its .grad).
+      grads.set(target.id, keep(addGrads(existing, g)));
       existing.dispose();
       g.dispose();
     } else grads.set(target.id, g);
@@ -185,11 +186,15 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
     try {
       for (let n = tape.length - 1; n >= 0; n--) {
         const node = tape[n]!;
-        const dy = grads.get(node.outputId);
-        if (!dy) continue;
+        let dy = grads.get(node.outputId);
+        const extraGrads = (node.extraOutputIds ?? []).map((id) => grads.get(id) ?? null);
+        if (!dy && extraGrads.every((g) => g === null)) continue;
         grads.delete(node.outputId);
-        const inputGrads = node.backward(dy);
+        for (const id of node.extraOutputIds ?? []) grads.delete(id);
+        dy ??= keep(zeros(node.outputShape ?? [], "f32"));
+        const inputGrads = node.backward(dy, extraGrads);
         dy.dispose();
+        for (const g of extraGrads) g?.dispose();
         node.inputs.forEach((input, i) => {
           const g = inputGrads[i];
           if (!g) return;

@@ -37,6 +37,13 @@ export interface TapeNode {
   readonly outputId: number;
   /** Shared references to saved tensors, released with the tape. */
   readonly saved: Tensor[];
-  /** Computes input gradients from the output gradient. */
-  readonly backward: (dy: Tensor) => (Tensor | null)[];
+  /** Computes input gradients from the output gradient (and the extra outputs' gradients). */
+  readonly backward: (dy: Tensor, extraGrads: (Tensor | null)[]) => (Tensor | null)[];
+  /**
+   * Ids of further outputs of a multi-output op (see `defineMultiOutputOp`);
+   * their gradients reach `backward` as `extraGrads`, in order.
+   */
+  readonly extraOutputIds?: readonly number[];
+  /** Shape of the main output (a zero gradient stands in when only extra outputs got one). */
+  readonly outputShape?: readonly number[];
 }

@@ -61,7 +61,13 @@ export {
   variable,
   zeroGrad,
 } from "./autograd.ts";
-export { defineOp, type OpDefinition, registeredOps } from "./registry.ts";
+export {
+  defineMultiOutputOp,
+  defineOp,
+  type MultiOutputOpDefinition,
+  type OpDefinition,
+  registeredOps,
+} from "./registry.ts";
 export * from "./ops/elementwise.ts";
 export {
   type Activation,
@@ -76,8 +82,10 @@ export {
 export { max, mean, sum, sumToShape } from "./ops/reduce.ts";
 export { concat, expand, permute, reshape, slice, transpose } from "./ops/shape.ts";
 export { logSoftmax, softmax } from "./ops/softmax.ts";
-export { rmsNorm } from "./ops/rmsnorm.ts";
-export { rope, ropeTable, ropeTableData } from "./ops/rope.ts";
+export { addRmsNorm, rmsNorm } from "./ops/rmsnorm.ts";
+export { rope, ropeQK, ropeTable, ropeTableData } from "./ops/rope.ts";
+export { swiglu } from "./ops/swiglu.ts";
+export { lmHeadLoss, type LmHeadLossOptions } from "./ops/lm_head_loss.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
 export { attention, attentionScoresForRows } from "./ops/attention.ts";
@@ -95,9 +103,26 @@ export { dropout, dropoutMask } from "./ops/dropout.ts";
 export { maskedFill, where } from "./ops/mask.ts";
 export { cosineSimilarity, l2Normalize } from "./ops/l2norm.ts";
 export * from "./nf4.ts";
-export { AdamW, type AdamWOptions, type AdamWState } from "./optim/adamw.ts";
-export { clipGradNorm } from "./optim/clip.ts";
+export { AdamW, type AdamWOptions, type AdamWState, type AdamWStepOptions } from "./optim/adamw.ts";
+export {
+  clipGradNorm,
+  type GradNormOptions,
+  type GradNormStats,
+  gradNormStats,
+} from "./optim/clip.ts";
 export { type TapeStats, tapeStats } from "./autograd.ts";
+export {
+  formatOpProfile,
+  NoTimestampsError,
+  type OpProfile,
+  type OpProfileRow,
+  type OpProfileSession,
+  profileOps,
+  type ProfileOptions,
+  startOpProfile,
+  summarizeSpans,
+} from "./profile.ts";
+export { currentOpLabel, withOpLabel } from "./op_label.ts";
 export {
   checkpoint,
   type CheckpointOptions,

@@ -9,6 +9,7 @@
 import type { BackwardContext, InputMeta, TapeNode } from "./autograd_types.ts";
 import { isGradEnabled, record, withGradMode } from "./autograd.ts";
 import { keep, tidy } from "./scope.ts";
+import { withOpLabel } from "./op_label.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** What a forward returns: the output and the tensors backward needs. */
@@ -17,6 +18,8 @@ export interface ForwardResult {
   output: Tensor;
   /** Tensors (inputs or intermediates) the backward reads. */
   saved?: Tensor[];
+  /** Further outputs of a multi-output op ({@link defineMultiOutputOp}). */
+  extraOutputs?: Tensor[];
 }
 
 interface OpBase<A> {
@@ -62,26 +65,51 @@ export function registeredOps(): string[] {
 export function defineOp<A>(def: OpDefinition<A>): Op<A> {
   if (registry.has(def.name)) throw new Error(`op "${def.name}" is registered twice`);
   registry.set(def.name, def as OpDefinition<never>);
-  return (inputs, attrs) => runOp(def, inputs, attrs);
+  return (inputs, attrs) => runOp(def, inputs, attrs)[0]!;
 }
 
-function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Tensor {
+/**
+ * A differentiable op with several outputs (fusions such as residual add +
+ * RMSNorm, or RoPE of queries and keys): the forward returns the first as
+ * `output` and the rest as `extraOutputs`; the backward receives the first
+ * output's gradient (zeros when only the others got one) and the others'
+ * gradients (`null` when one got none).
+ */
+export interface MultiOutputOpDefinition<A> extends OpBase<A> {
+  /** Input gradients from the outputs' gradients (grad mode off). */
+  backward(dy: Tensor, ctx: BackwardContext<A>, extraGrads: (Tensor | null)[]): (Tensor | null)[];
+}
+
+/** Registers a multi-output op; the returned function gives every output, in order. */
+export function defineMultiOutputOp<A>(
+  def: MultiOutputOpDefinition<A>,
+): (inputs: readonly Tensor[], attrs: A) => Tensor[] {
+  if (registry.has(def.name)) throw new Error(`op "${def.name}" is registered twice`);
+  const op = def as unknown as OpDefinition<A>;
+  registry.set(def.name, op as OpDefinition<never>);
+  return (inputs, attrs) => runOp(op, inputs, attrs);
+}
+
+function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Tensor[] {
   for (const t of inputs) {
     if (t.disposed) throw new Error(`${def.name}: input ${t} was disposed`);
   }
   const recording = isGradEnabled() && def.backward !== undefined &&
     inputs.some((t) => t.requiresGrad);
   let saved: Tensor[] = [];
-  const output = withGradMode(false, () =>
+  const outputs = withGradMode(false, () =>
     tidy(() => {
-      const result = def.forward(inputs, attrs);
+      const result = withOpLabel(def.name, () => def.forward(inputs, attrs));
       if (recording) saved = (result.saved ?? []).map((t) => t.shareAs(t.shape, true));
-      return inputs.includes(result.output)
-        ? result.output.shareAs(result.output.shape)
-        : result.output;
+      return [result.output, ...(result.extraOutputs ?? [])].map((t) =>
+        inputs.includes(t) ? t.shareAs(t.shape) : t
+      );
     }));
+  const output = outputs[0]!;
+  const extras = outputs.slice(1);
   if (recording && def.backward) {
     const backwardRule = def.backward;
+    const backwardLabel = `${def.name}.backward`;
     const meta: InputMeta[] = inputs.map((t) => ({
       shape: t.shape,
       dtype: t.dtype,
@@ -93,19 +121,28 @@ function runOp<A>(def: OpDefinition<A>, inputs: readonly Tensor[], attrs: A): Te
       inputs: [...inputs],
       outputId: output.id,
       saved,
-      backward: (dy) =>
+      extraOutputIds: extras.map((t) => t.id),
+      outputShape: output.shape,
+      backward: (dy, extraGrads) =>
         tidy(() => {
           // A rule may return dy or a saved tensor itself; give the tape its own reference.
-          const grads = backwardRule(dy, ctx).map((g) =>
-            g && (g === dy || saved.includes(g)) ? g.shareAs(g.shape, true) : g
+          const grads = withOpLabel(
+            backwardLabel,
+            () => (backwardRule as MultiOutputOpDefinition<A>["backward"])(dy, ctx, extraGrads),
+          ).map((g) =>
+            g && (g === dy || saved.includes(g) || extraGrads.includes(g))
+              ? g.shareAs(g.shape, true)
+              : g
           );
           for (const g of grads) if (g) keep(g);
           return grads;
         }),
     };
-    output.requiresGrad = true;
-    output.node = node;
+    for (const t of outputs) {
+      t.requiresGrad = true;
+      t.node = node;
+    }
     record(node);
   }
-  return output;
+  return outputs;
 }

@@ -34,12 +34,15 @@ import {
   type UniformValues,
 } from "./kernel.ts";
 import { bucketSize, BufferPool, type MemoryStats } from "./pool.ts";
+import { currentOpLabel } from "./op_label.ts";
 
 /** Dispatches recorded before an automatic submit. */
 export const BATCH_DISPATCHES = 64;
 /** Bytes of uniform data each dispatch gets: one aligned slot of the uniform ring. */
 export const PARAM_BYTES = MAX_UNIFORM_BYTES;
 const RING_SLOTS = 256;
+/** Dispatches one timestamp query set holds (WebGPU allows 4096 queries per set). */
+const QUERY_SET_DISPATCHES = 2048;
 
 /** A GPU error attributed to the op that caused it. */
 export class GpuOpError extends Error {
@@ -96,7 +99,9 @@ export class Runtime {
   #errors: GpuOpError[] = [];
   #scoped: Promise<void>[] = [];
   #lastOp = "(none)";
-  #timestamps: { querySet: GPUQuerySet; op: string[]; kernel: string[] } | undefined;
+  #timestamps:
+    | { querySets: GPUQuerySet[]; max: number; op: string[]; kernel: string[] }
+    | undefined;
   #counters: RuntimeCounters = {
     dispatches: 0,
     pipelinesCreated: 0,
@@ -186,7 +191,9 @@ export class Runtime {
    * Records one launch of `kernel` specialised to `spec`: the pipeline comes
    * from the cache (built on a miss), the uniforms are packed by name into
    * the next slot of the uniform ring, and `buffers` bind by name. `label`
-   * (default the kernel's name) names the launch in errors and timings.
+   * names the launch in errors, timings and profiles; by default the
+   * registered op running now (`rms_norm`, `rms_norm.backward`, see
+   * `op_label.ts`), else the kernel's name.
    */
   launch<S, U extends UniformDecl, B extends string>(
     kernel: Kernel<S, U, B>,
@@ -194,7 +201,7 @@ export class Runtime {
     buffers: BindingValues<B>,
     uniforms: UniformValues<U>,
     workgroups: readonly [number, number?, number?],
-    label: string = kernel.name,
+    label: string = currentOpLabel() ?? kernel.name,
   ): void {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return;
@@ -231,14 +238,20 @@ export class Runtime {
     this.#encoder ??= this.#gpu.createCommandEncoder();
     const ts = this.#timestamps;
     let timestampWrites: GPUComputePassTimestampWrites | undefined;
-    if (ts && ts.op.length < ts.querySet.count / 2) {
+    if (ts && ts.op.length < ts.max) {
       const i = ts.op.length;
       ts.op.push(label);
       ts.kernel.push(kernel.name);
+      const set = Math.floor(i / QUERY_SET_DISPATCHES), at = i % QUERY_SET_DISPATCHES;
+      // Query sets are created as the timed dispatches reach them.
+      const querySet = ts.querySets[set] ??= this.#gpu.createQuerySet({
+        type: "timestamp",
+        count: 2 * Math.min(QUERY_SET_DISPATCHES, ts.max - set * QUERY_SET_DISPATCHES),
+      });
       timestampWrites = {
-        querySet: ts.querySet,
-        beginningOfPassWriteIndex: 2 * i,
-        endOfPassWriteIndex: 2 * i + 1,
+        querySet,
+        beginningOfPassWriteIndex: 2 * at,
+        endOfPassWriteIndex: 2 * at + 1,
       };
     }
     const pass = this.#encoder.beginComputePass({ label, timestampWrites });
@@ -344,17 +357,15 @@ export class Runtime {
   /**
    * Starts recording GPU timestamps around each dispatch (needs
    * `timestamp-query`); {@link stopTiming} returns per-dispatch nanoseconds.
-   * Dispatches past `maxDispatches` are not timed.
+   * Dispatches past `maxDispatches` are not timed (a profile sizes it from a
+   * step's dispatch count; query sets of 2048 dispatches are created as
+   * needed).
    */
   startTiming(maxDispatches = 256): boolean {
     if (!this.device.hasTimestamps) return false;
     this.flush();
-    this.#timestamps?.querySet.destroy();
-    this.#timestamps = {
-      querySet: this.#gpu.createQuerySet({ type: "timestamp", count: 2 * maxDispatches }),
-      op: [],
-      kernel: [],
-    };
+    for (const set of this.#timestamps?.querySets ?? []) set.destroy();
+    this.#timestamps = { querySets: [], max: Math.max(1, maxDispatches), op: [], kernel: [] };
     return true;
   }
 
@@ -363,7 +374,7 @@ export class Runtime {
     const ts = this.#timestamps;
     this.#timestamps = undefined;
     if (!ts || ts.op.length === 0) {
-      ts?.querySet.destroy();
+      for (const set of ts?.querySets ?? []) set.destroy();
       return [];
     }
     const n = ts.op.length * 2;
@@ -372,10 +383,13 @@ export class Runtime {
       usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC,
     });
     this.#encoder ??= this.#gpu.createCommandEncoder();
-    this.#encoder.resolveQuerySet(ts.querySet, 0, n, resolve, 0);
+    ts.querySets.forEach((set, k) => {
+      const count = Math.min(2 * QUERY_SET_DISPATCHES, n - 2 * k * QUERY_SET_DISPATCHES);
+      this.#encoder!.resolveQuerySet(set, 0, count, resolve, 2 * k * QUERY_SET_DISPATCHES * 8);
+    });
     const raw = new BigUint64Array(await this.read(resolve, n * 8));
     resolve.destroy();
-    ts.querySet.destroy();
+    for (const set of ts.querySets) set.destroy();
     return ts.op.map((op, i) => [op, Number(raw[2 * i + 1]! - raw[2 * i]!), ts.kernel[i]!]);
   }
 }

@@ -21,11 +21,12 @@ import {
   type AdamWState,
   add,
   backward,
-  clipGradNorm,
   concat,
   memoryStats,
   noGrad,
+  resetPeakMemory,
   reshape,
+  runtimeCounters,
   scale,
   type Tensor,
   tidyAsync,
@@ -49,6 +50,9 @@ import { RunLock } from "./run_lock.ts";
 import { openResume } from "./resume.ts";
 import type { DataParallel, TrainingTaskReduction } from "./distributed/data_parallel.ts";
 import type { RunWriter } from "./distributed/follower_run.ts";
+import { LossScaler, SCALER_FILE } from "./loss_scaler.ts";
+import { optimizerStep } from "./optimizer_step.ts";
+import { finishProfile, maybeStartProfile } from "./profile.ts";
 
 /** What a recipe computes for one micro-batch. Every tensor belongs to the loop. */
 export interface MicroBatchResult {
@@ -217,6 +221,16 @@ export async function loadOptimizerState(
   }
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 async function readMetadata(path: string): Promise<Record<string, string>> {
   const file = await Deno.open(path);
   try {
@@ -282,6 +296,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     },
   };
 
+  // fp16: dynamic loss scaling (GradScaler); the recipe casts matmul operands to f16.
+  const scaler = training.fp16 ? new LossScaler() : null;
   let step = 0;
   let rng = Rng.seeded(training.seed);
   let run: RunWriter;
@@ -303,6 +319,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
       rng = Rng.fromState(state.rng_state);
       step = state.step;
+      const scalerPath = `${checkpoint.path}/${SCALER_FILE}`;
+      if (scaler && await exists(scalerPath)) {
+        scaler.restore(JSON.parse(await Deno.readTextFile(scalerPath)), scalerPath);
+      }
       const resume = () => RunDir.resume(resumed.runPath, step, runOptions);
       run = dp ? await dp.openRun(resume) : await resume();
     } catch (error) {
@@ -390,7 +410,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (const [k, v] of Object.entries(sums)) record[k] = v / pending.length;
     record["train/learning_rate"] = last.lr;
     record["tokens_per_s"] = seconds > 0 ? tokens / seconds : 0;
+    // Peak over this record's steps: the pool's peak restarts after each record.
     record["gpu_memory_bytes"] = memoryStats().peakLiveBytes;
+    resetPeakMemory();
     await run.log(last.step, record);
     lastLoss = record["train/loss"];
     losses.push({ step: last.step, loss: record["train/loss"]! });
@@ -426,6 +448,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       params.map((p) => p.shape),
       await optimizer.exportState(),
     );
+    if (scaler) {
+      await Deno.writeTextFile(`${dir}/${SCALER_FILE}`, JSON.stringify(scaler.state()) + "\n");
+    }
     const consumed = step * accumulation;
     const state: TrainerState = {
       step,
@@ -445,7 +470,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     await run.writeConfig(resolvedConfigYaml(config));
     if (options.evaluateFirst && !options.resume) await evaluate();
+    let dispatchesPerStep = 0;
     while (step < totalSteps) {
+      const stepStart = runtimeCounters().dispatches;
+      const profiling = maybeStartProfile(training.profile_steps, step + 1, dispatchesPerStep, log);
       let stepLoss: Tensor | null = null;
       const partSums = new Map<string, Tensor>();
       const metricSums = new Map<string, Tensor>();
@@ -466,7 +494,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           )
           : await tidyAsync(() => task.microBatch(epoch, index, rng));
         tokens += out.tokens;
-        const scaled = scale(out.loss, 1 / accumulation);
+        const scaled = scale(out.loss, (scaler?.scale ?? 1) / accumulation);
         backward(scaled);
         noGrad(() => {
           const accumulate = (into: Map<string, Tensor>, name: string, t: Tensor) => {
@@ -518,16 +546,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         scalarNames = [];
         scalars = [];
       }
-      const gradNorm = clipGradNorm(
-        params,
-        training.max_grad_norm > 0 ? training.max_grad_norm : Infinity,
-      );
-      const lr = learningRateAt(step, schedule);
-      optimizer.step(lr);
+      // Skipped (overflowed) steps do not advance the schedule, as in HF's Trainer.
+      const lr = learningRateAt(step - (scaler?.skippedSteps ?? 0), schedule);
+      const { gradNorm, skipped, lossScale } = await optimizerStep(params, optimizer, {
+        lr,
+        maxGradNorm: training.max_grad_norm,
+        scaler,
+      });
       optimizer.zeroGrad();
       step++;
+      dispatchesPerStep = runtimeCounters().dispatches - stepStart;
+      if (profiling) await finishProfile(profiling, step, leads ? run.path : null, log);
+      if (skipped) {
+        log(
+          `\nstep ${step}: inf/NaN gradients at loss scale ${lossScale}; update skipped, ` +
+            `loss scale now ${scaler!.scale}`,
+        );
+      }
       scalarNames.push("train/grad_norm");
       scalars.push(gradNorm);
+      if (scaler) {
+        host["train/loss_scale"] = lossScale, host["train/skipped_step"] = skipped ? 1 : 0;
+      }
       pending.push({ step, scalars, names: scalarNames, host, lr, tokens });
       await flush(false);
       // Let the event loop deliver signals: without a macrotask turn a Ctrl-C would wait

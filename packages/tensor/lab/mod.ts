@@ -13,5 +13,6 @@ export * from "./family.ts";
 export * from "./timing.ts";
 export { ATTENTION_LAB, countVisiblePairs } from "./families/attention.ts";
 export { layerShapes, MATMUL_LAB, MATMUL_PROBLEMS, matmulCounts } from "./families/matmul.ts";
+export { FUSED_LAB } from "./families/fused.ts";
 export { ELEMENTWISE_LAB, OPTIMIZER_LAB, ROW_SCORES_LAB, ROWS_LAB } from "./families/streaming.ts";
 export { getRuntime, Runtime } from "../runtime.ts";

@@ -10,6 +10,7 @@ import type { DType } from "../dtype.ts";
 import { defineKernel, type UniformType } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import type { Tensor } from "../tensor.ts";
+import { currentOpLabel } from "../op_label.ts";
 
 /** Highest rank the map kernel iterates over. */
 export const MAX_RANK = 6;
@@ -224,6 +225,6 @@ export function launchMap(m: MapLaunch): void {
     buffers,
     uniforms,
     grid(Math.ceil(total / 256)),
-    m.op,
+    currentOpLabel() ?? m.op,
   );
 }

@@ -3,10 +3,14 @@
  * `y = weight * to_input_dtype(x * rsqrt(mean(x²) + eps))`. The forward saves
  * the per-row `rstd`; the backward gives dx and dweight (f32 only).
  *
+ * {@link addRmsNorm} fuses the residual add before it (the pre-norm decoder's
+ * `h = h + attn; x = norm(h)`): one kernel writes the sum and its norm, and
+ * one backward kernel adds the sum's own gradient into dx.
+ *
  * @module
  */
 
-import { defineOp } from "../registry.ts";
+import { defineMultiOutputOp, defineOp } from "../registry.ts";
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
@@ -149,6 +153,150 @@ const rmsNormOp = defineOp<{ eps: number }>({
     return [dx, dw];
   },
 });
+
+const ADD_FORWARD = defineKernel({
+  name: "add_rms_norm",
+  key: ({ wt }: { wt: string }) => wt,
+  uniforms: { rows: "u32", D: "u32", eps: "f32" },
+  bindings: ({ wt }) => ({
+    S: { type: "array<f32>", access: "read_write" },
+    Y: { type: "array<f32>", access: "read_write" },
+    RSTD: { type: "array<f32>", access: "read_write" },
+    A: { type: "array<f32>" },
+    B: { type: "array<f32>" },
+    W: { type: `array<${wt}>` },
+  }),
+  source: () => `
+${ROW_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(${ROW_ARGS}) {
+  let rows = P.rows; let D = P.D; let eps = P.eps;
+  ${ROW_ID}
+  if (row >= rows) { return; }
+  let base = row * D;
+  var s = 0.0;
+  for (var j = l.x; j < D; j += ${ROW_WG}u) {
+    let v = A[base + j] + B[base + j];
+    S[base + j] = v;
+    s += v * v;
+  }
+  s = wg_sum(s, l.x);
+  let r = inverseSqrt(s / f32(D) + eps);
+  if (l.x == 0u) { RSTD[row] = r; }
+  // Each thread re-reads only the sums it wrote itself: no barrier needed.
+  for (var j = l.x; j < D; j += ${ROW_WG}u) { Y[base + j] = f32(W[j]) * (S[base + j] * r); }
+}`,
+});
+
+const ADD_BACKWARD_X = defineKernel({
+  name: "add_rms_norm-backward-x",
+  key: ({ wt, residual }: { wt: string; residual: boolean }) => `${wt} ${residual}`,
+  uniforms: { rows: "u32", D: "u32" },
+  bindings: ({ wt, residual }) => ({
+    DX: { type: "array<f32>", access: "read_write" },
+    X: { type: "array<f32>" },
+    W: { type: `array<${wt}>` },
+    RSTD: { type: "array<f32>" },
+    DY: { type: "array<f32>" },
+    DS: residual ? { type: "array<f32>" } : undefined,
+  }),
+  source: ({ residual }) => `
+${ROW_REDUCE}
+@compute @workgroup_size(${ROW_WG})
+fn main(${ROW_ARGS}) {
+  let rows = P.rows; let D = P.D;
+  ${ROW_ID}
+  if (row >= rows) { return; }
+  let base = row * D;
+  let r = RSTD[row];
+  var s = 0.0;
+  for (var j = l.x; j < D; j += ${ROW_WG}u) { s += f32(W[j]) * DY[base + j] * X[base + j]; }
+  s = wg_sum(s, l.x);
+  let c = r * r * r * s / f32(D);
+  for (var j = l.x; j < D; j += ${ROW_WG}u) {
+    DX[base + j] = r * f32(W[j]) * DY[base + j] - X[base + j] * c${
+    residual ? " + DS[base + j]" : ""
+  };
+  }
+}`,
+});
+
+const addRmsNormOp = defineMultiOutputOp<{ eps: number }>({
+  name: "add_rms_norm",
+  forward: ([a, b, w], { eps }) => {
+    const D = a!.shape[a!.rank - 1]!, rows = a!.size / D;
+    const sum = Tensor.empty(a!.shape, "f32");
+    const y = Tensor.empty(a!.shape, "f32");
+    const rstd = Tensor.empty([rows], "f32");
+    getRuntime().launch(
+      ADD_FORWARD,
+      { wt: w!.dtype },
+      { S: sum.buffer, Y: y.buffer, RSTD: rstd.buffer, A: a!.buffer, B: b!.buffer, W: w!.buffer },
+      { rows, D, eps },
+      grid(rows),
+    );
+    return { output: sum, extraOutputs: [y], saved: [sum, w!, rstd] };
+  },
+  backward: (dSum, { saved, inputs }, [dy]) => {
+    const [x, w, rstd] = saved as [Tensor, Tensor, Tensor];
+    const D = x.shape[x.rank - 1]!, rows = x.size / D;
+    const rt = getRuntime();
+    // Without a gradient of the norm, the sum's gradient passes straight to both addends.
+    if (!dy) return [dSum, dSum, null];
+    if (dy.dtype !== "f32" || dSum.dtype !== "f32") {
+      throw new Error("addRmsNorm backward: only f32 gradients are supported");
+    }
+    const dx = Tensor.empty(x.shape, "f32");
+    rt.launch(
+      ADD_BACKWARD_X,
+      { wt: w.dtype, residual: true },
+      {
+        DX: dx.buffer,
+        X: x.buffer,
+        W: w.buffer,
+        RSTD: rstd.buffer,
+        DY: dy.buffer,
+        DS: dSum.buffer,
+      },
+      { rows, D },
+      grid(rows),
+    );
+    let dw: Tensor | null = null;
+    if (inputs[2]!.requiresGrad) {
+      dw = Tensor.empty([D], "f32");
+      rt.launch(
+        BACKWARD_W,
+        undefined,
+        { DW: dw.buffer, X: x.buffer, RSTD: rstd.buffer, DY: dy.buffer },
+        { rows, D },
+        [Math.ceil(D / 64)],
+      );
+    }
+    // Both addends get the same gradient; the tape takes its own reference to the second.
+    return [
+      inputs[0]!.requiresGrad ? dx : null,
+      inputs[1]!.requiresGrad ? dx.shareAs(dx.shape, true) : null,
+      dw,
+    ];
+  },
+});
+
+/**
+ * The residual add and RMSNorm of a pre-norm block in one kernel: returns
+ * `[a + b, rmsNorm(a + b, weight)]` (f32 residual stream; the weight may be
+ * f16). Same values as `add` then {@link rmsNorm}.
+ */
+export function addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps = 1e-6): [Tensor, Tensor] {
+  if (a.shape.join() !== b.shape.join() || a.dtype !== "f32" || b.dtype !== "f32") {
+    throw new Error(`addRmsNorm: ${a} and ${b} must be f32 of the same shape`);
+  }
+  const D = a.shape[a.rank - 1]!;
+  if (weight.rank !== 1 || weight.shape[0] !== D) {
+    throw new Error(`addRmsNorm: weight ${weight} does not match ${a}`);
+  }
+  const [sum, y] = addRmsNormOp([a, b, weight], { eps });
+  return [sum!, y!];
+}
 
 /** RMSNorm over the last axis (HF Llama/Mistral semantics, see module docs). */
 export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {

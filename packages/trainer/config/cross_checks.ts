@@ -110,6 +110,13 @@ const configRules: ConfigRule[] = [
 
 const trainingRules: TrainingRule[] = [
   {
+    keys: ["bf16"],
+    problem: (t) =>
+      t.bf16
+        ? "bf16 is not supported: WebGPU has no bf16 arithmetic; set fp16: true for mixed precision"
+        : undefined,
+  },
+  {
     keys: ["warmup_ratio", "warmup_steps"],
     problem: (t) =>
       t.warmup_ratio > 0 && t.warmup_steps > 0

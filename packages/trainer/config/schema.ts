@@ -329,6 +329,16 @@ export const trainingKeys = {
     default: false,
     doc: "recompute activations in backward to save memory",
   }),
+  fp16: bool({
+    default: false,
+    doc: "mixed precision: f16 matmul operands, f32 master weights, dynamic loss scaling",
+  }),
+  bf16: bool({ default: false, doc: "refused: WebGPU has no bf16 arithmetic (use fp16)" }),
+  profile_steps: optionalInt({
+    default: null,
+    min: 1,
+    doc: "profile GPU time per op over this optimizer step once (profile.json in the run)",
+  }),
   seed: int({ default: 42, min: 0, doc: "seed of initialisation, dropout and sampling" }),
   ddp_timeout: int({
     default: 1800,

@@ -158,6 +158,7 @@ export async function loadModel(config: Config): Promise<LoadedModel> {
     };
   }
   model.gradientCheckpointing = config.training.gradient_checkpointing;
+  model.autocast = config.training.fp16 ? "f16" : null;
   if (!m.use_lora) {
     model.setTrainable(true);
     return { model, tokenizer, trainable: model.parameters(), adapter: null };

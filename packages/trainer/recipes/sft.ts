@@ -257,10 +257,19 @@ export async function causalLmLoss(
     const inputsEmbeds = noise
       ? noisyEmbeddings(model, inputs, batch.attentionMask, noise.alpha, noise.rng)
       : undefined;
-    const { logits } = model.forward(inputs, { inputsEmbeds });
-    inputsEmbeds?.dispose();
     const shifted = CausalLM.shiftedTargets(batch.labels, batch.rows, batch.length);
     const targets = Tensor.fromArray(shifted, [shifted.length], "i32");
+    // The plain LM loss fuses the LM head into the cross-entropy: no [tokens, vocab] logits.
+    if (loss.name === "lm" && loss.options.ignore_index === -100) {
+      const { hidden } = model.forward(inputs, { inputsEmbeds, output: "hidden" });
+      inputsEmbeds?.dispose();
+      const fused = model.causalLmLoss(hidden!, targets);
+      hidden!.dispose();
+      targets.dispose();
+      return { loss: fused, targets: countTargets(shifted) };
+    }
+    const { logits } = model.forward(inputs, { inputsEmbeds });
+    inputsEmbeds?.dispose();
     const out = await loss.compute({ logits: logits!, targets });
     logits!.dispose();
     targets.dispose();

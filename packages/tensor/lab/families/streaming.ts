@@ -394,14 +394,25 @@ function optimizerCases(scale: LabScale): LabCase[] {
   };
   const slotCount = slots.reduce((a, b) => a + b, 0);
   return [
-    labCase("adamw", problem, flatCounts(16 * total, 16 * total, 12 * total, total), adam),
+    labCase(
+      "adamw",
+      problem,
+      streamingCounts({
+        flops: 16 * total,
+        readBytes: 16 * total,
+        writeBytes: 12 * total,
+        workgroups: sizes.reduce((n, s) => n + Math.ceil(s / 256), 0),
+        threads: 256,
+      }),
+      adam,
+    ),
     labCase(
       "clip-partial",
       problem,
       streamingCounts({
         flops: 2 * total,
         readBytes: 4 * total,
-        writeBytes: 4 * slotCount,
+        writeBytes: 8 * slotCount,
         workgroups: slotCount,
         threads: 256,
         workgroupBytes: ROW_BYTES,
@@ -413,8 +424,8 @@ function optimizerCases(scale: LabScale): LabCase[] {
       problem,
       streamingCounts({
         flops: slotCount,
-        readBytes: 4 * slotCount,
-        writeBytes: 8,
+        readBytes: 8 * slotCount,
+        writeBytes: 12,
         workgroups: 1,
         threads: 256,
         workgroupBytes: ROW_BYTES,

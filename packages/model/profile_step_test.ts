@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import {
+  AdamW,
+  backward,
+  clipGradNorm,
+  formatOpProfile,
+  getDevice,
+  NoGpuError,
+  profileOps,
+  runtimeCounters,
+  syncGpu,
+  Tensor,
+  tidy,
+} from "@irforge/tensor";
+import { CausalLM } from "./causal_lm.ts";
+import { causalLMFromArrays } from "./load.ts";
+import { causalInputs, disposeInputs } from "./model_inputs.ts";
+import { f32ReferenceWeights, tinyConfig } from "./testing_support.ts";
+
+async function gpuOrSkip(): Promise<boolean> {
+  try {
+    const device = await getDevice();
+    return device.hasTimestamps;
+  } catch (e) {
+    if (e instanceof NoGpuError) return false;
+    throw e;
+  }
+}
+
+function step(model: CausalLM, optimizer: AdamW, ids: number[][]): Tensor {
+  const inputs = causalInputs(ids);
+  const targets = CausalLM.shiftedTargets(Int32Array.from(ids.flat()), ids.length, ids[0]!.length);
+  const loss = tidy(() => {
+    const { logits } = model.forward(inputs);
+    const l = CausalLM.lmLoss(logits!, Tensor.fromArray(targets, [targets.length], "i32"));
+    backward(l);
+    return l;
+  });
+  clipGradNorm(optimizer.params, 1.0).dispose();
+  optimizer.step(1e-3);
+  optimizer.zeroGrad();
+  disposeInputs(inputs);
+  return loss;
+}
+
+Deno.test("the per-op profile of a tiny training step times every dispatch, grouped by op", async (t) => {
+  if (!(await gpuOrSkip())) {
+    t.step({ name: "skipped: no WebGPU adapter with timestamp-query", ignore: true, fn: () => {} });
+    return;
+  }
+  const config = tinyConfig();
+  const model = causalLMFromArrays(config, f32ReferenceWeights(config, 3));
+  model.setTrainable(true);
+  const optimizer = new AdamW([...model.parameters().values()]);
+  const ids = [[1, 5, 9, 13, 17, 21, 25, 29], [1, 6, 10, 14, 18, 22, 26, 30]];
+  try {
+    step(model, optimizer, ids).dispose();
+    await syncGpu();
+    const before = runtimeCounters().dispatches;
+    step(model, optimizer, ids).dispose();
+    const perStep = runtimeCounters().dispatches - before;
+    await syncGpu();
+
+    let loss: Tensor | undefined;
+    const counted = runtimeCounters().dispatches;
+    const profile = await profileOps(() => {
+      loss = step(model, optimizer, ids);
+    }, { maxDispatches: perStep });
+    const recorded = runtimeCounters().dispatches - counted;
+    assert(Number.isFinite(await loss!.item()));
+    loss!.dispose();
+
+    assert.equal(profile.dispatches, recorded);
+    assert.equal(profile.timedDispatches, recorded, "every dispatch of the step is timed");
+    assert.equal(profile.rows.reduce((n, r) => n + r.dispatches, 0), recorded);
+    const ops = new Map(profile.rows.map((r) => [r.op, r]));
+    // Forward and backward of registered ops are grouped under the op's name.
+    for (
+      const op of ["rms_norm", "rms_norm.backward", "linear", "linear.backward", "embedding"]
+    ) {
+      assert(ops.has(op), `profile has ${op}: ${[...ops.keys()].join(", ")}`);
+    }
+    // input_layernorm of every layer and the final norm; post_attention_layernorm is fused.
+    assert.equal(ops.get("rms_norm")!.dispatches, config.numLayers + 1);
+    assert.equal(ops.get("add_rms_norm")!.dispatches, config.numLayers);
+    assert.equal(ops.get("rope_qk")!.dispatches, config.numLayers);
+    assert.equal(ops.get("swiglu")!.dispatches, config.numLayers);
+    // The optimizer launches outside ops: its rows are kernel names.
+    assert(ops.has("adamw"), `the optimizer's dispatches are profiled`);
+    const total = profile.rows.reduce((s, r) => s + r.share, 0);
+    assert(Math.abs(total - 1) < 1e-9, `shares sum to 1 (${total})`);
+    for (let i = 1; i < profile.rows.length; i++) {
+      assert(profile.rows[i - 1]!.ms >= profile.rows[i]!.ms, "sorted by time");
+    }
+    const table = formatOpProfile(profile);
+    assert.match(table, /rms_norm\.backward/);
+    assert.match(table, new RegExp(`total .* ${recorded}$`));
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+});
