@@ -40,8 +40,15 @@
  * @module
  */
 
-import type { AdapterForWave } from "../lab/counts.ts";
-import { type MatmulRoute, matmulWave, splitPlan } from "./matmul_counts.ts";
+import type { AdapterForWave, KernelCounts, WaveEstimate } from "../lab/counts.ts";
+import {
+  matmulCounts,
+  type MatmulPassCounts,
+  matmulPassCounts,
+  type MatmulRoute,
+  matmulWave,
+  splitPlan,
+} from "./matmul_counts.ts";
 import { type MatmulLimits, type MatmulVariant, variantProblem } from "./matmul_kernels.ts";
 import {
   activeMatmulTuning,
@@ -132,4 +139,58 @@ export function routeMatmul(
     ? splitPlan(shape.K, entry.splitK, variant.bk).splits
     : autoSplitK(shape, variant, device, cpuThreads);
   return { variant, splitK };
+}
+
+/** A route with the counts that justify it (what the kernel lab prints). */
+export interface MatmulRouteExplained {
+  /** The route. */
+  route: MatmulRoute;
+  /** Counts of the whole route ({@link matmulCounts}). */
+  counts: KernelCounts;
+  /** Counts per pass. */
+  passes: MatmulPassCounts;
+  /** The product variant's wave estimate on the adapter. */
+  wave: WaveEstimate;
+  /** Waves the unsplit output tiles fill. */
+  unsplitWaves: number;
+  /** Waves the routed product fills. */
+  waves: number;
+  /** One sentence: why this split factor. */
+  reason: string;
+}
+
+/** {@link routeMatmul} plus the counts, waves and a sentence saying why. */
+export function explainMatmulRoute(
+  shape: MatmulShape,
+  device: RouteDevice,
+  table: MatmulTuningTable = activeMatmulTuning(device.isCpuAdapter),
+  cpuThreads?: number,
+): MatmulRouteExplained {
+  const route = routeMatmul(shape, device, table, cpuThreads);
+  const wave = matmulWave(adapterForWave(device), route.variant, cpuThreads);
+  const passes = matmulPassCounts(route, shape);
+  const counts = matmulCounts(route, shape);
+  const unsplit = matmulCounts({ variant: route.variant, splitK: 1 }, shape);
+  const perWave = wave.workgroupsPerWave;
+  const unsplitWaves = unsplit.workgroups / perWave, waves = counts.workgroups / perWave;
+  const tiles = `${unsplit.workgroups} output tiles fill ${
+    unsplitWaves.toFixed(2)
+  } waves of ${perWave}`;
+  const entry = lookupEntry(table, shapeClass(shape));
+  let reason: string;
+  if (entry?.splitK !== undefined) {
+    reason = `the table fixes split ${entry.splitK}${entry.source ? ` (${entry.source})` : ""}`;
+  } else if (route.splitK > 1) {
+    const extra = (counts.globalReadBytes + counts.globalWriteBytes) -
+      (unsplit.globalReadBytes + unsplit.globalWriteBytes);
+    reason = `${tiles} (< ${SPLIT_MIN_WAVES}) and K = ${shape.K}: ${route.splitK} splits of ` +
+      `${passes.split.kChunk} make ${counts.workgroups} workgroups (${waves.toFixed(2)} waves) ` +
+      `for ${(extra / 1e6).toFixed(1)} MB more global traffic`;
+  } else if (unsplitWaves >= SPLIT_MIN_WAVES) {
+    reason = `${tiles}: no split`;
+  } else {
+    reason = `${tiles} but K = ${shape.K} is too short to split into ranges of ` +
+      `${SPLIT_MIN_CHUNK} (or the scratch would not fit one binding)`;
+  }
+  return { route, counts, passes, wave, unsplitWaves, waves, reason };
 }

@@ -1,5 +1,5 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { autoSplitK, routeMatmul, SPLIT_MIN_CHUNK } from "./matmul_route.ts";
+import { autoSplitK, explainMatmulRoute, routeMatmul, SPLIT_MIN_CHUNK } from "./matmul_route.ts";
 import {
   GPU_TABLE,
   LARGE_PREFETCH_VARIANT,
@@ -72,4 +72,38 @@ Deno.test("routing: measured split factors win, device limits fall back, CPU wav
   const small = { ...H200, limits: { ...limits, maxStorageBufferBindingSize: 2 ** 23 } };
   equal(autoSplitK({ M: 1024, N: 1024, K: 65536 }, LARGE_VARIANT, H200), 9);
   equal(autoSplitK({ M: 1024, N: 1024, K: 65536 }, LARGE_VARIANT, small), 2);
+});
+
+Deno.test("explainMatmulRoute: the counts and the sentence behind each choice", () => {
+  const down = explainMatmulRoute(nt(8192, 2048, 768), H200, GPU_TABLE);
+  equal(down.route.splitK, 2);
+  equal(down.counts.workgroups, 768);
+  equal(down.unsplitWaves, 384 / 264);
+  equal(down.waves, 768 / 264);
+  // 2 slabs of 8192×768 f32 written and read back: 2 × 2 × 25.2 MB; the epilogue's
+  // single write of C moves to the reduction (same bytes).
+  equal(
+    down.reason,
+    "384 output tiles fill 1.45 waves of 264 (< 2) and K = 2048: 2 splits of 1024 make " +
+      "768 workgroups (2.91 waves) for 100.7 MB more global traffic",
+  );
+  equal(down.passes.reduce!.globalReadBytes, 2 * 8192 * 768 * 4);
+  equal(
+    explainMatmulRoute(nt(4096, 4096, 4096), H200, GPU_TABLE).reason,
+    "1024 output tiles fill 3.88 waves of 264: no split",
+  );
+  equal(
+    explainMatmulRoute(nt(8192, 768, 768), H200, GPU_TABLE).reason,
+    "384 output tiles fill 1.45 waves of 264 but K = 768 is too short to split into ranges of " +
+      "512 (or the scratch would not fit one binding)",
+  );
+  const tuned: MatmulTuningTable = {
+    version: 1,
+    default: LARGE_VARIANT,
+    entries: [{ match: { layout: "nt" }, variant: LARGE_VARIANT, splitK: 1, source: "tuned" }],
+  };
+  equal(
+    explainMatmulRoute(nt(8192, 2048, 768), H200, tuned).reason,
+    "the table fixes split 1 (tuned)",
+  );
 });
