@@ -12,7 +12,11 @@
  *
  * Kernels come from the generated family in `matmul_kernels.ts` (tile sizes,
  * per-thread register blocks, buffering, padding); the variant for a call is
- * the tuning table's choice for its shape class (`matmul_table.ts`), and
+ * the route of its shape (`matmul_route.ts`: the tuning table's choice for
+ * its shape class, `matmul_table.ts`, and a split-K factor, measured or
+ * chosen from the counts of workgroups per wave); a split product writes
+ * partial sums to a pooled scratch that a second pass sums in fixed order
+ * (`matmul_splitk.ts`). Then
  * vec4 global loads/stores are used per operand wherever its contiguous
  * extent, leading dimension and offsets are multiples of 4 (scalar loads
  * otherwise, so odd shapes and split bindings keep working).
@@ -35,7 +39,9 @@ import {
   variantName,
   variantProblem,
 } from "./matmul_kernels.ts";
-import { chooseMatmulVariant } from "./matmul_table.ts";
+import { splitPlan } from "./matmul_counts.ts";
+import { routeMatmul } from "./matmul_route.ts";
+import { launchSplitReduce } from "./matmul_splitk.ts";
 import { gelu, mapRaw, silu } from "./elementwise.ts";
 import { reduceRaw, sumToShape } from "./reduce.ts";
 
@@ -44,18 +50,22 @@ export type { Activation, MatmulTiles, MatmulVariant } from "./matmul_kernels.ts
 /** The tiles of the small variant (64×64×16, 4×4 per thread, 256 threads). */
 export const DEFAULT_TILES: MatmulTiles = { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
 
-let override: MatmulVariant | undefined;
+let override: { variant: MatmulVariant; splitK: number } | undefined;
 
 /**
- * Forces one variant for every matmul from now on (kernel lab, tests);
- * `undefined` returns to the tuning table ({@link useMatmulTuning}).
+ * Forces one variant (and split-K factor, default 1: no split) for every
+ * matmul from now on (kernel lab, tests); `undefined` returns to routing by
+ * the tuning table ({@link useMatmulTuning}).
  */
-export function setMatmulVariant(v: MatmulVariant | undefined): void {
+export function setMatmulVariant(v: MatmulVariant | undefined, splitK = 1): void {
   if (v) {
     const problem = variantProblem(v);
     if (problem) throw new Error(`matmul variant ${variantName(v)}: ${problem}`);
+    if (!Number.isInteger(splitK) || splitK < 1) {
+      throw new Error(`matmul: split-K factor ${splitK} is not a positive integer`);
+    }
   }
-  override = v ? { ...v } : undefined;
+  override = v ? { variant: { ...v }, splitK } : undefined;
 }
 
 /**
@@ -69,8 +79,10 @@ export function setMatmulTiles(t: MatmulTiles): void {
 let trace: MatmulKernelSpec[] | undefined;
 
 /**
- * Runs `fn` and returns the kernel specs of every matmul launch it recorded
- * (which variant and which operands went through vec4 loads).
+ * Runs `fn` and returns the kernel specs of every matmul product launch it
+ * recorded (which variant, which operands went through vec4 loads, and
+ * `splits` > 1 when the product was split along K and reduced by a second
+ * pass).
  */
 export function traceMatmulKernels<T>(fn: () => T): { result: T; kernels: MatmulKernelSpec[] } {
   const outer = trace;
@@ -144,13 +156,19 @@ function align(rowBytes: number, alignment: number): number {
 
 /**
  * Launches C = op(A)·op(B) (+ bias, activation) without autograd (internal).
- * `variant` forces a kernel variant (tuning); otherwise the one forced by
- * {@link setMatmulVariant} or the tuning table's choice for the shape class.
+ * `variant` (with `splitK`, default 1) forces a route (tuning, tests);
+ * otherwise the one forced by {@link setMatmulVariant}, else routing by the
+ * tuning table and the counts (`matmul_route.ts`).
  */
 export function matmulRaw(
   a: Tensor,
   b: Tensor,
-  o: MatmulOptions & { bias?: Tensor; activation?: Activation; variant?: MatmulVariant } = {},
+  o: MatmulOptions & {
+    bias?: Tensor;
+    activation?: Activation;
+    variant?: MatmulVariant;
+    splitK?: number;
+  } = {},
 ): Tensor {
   const transA = o.transA ?? false, transB = o.transB ?? false;
   const p = plan(a, b, transA, transB);
@@ -172,16 +190,18 @@ export function matmulRaw(
   if (p.batch > 65535) throw new Error(`matmul: batch ${p.batch} > 65535`);
   const rt = getRuntime();
   const lda = transA ? p.M : p.K;
-  const variant = o.variant ?? override ?? chooseMatmulVariant({
-    M: p.M,
-    N: p.N,
-    K: p.K,
-    batch: p.batch,
-    transA,
-    transB,
-    aType: a.dtype as "f32" | "f16",
-    bType: b.dtype as "f32" | "f16",
-  }, rt.device);
+  const route = o.variant ? { variant: o.variant, splitK: o.splitK ?? 1 } : override ??
+    routeMatmul({
+      M: p.M,
+      N: p.N,
+      K: p.K,
+      batch: p.batch,
+      transA,
+      transB,
+      aType: a.dtype as "f32" | "f16",
+      bType: b.dtype as "f32" | "f16",
+    }, rt.device);
+  const variant = route.variant;
   const quad = (...xs: number[]) => xs.every((x) => x % 4 === 0);
   const launch = (
     bBinding: GPUBufferBinding,
@@ -196,8 +216,15 @@ export function matmulRaw(
     },
   ) => {
     const bias = rows.bias && o.bias !== undefined;
+    const activation = rows.acc ? "none" : act;
+    // K ranges of whole K tiles; the scratch of partial sums must fit one
+    // binding and batch × splits one dispatch dimension.
+    const slab = p.batch * p.M * rows.n * 4;
+    const fit = Math.max(1, Math.min(Math.floor(limit / slab), Math.floor(65535 / p.batch)));
+    const { kChunk, splits } = splitPlan(rows.k, Math.min(route.splitK, fit), variant.bk);
     // vec4 access needs every vec4 wholly inside or outside the operand:
     // contiguous extent, leading dimension and offsets all multiples of 4.
+    const vecC = variant.vec4 && quad(rows.n, ...(splits > 1 ? [] : [p.N, rows.cOff]));
     const spec: MatmulKernelSpec = {
       variant,
       aType: a.dtype as "f32" | "f16",
@@ -206,15 +233,23 @@ export function matmulRaw(
       transB,
       vecA: variant.vec4 && quad(lda, rows.aOff, p.aBS, transA ? p.M : rows.k),
       vecB: variant.vec4 && quad(rows.ldb, p.bBS, transB ? rows.k : rows.n),
-      vecC: variant.vec4 && quad(p.N, rows.cOff, rows.n),
-      bias,
-      activation: rows.acc ? "none" : act,
+      vecC,
+      bias: splits > 1 ? false : bias,
+      activation: splits > 1 ? "none" : activation,
+      ...(splits > 1 ? { splits } : {}),
     };
     trace?.push(spec);
+    // Split: partial sums go to dense slabs [splits, batch, M, n] of a pooled scratch.
+    const scratch = splits > 1 ? Tensor.empty([splits, slab / 4], "f32", "matmul split-K") : null;
     rt.launch(
       MATMUL_KERNEL,
       spec,
-      { C: out.buffer, A: a.buffer, B: bBinding, BIAS: bias ? o.bias!.buffer : undefined },
+      {
+        C: scratch ? scratch.buffer : out.buffer,
+        A: a.buffer,
+        B: bBinding,
+        BIAS: spec.bias ? o.bias!.buffer : undefined,
+      },
       {
         M: p.M,
         N: rows.n,
@@ -223,16 +258,35 @@ export function matmulRaw(
         aBatchStride: p.aBS,
         bOffset: 0,
         bBatchStride: p.bBS,
-        cOffset: rows.cOff,
-        cBatchStride: p.M * p.N,
+        cOffset: scratch ? 0 : rows.cOff,
+        cBatchStride: p.M * (scratch ? rows.n : p.N),
         lda,
         ldb: rows.ldb,
-        ldc: p.N,
-        accumulate: rows.acc ? 1 : 0,
+        ldc: scratch ? rows.n : p.N,
+        accumulate: !scratch && rows.acc ? 1 : 0,
         biasBase: rows.cOff % p.N,
+        kChunk,
+        splits,
+        cSplitStride: slab / 4,
       },
-      [Math.ceil(rows.n / variant.bn), Math.ceil(p.M / variant.bm), p.batch],
+      [Math.ceil(rows.n / variant.bn), Math.ceil(p.M / variant.bm), p.batch * splits],
     );
+    if (scratch) {
+      launchSplitReduce({
+        out: out.buffer,
+        scratch: scratch.buffer,
+        bias: bias ? o.bias!.buffer : undefined,
+        rows: p.batch * p.M,
+        cols: rows.n,
+        splits,
+        ldc: p.N,
+        cOffset: rows.cOff,
+        accumulate: rows.acc,
+        biasBase: rows.cOff % p.N,
+        activation,
+      });
+      scratch.dispose();
+    }
   };
   if (b.byteLength <= limit) {
     launch({ buffer: b.buffer }, {

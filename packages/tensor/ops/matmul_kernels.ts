@@ -25,6 +25,15 @@
  *   the current one computed, then the registers stored into the other
  *   buffer (one barrier per K tile).
  *
+ * Split-K (`splits` > 1): workgroup z enumerates (batch entry, K range); each
+ * K range's raw partial products go to a scratch slab of their own and a
+ * second pass (`matmul_splitk.ts`) sums the slabs in fixed order and applies
+ * the epilogue, so results are deterministic (no float atomics).
+ *
+ * f16 operands are read as `vec4<f16>` (or scalar f16) and converted to f32
+ * as they are loaded into the staging registers: workgroup tiles, FMAs and
+ * accumulators are f32 whatever the operand types.
+ *
  * @module
  */
 
@@ -88,6 +97,14 @@ export interface MatmulKernelSpec {
   bias: boolean;
   /** Activation applied in the epilogue. */
   activation: Activation;
+  /**
+   * Split-K: with more than 1, workgroup z enumerates (batch entry, K range)
+   * and each writes its range's partial products, unscaled and without
+   * epilogue, to a scratch slab of its own (`cSplitStride` apart); a second
+   * pass (`matmul_splitk.ts`) sums the slabs in fixed order. The count itself
+   * is a uniform: every split count shares one pipeline.
+   */
+  splits?: number;
 }
 
 /** The device limits a variant must respect. */
@@ -217,7 +234,7 @@ function loader(
       const idx = o.kContiguous ? `${o.base} + g * ${o.ld} + k` : `${o.base} + k * ${o.ld} + g`;
       const read = o.vec ? `${regType}(${name}[(${idx}) >> 2u])` : `f32(${name}[${idx}])`;
       const stmt = `{ ${coords(e)} let g = ${gr}; let k = ${gk}; r${name}${i} = ${zero};
-      if (g < ${o.bound} && k < K) { r${name}${i} = ${read}; } }`;
+      if (g < ${o.bound} && k < kEnd) { r${name}${i} = ${read}; } }`;
       return guarded ? `if (${e} < ${count}u) ${stmt}` : stmt;
     });
     return body.join("\n      ");
@@ -269,6 +286,11 @@ function matmulKernelBody(spec: MatmulKernelSpec): string {
   const v = spec.variant;
   const problem = variantProblem(v);
   if (problem) throw new Error(`matmul variant ${variantName(v)}: ${problem}`);
+  const split = (spec.splits ?? 1) > 1;
+  if (split && (spec.bias || spec.activation !== "none")) {
+    // Partial sums must stay raw: the reduction pass applies bias and activation once.
+    throw new Error("matmul split-K product: bias and activation belong to the reduction pass");
+  }
   const TX = v.bn / v.tn, TY = v.bm / v.tm, NT = TX * TY;
   const SA = (v.bm + v.pad) / 4, SB = (v.bn + v.pad) / 4;
   const tileA = v.bk * SA, tileB = v.bk * SB;
@@ -323,7 +345,7 @@ function matmulKernelBody(spec: MatmulKernelSpec): string {
   let loop: string;
   if (v.buffering === "single") {
     loop = `
-  for (var k0 = 0u; k0 < K; k0 += ${v.bk}u) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${v.bk}u) {
     ${la.load("k0")}
     ${lb.load("k0")}
     ${la.store("0u")}
@@ -334,13 +356,13 @@ function matmulKernelBody(spec: MatmulKernelSpec): string {
   }`;
   } else if (v.buffering === "prefetch") {
     loop = `
-  ${la.load("0u")}
-  ${lb.load("0u")}
-  for (var k0 = 0u; k0 < K; k0 += ${v.bk}u) {
+  ${la.load("kBegin")}
+  ${lb.load("kBegin")}
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${v.bk}u) {
     ${la.store("0u")}
     ${lb.store("0u")}
     workgroupBarrier();
-    if (k0 + ${v.bk}u < K) {
+    if (k0 + ${v.bk}u < kEnd) {
       let kn = k0 + ${v.bk}u;
       ${la.load("kn")}
       ${lb.load("kn")}
@@ -350,14 +372,14 @@ function matmulKernelBody(spec: MatmulKernelSpec): string {
   }`;
   } else {
     loop = `
-  ${la.load("0u")}
-  ${lb.load("0u")}
+  ${la.load("kBegin")}
+  ${lb.load("kBegin")}
   ${la.store("0u")}
   ${lb.store("0u")}
   workgroupBarrier();
   var cur = 0u;
-  for (var k0 = 0u; k0 < K; k0 += ${v.bk}u) {
-    let more = k0 + ${v.bk}u < K;
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${v.bk}u) {
+    let more = k0 + ${v.bk}u < kEnd;
     if (more) {
       let kn = k0 + ${v.bk}u;
       ${la.load("kn")}
@@ -423,9 +445,16 @@ fn main(
   @builtin(local_invocation_index) tid: u32,
 ) {
   let M = P.M; let N = P.N; let K = P.K;
-  let aBase = P.aOffset + w.z * P.aBatchStride;
-  let bBase = P.bOffset + w.z * P.bBatchStride;
-  let cBase = P.cOffset + w.z * P.cBatchStride;
+  ${
+    split
+      ? `let split = w.z % P.splits; let z = w.z / P.splits;
+  let kBegin = split * P.kChunk; let kEnd = min(K, kBegin + P.kChunk);
+  let cBase = split * P.cSplitStride + z * P.cBatchStride;`
+      : `let z = w.z; let kBegin = 0u; let kEnd = K;
+  let cBase = P.cOffset + z * P.cBatchStride;`
+  }
+  let aBase = P.aOffset + z * P.aBatchStride;
+  let bBase = P.bOffset + z * P.bBatchStride;
   let lda = P.lda; let ldb = P.ldb; let ldc = P.ldc;
   let accumulate = P.accumulate; let biasBase = P.biasBase;
   let tx = tid % ${TX}u; let ty = tid / ${TX}u;
@@ -452,7 +481,9 @@ function operandTypes(spec: MatmulKernelSpec): { a: string; b: string; c: string
 export function matmulSpecKey(spec: MatmulKernelSpec): string {
   const flags = [spec.transA, spec.transB, spec.vecA, spec.vecB, spec.vecC, spec.bias]
     .map(Number).join("");
-  return `${variantName(spec.variant)} ${spec.aType}${spec.bType} ${flags} ${spec.activation}`;
+  return `${variantName(spec.variant)} ${spec.aType}${spec.bType} ${flags} ${spec.activation}${
+    (spec.splits ?? 1) > 1 ? " splitk" : ""
+  }`;
 }
 
 /**
@@ -477,6 +508,9 @@ export const MATMUL_KERNEL = defineKernel({
     ldc: "u32",
     accumulate: "u32",
     biasBase: "u32",
+    kChunk: "u32",
+    splits: "u32",
+    cSplitStride: "u32",
   },
   bindings: (spec: MatmulKernelSpec) => {
     const t = operandTypes(spec);

@@ -292,3 +292,37 @@ Deno.test("matmul variants: validation and workgroup memory accounting", () => {
   }
   ok(threw);
 });
+
+Deno.test("matmul kernels: f16 operands load as vec4<f16>, staged and accumulated in f32", () => {
+  const spec = {
+    variant: MATMUL_FAMILY[8]!,
+    aType: "f32" as const,
+    bType: "f16" as const,
+    transA: false,
+    transB: true,
+    vecA: true,
+    vecB: true,
+    vecC: true,
+    bias: false,
+    activation: "none" as const,
+  };
+  const code = matmulKernelCode(spec);
+  ok(code.startsWith("enable f16;"), "f16 enabled");
+  ok(/var<storage, read> B: array<vec4<f16>>/.test(code), "B bound as vec4<f16>");
+  // Converted as it is loaded into the staging registers, stored to f32 workgroup tiles.
+  ok(/rB0 = vec4<f32>\(B\[/.test(code), "vec4<f16> load converted to vec4<f32>");
+  ok(/var<workgroup> Bs: array<vec4<f32>/.test(code), "f32 workgroup tile");
+  ok(/var acc0_0 = vec4<f32>/.test(code), "f32 accumulators");
+  equal(/f16>?\s*\(|vec4<f16>\(|: f16\b/.test(code), false, "no f16 arithmetic");
+  // Split-K partials: K range from the split index, no epilogue in the product.
+  const split = matmulKernelCode({ ...spec, splits: 3 });
+  ok(split.includes("let kBegin = split * P.kChunk;"), "K range per split");
+  ok(split.includes("split * P.cSplitStride"), "one scratch slab per split");
+  let threw = false;
+  try {
+    matmulKernelCode({ ...spec, splits: 3, bias: true });
+  } catch {
+    threw = true;
+  }
+  ok(threw, "bias belongs to the reduction pass");
+});

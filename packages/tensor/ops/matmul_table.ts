@@ -71,6 +71,13 @@ export interface MatmulTuningEntry {
   tflops?: number;
   /** The shape it was measured at, when tuned (e.g. `nt f32 8192×768×2048`). */
   measuredAt?: string;
+  /**
+   * Split-K factor (1: never split). Absent: routing chooses it from the
+   * counts (`autoSplitK` in `matmul_route.ts`).
+   */
+  splitK?: number;
+  /** Where the choice comes from (a measurement, or a design choice awaiting one). */
+  source?: string;
 }
 
 /** A tuning table (the JSON format of `bench/results/matmul-tuning-*.json`). */
@@ -81,6 +88,8 @@ export interface MatmulTuningTable {
   adapter?: string;
   /** Variant for shapes no entry matches. */
   default: MatmulVariant;
+  /** Where the default comes from. */
+  defaultSource?: string;
   /** Entries, most specific match wins. */
   entries: MatmulTuningEntry[];
 }
@@ -128,11 +137,19 @@ export const SMALL_VARIANT: MatmulVariant = {
   pad: 0,
 };
 
-/** The large-GPU guess: 128×128×16, 8×8 per thread, double-buffered (33 KiB). */
+/** 64×64×16, 4×4 per thread, double-buffered and padded: thin outputs on large GPUs. */
+export const THIN_VARIANT: MatmulVariant = { ...SMALL_VARIANT, buffering: "double", pad: 4 };
+
+/**
+ * The large-GPU variant: 128×128×8, 8×8 per thread, double-buffered
+ * (16.5 KiB). Measured on the H200 sitting of 2026-12-04: the best
+ * geometric mean over the 12 sweep shapes (11.1 TFLOP/s; next
+ * 128×128×16 prefetch 10.1).
+ */
 export const LARGE_VARIANT: MatmulVariant = {
   bm: 128,
   bn: 128,
-  bk: 16,
+  bk: 8,
   tm: 8,
   tn: 8,
   vec4: true,
@@ -140,25 +157,62 @@ export const LARGE_VARIANT: MatmulVariant = {
   pad: 4,
 };
 
+/** 128×128×16, 8×8 per thread, prefetching the next K tile into registers (16.5 KiB). */
+export const LARGE_PREFETCH_VARIANT: MatmulVariant = {
+  ...LARGE_VARIANT,
+  bk: 16,
+  buffering: "prefetch",
+};
+
 /** Built-in table for CPU adapters (lavapipe): the small variant everywhere. */
-export const CPU_TABLE: MatmulTuningTable = { version: 1, default: SMALL_VARIANT, entries: [] };
+export const CPU_TABLE: MatmulTuningTable = {
+  version: 1,
+  default: SMALL_VARIANT,
+  defaultSource: "design: 8 KiB, 256 threads; every adapter runs it",
+  entries: [],
+};
+
+const SITTING = "measured: H200 sitting 2026-12-04 (shared/measurements/2026-12-04-h200)";
+const THIN_TILES = "design, awaiting measurement: 64×64 tiles halve the wasted FMAs of " +
+  "partial 128-wide tiles on outputs ≤ 256 wide (a rank-16 LoRA product on 128 columns " +
+  "computes 8× its FMAs, on 64 columns 4×)";
 
 /**
- * Built-in guesses for a large GPU until a sweep replaces them: big tiles for
- * big products, 64×64 tiles where M·batch or N is small (enough workgroups).
+ * Built-in table for large GPUs. Every entry says where it comes from: the
+ * H200 sitting (f32, 16-variant sweep) or a design choice awaiting
+ * measurement. Entries match every dtype: f16 operands are converted to f32
+ * while staged into workgroup memory, so the hot loop is the f32 one and
+ * only global bytes change (halved for the f16 operand). No entry fixes a
+ * split factor: routing splits K by the counts (`matmul_route.ts`).
+ * The sweep's winners at the 25.8-GFLOP shapes (8192×768×2048 family) are
+ * not used: they look clock-limited (see the module docs of
+ * `matmul_route.ts`), so those classes keep the default and the counts'
+ * split until a warm-clock sweep measures them.
  */
 export const GPU_TABLE: MatmulTuningTable = {
   version: 1,
   default: LARGE_VARIANT,
+  defaultSource: `${SITTING}: best geometric mean of the 16 variants over the 12 sweep shapes ` +
+    "(11.1 TFLOP/s); best at 4096³ nn 28.1 and tn 16.7, nt 8192×768×2048 13.5, tn 32768×8192×768 31.6",
   entries: [
-    ...(["xs", "s", "m"] as const).map((m) => ({
-      match: { m },
-      variant: { ...SMALL_VARIANT, buffering: "double" as const, pad: 4 },
-    })),
-    ...(["xs", "s", "m"] as const).map((n) => ({
-      match: { n },
-      variant: { ...SMALL_VARIANT, buffering: "double" as const, pad: 4 },
-    })),
+    {
+      match: { layout: "nt", m: "xl", n: "xl", k: "m" },
+      variant: LARGE_PREFETCH_VARIANT,
+      tflops: 30.0,
+      measuredAt: "nt f32 8192×768×32768",
+      source: `${SITTING}: LM head x·Wᵀ 30.0 TFLOP/s vs 28.0 for the default`,
+    },
+    {
+      match: { layout: "nn", m: "xl", n: "m", k: "xl" },
+      variant: LARGE_PREFETCH_VARIANT,
+      tflops: 27.3,
+      measuredAt: "nn f32 8192×32768×768",
+      source: `${SITTING}: LM head dX 27.3 TFLOP/s vs 24.4 for the default`,
+    },
+    ...(["xs", "s"] as const).flatMap((b) => [
+      { match: { m: b }, variant: THIN_VARIANT, source: THIN_TILES },
+      { match: { n: b }, variant: THIN_VARIANT, source: THIN_TILES },
+    ]),
   ],
 };
 
@@ -243,6 +297,7 @@ export function parseMatmulTuning(raw: unknown, source: string): MatmulTuningTab
     entries: [],
   };
   if (typeof r.adapter === "string") table.adapter = r.adapter;
+  if (typeof r.defaultSource === "string") table.defaultSource = r.defaultSource;
   if (!Array.isArray(r.entries)) throw fail("entries", "expected an array");
   r.entries.forEach((e: unknown, i: number) => {
     const at = `entries[${i}]`;
@@ -267,6 +322,14 @@ export function parseMatmulTuning(raw: unknown, source: string): MatmulTuningTab
     };
     if (typeof entry.tflops === "number") out.tflops = entry.tflops;
     if (typeof entry.measuredAt === "string") out.measuredAt = entry.measuredAt;
+    if (entry.splitK !== undefined) {
+      const k = entry.splitK;
+      if (typeof k !== "number" || !Number.isInteger(k) || k < 1 || k > 256) {
+        throw fail(`${at}.splitK`, `expected an integer from 1 to 256, got ${JSON.stringify(k)}`);
+      }
+      out.splitK = k;
+    }
+    if (typeof entry.source === "string") out.source = entry.source;
     table.entries.push(out);
   });
   return table;
@@ -360,7 +423,13 @@ function fitsDevice(v: MatmulVariant, limits: MatmulLimits): boolean {
 /** Describes `table` as lines `class → variant` (for logs). */
 export function describeMatmulTuning(table: MatmulTuningTable): string[] {
   return [
-    ...table.entries.map((e) => `${className(e.match)} → ${variantName(e.variant)}`),
-    `default → ${variantName(table.default)}`,
+    ...table.entries.map((e) =>
+      `${className(e.match)} → ${variantName(e.variant)}${
+        e.splitK !== undefined ? ` split ${e.splitK}` : ""
+      }${e.source ? ` (${e.source})` : ""}`
+    ),
+    `default → ${variantName(table.default)}${
+      table.defaultSource ? ` (${table.defaultSource})` : ""
+    }`,
   ];
 }

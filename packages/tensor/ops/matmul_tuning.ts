@@ -1,10 +1,13 @@
 /**
- * Matmul autotuning: {@link tuneMatmul} times kernel variants at given shapes
- * (GPU timestamps when the device has `timestamp-query`, else wall clock
- * around `onSubmittedWorkDone`), checks each variant's output, and builds a
- * tuning table (best variant per shape class) that `matmul` uses once
- * activated ({@link useMatmulTuning}), saved ({@link writeMatmulTuningFile})
- * and loaded again ({@link loadMatmulTuning} or `IRFORGE_MATMUL_TUNING`).
+ * Matmul autotuning: {@link tuneMatmul} times routes — kernel variants and
+ * split-K factors, what routing can choose — at given shapes (GPU
+ * timestamps when the device has `timestamp-query`, else wall clock around
+ * `onSubmittedWorkDone`), checks each route's output, and builds a tuning
+ * table (best route per shape class) that `matmul` uses once activated
+ * ({@link useMatmulTuning}), saved ({@link writeMatmulTuningFile}) and
+ * loaded again ({@link loadMatmulTuning} or `IRFORGE_MATMUL_TUNING`).
+ * {@link transformerMatmulShapes} lists the products of a transformer's
+ * training step in all three layouts (the tuner's shape set).
  *
  * @module
  */
@@ -23,7 +26,9 @@ import {
   variantName,
   variantProblem,
 } from "./matmul_kernels.ts";
+import { splitPlan } from "./matmul_counts.ts";
 import { refMatmul } from "./matmul_reference.ts";
+import { autoSplitK } from "./matmul_route.ts";
 import {
   type MatmulShape,
   type MatmulShapeClass,
@@ -35,6 +40,9 @@ import {
 
 export * from "./matmul_kernels.ts";
 export * from "./matmul_table.ts";
+export * from "./matmul_counts.ts";
+export * from "./matmul_route.ts";
+export * from "./matmul_shapes.ts";
 
 /** Options of {@link tuneMatmul}. */
 export interface TuneMatmulOptions {
@@ -48,7 +56,18 @@ export interface TuneMatmulOptions {
   verify?: boolean;
   /** Called after each measurement (progress output). */
   onProgress?: (m: MatmulMeasurement, done: number, total: number) => void;
+  /**
+   * Split-K factors swept per variant and shape (default 1, 2, 4, 8), plus
+   * the factor routing would choose there on this adapter. A factor is
+   * skipped where its K ranges would be shorter than
+   * {@link MIN_TUNED_SPLIT_CHUNK} or it cuts K into fewer ranges than asked
+   * (the same launch as a smaller factor).
+   */
+  splitFactors?: readonly number[];
 }
+
+/** Shortest K range the tuner times a split at (routing itself keeps ≥ 512). */
+export const MIN_TUNED_SPLIT_CHUNK = 128;
 
 /** One variant timed at one shape. */
 export interface MatmulMeasurement {
@@ -60,6 +79,10 @@ export interface MatmulMeasurement {
   variant: MatmulVariant;
   /** Readable variant. */
   variantName: string;
+  /** Split-K factor asked for (absent in measurements from before split-K: 1). */
+  splitK?: number;
+  /** Readable route: the variant, and ` split N` when N > 1. */
+  routeName?: string;
   /** Median milliseconds per product (NaN when skipped). */
   ms: number;
   /** 2·M·N·K·batch / time, in TFLOP/s (NaN when skipped). */
@@ -120,7 +143,19 @@ export async function tuneMatmul(
   const reps = Math.max(1, options.reps ?? 5);
   const verify = options.verify ?? true;
   const measurements: MatmulMeasurement[] = [];
-  const total = shapes.length * candidates.length;
+  const factors = options.splitFactors ?? [1, 2, 4, 8];
+  // Routes per shape: each candidate at each split factor that makes a distinct launch.
+  const routesOf = (shape: MatmulShape) =>
+    candidates.flatMap((variant) => {
+      const wanted = new Set([...factors, autoSplitK(shape, variant, device)]);
+      const splits = [...wanted].filter((s) => {
+        if (s === 1) return true;
+        const plan = splitPlan(shape.K, s, variant.bk);
+        return plan.splits === s && plan.kChunk >= MIN_TUNED_SPLIT_CHUNK;
+      }).sort((x, y) => x - y);
+      return splits.map((splitK) => ({ variant, splitK }));
+    });
+  const total = shapes.reduce((n, s) => n + routesOf(s).length, 0);
   const timing = device.hasTimestamps ? "gpu-timestamps" : "wall-clock";
   for (const shape of shapes) {
     const batch = shape.batch ?? 1;
@@ -128,9 +163,11 @@ export async function tuneMatmul(
     const aType = shape.aType ?? "f32", bType = shape.bType ?? "f32";
     const flops = 2 * M * N * K * batch;
     let a: Tensor | undefined, b: Tensor | undefined;
-    const run = (variant: MatmulVariant) =>
+    const run = (variant: MatmulVariant, splitK = 1) =>
       noGrad(() =>
-        tidy(() => matmulRaw(a!, b!, { transA: shape.transA, transB: shape.transB, variant }))
+        tidy(() =>
+          matmulRaw(a!, b!, { transA: shape.transA, transB: shape.transB, variant, splitK })
+        )
       );
     let expected: ArrayLike<number> | undefined;
     let limit = 1 << 20; // elements read back from each end of C (whole C for float64 checks)
@@ -164,12 +201,14 @@ export async function tuneMatmul(
       shapeProblem = `shape not runnable: ${(e as Error).message}`;
       await rt.checkErrors().catch(() => {});
     }
-    for (const variant of candidates) {
+    for (const { variant, splitK } of routesOf(shape)) {
       const m: MatmulMeasurement = {
         shape,
         shapeName: shapeName(shape),
         variant,
         variantName: variantName(variant),
+        splitK,
+        routeName: routeName(variant, splitK),
         ms: NaN,
         tflops: NaN,
       };
@@ -178,7 +217,7 @@ export async function tuneMatmul(
         m.skipped = problem;
       } else {
         try {
-          const first = run(variant); // compiles the pipeline
+          const first = run(variant, splitK); // compiles the pipelines
           if (expected) {
             const got = await sampleOutput(first, limit);
             m.error = relativeError(got, expected).relative;
@@ -190,12 +229,12 @@ export async function tuneMatmul(
           const samples: number[] = [];
           for (let i = 0; i < reps && !m.skipped; i++) {
             if (rt.startTiming()) {
-              run(variant).dispose();
+              run(variant, splitK).dispose();
               const spans = await rt.stopTiming();
               samples.push(spans.reduce((s, [, ns]) => s + ns, 0) / 1e6);
             } else {
               const t0 = performance.now();
-              run(variant).dispose();
+              run(variant, splitK).dispose();
               await rt.sync();
               samples.push(performance.now() - t0);
             }
@@ -222,11 +261,18 @@ export async function tuneMatmul(
   };
 }
 
+/** Readable route: `128x128x8 8x8 double pad4 v4 split 4`. */
+export function routeName(variant: MatmulVariant, splitK = 1): string {
+  return `${variantName(variant)}${splitK > 1 ? ` split ${splitK}` : ""}`;
+}
+
 /**
- * Builds a table from measurements: per shape class, the variant with the
- * least total time over that class's shapes (among variants valid on all of
- * them); default, the variant with the best geometric-mean rate over all
- * shapes (falls back to the small variant when nothing was valid).
+ * Builds a table from measurements: per shape class, the route (variant and
+ * split factor) with the least total time over that class's shapes (among
+ * routes valid on all of them; the entry records the split factor when the
+ * measurements swept any, so routing does not second-guess it); default,
+ * the unsplit variant with the best geometric-mean rate over all shapes
+ * (falls back to the small variant when nothing was valid).
  */
 export function bestTable(
   measurements: readonly MatmulMeasurement[],
@@ -247,10 +293,11 @@ export function bestTable(
   };
   if (adapter) table.adapter = adapter;
   const shapesOf = (ms: readonly MatmulMeasurement[]) => new Set(ms.map((m) => m.shapeName));
+  const key = (m: MatmulMeasurement) => m.routeName ?? routeName(m.variant, m.splitK);
   const pick = (ms: readonly MatmulMeasurement[], score: (rows: MatmulMeasurement[]) => number) => {
     const shapes = shapesOf(ms);
     const perVariant = new Map<string, MatmulMeasurement[]>();
-    for (const m of ms) perVariant.set(m.variantName, [...perVariant.get(m.variantName) ?? [], m]);
+    for (const m of ms) perVariant.set(key(m), [...perVariant.get(key(m)) ?? [], m]);
     let best: MatmulMeasurement[] | undefined, bestScore = Infinity;
     for (const rows of perVariant.values()) {
       if (rows.length !== shapes.size) continue; // must run everywhere in the group
@@ -266,11 +313,17 @@ export function bestTable(
     table.entries.push({
       match: cls,
       variant: top.variant,
+      ...(top.splitK !== undefined ? { splitK: top.splitK } : {}),
       tflops: Number(top.tflops.toPrecision(4)),
       measuredAt: best.map((m) => m.shapeName).join(", "),
+      source: `tuned${adapter ? ` on ${adapter}` : ""}: least total time over the class`,
     });
   }
-  const overall = pick(valid, (rows) => -rows.reduce((s, m) => s + Math.log(m.tflops), 0));
-  if (overall) table.default = overall[0]!.variant;
+  const unsplit = valid.filter((m) => (m.splitK ?? 1) === 1);
+  const overall = pick(unsplit, (rows) => -rows.reduce((s, m) => s + Math.log(m.tflops), 0));
+  if (overall) {
+    table.default = overall[0]!.variant;
+    table.defaultSource = `tuned${adapter ? ` on ${adapter}` : ""}: best geometric-mean rate`;
+  }
   return table;
 }
