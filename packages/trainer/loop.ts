@@ -23,6 +23,9 @@ import {
   backward,
   clipGradNorm,
   concat,
+  currentDevice,
+  describeDevice,
+  deviceFacts,
   memoryStats,
   noGrad,
   reshape,
@@ -39,6 +42,7 @@ import {
   type EvalResult,
   findResumeCheckpoint,
   parseTrainerState,
+  type RunDevice,
   RunDir,
   type RunDirOptions,
   type RunStatus,
@@ -259,6 +263,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const runOptions: RunDirOptions = {
     recipe: task.recipe,
     totalSteps,
+    device: deviceFacts(currentDevice()) as unknown as RunDevice,
     name: training.run_name ?? runName(config),
     saveTotalLimit: training.save_total_limit,
     bestMetric: training.metric_for_best_model === null ? null : {
@@ -284,6 +289,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     run = await RunDir.create(options.runPath ?? runDirectory(config), runOptions);
     log(`run directory: ${run.path}`);
   }
+  log(describeDevice(currentDevice()));
   await run.writeConfig(resolvedConfigYaml(config));
 
   let interrupted = false;
