@@ -95,7 +95,11 @@ export interface Device {
   readonly hasTimestamps: boolean;
   /** True on CPU adapters (lavapipe/llvmpipe/SwiftShader): pick tiny shapes. */
   readonly isCpuAdapter: boolean;
-  /** Whether `subgroups` is enabled (WGSL `enable subgroups;`, `subgroupAdd`, …). */
+  /**
+   * Whether `subgroups` is enabled together with the `subgroup_id` and
+   * `num_subgroups` builtins (WGSL language feature `subgroup_id`), which the
+   * subgroup reductions index their partials by.
+   */
   readonly subgroups: boolean;
   /** Smallest subgroup size the adapter may use (0 when unknown). */
   readonly subgroupMinSize: number;
@@ -342,7 +346,9 @@ async function requestDevice(): Promise<Device> {
     description: info.description,
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
   };
-  const subgroups = gpu.features.has("subgroups");
+  const subgroups = gpu.features.has("subgroups") &&
+    (provider === "dawn" ? dawnInstances.at(-1) : navigator.gpu)?.wgslLanguageFeatures
+        ?.has("subgroup_id") === true;
   const subgroupMatrix = gpu.features.has("chromium-experimental-subgroup-matrix");
   current = {
     gpu,

@@ -10,11 +10,12 @@ import { defineOp } from "../registry.ts";
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
+import { ROW_WG, rowArgs, rowId, rowReduce, rowSubgroups } from "./row_reduce_wgsl.ts";
 
 const FORWARD = defineKernel({
   name: "rms_norm",
-  key: ({ t, wt }: { t: string; wt: string }) => `${t} ${wt}`,
+  key: ({ t, wt, subgroups }: { t: string; wt: string; subgroups: boolean }) =>
+    `${t} ${wt} ${subgroups ? "subgroups" : "workgroup"}`,
   uniforms: { rows: "u32", D: "u32", eps: "f32" },
   bindings: ({ t, wt }) => ({
     Y: { type: `array<${t}>`, access: "read_write" },
@@ -22,12 +23,12 @@ const FORWARD = defineKernel({
     X: { type: `array<${t}>` },
     W: { type: `array<${wt}>` },
   }),
-  source: ({ t }) => `
-${ROW_REDUCE}
+  source: ({ t, subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D; let eps = P.eps;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   var s = 0.0;
@@ -43,7 +44,7 @@ fn main(${ROW_ARGS}) {
 
 const BACKWARD_X = defineKernel({
   name: "rms_norm-backward-x",
-  key: () => "",
+  key: ({ subgroups }: { subgroups: boolean }) => (subgroups ? "subgroups" : "workgroup"),
   uniforms: { rows: "u32", D: "u32" },
   bindings: () => ({
     DX: { type: "array<f32>", access: "read_write" },
@@ -52,12 +53,12 @@ const BACKWARD_X = defineKernel({
     RSTD: { type: "array<f32>" },
     DY: { type: "array<f32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   let r = RSTD[row];
@@ -105,7 +106,7 @@ const rmsNormOp = defineOp<{ eps: number }>({
     const rstd = Tensor.empty([rows], "f32");
     getRuntime().launch(
       FORWARD,
-      { t: x!.dtype, wt: w!.dtype },
+      { t: x!.dtype, wt: w!.dtype, subgroups: rowSubgroups() },
       { Y: y.buffer, RSTD: rstd.buffer, X: x!.buffer, W: w!.buffer },
       { rows, D, eps },
       grid(rows),
@@ -124,7 +125,7 @@ const rmsNormOp = defineOp<{ eps: number }>({
       dx = Tensor.empty(x.shape, "f32");
       rt.launch(
         BACKWARD_X,
-        undefined,
+        { subgroups: rowSubgroups() },
         {
           DX: dx.buffer,
           X: x.buffer,

@@ -9,23 +9,30 @@
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { ROW_REDUCE, ROW_WG } from "../ops/row_reduce_wgsl.ts";
+import {
+  ROW_WG,
+  rowReduce,
+  rowSubgroups,
+  subgroupArgs,
+  subgroupInit,
+} from "../ops/row_reduce_wgsl.ts";
 
 const MAX_SLOTS = 64;
 
 const PARTIAL = defineKernel({
   name: "clip-partial",
-  key: () => "",
+  key: ({ subgroups }: { subgroups: boolean }) => (subgroups ? "subgroups" : "workgroup"),
   uniforms: { n: "u32", slot: "u32" },
   bindings: () => ({
     PART: { type: "array<f32>", access: "read_write" },
     G: { type: "array<f32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
-        @builtin(local_invocation_id) l: vec3<u32>) {
+        @builtin(local_invocation_id) l: vec3<u32>${subgroupArgs(subgroups)}) {
+  ${subgroupInit(subgroups)}
   let n = P.n; let slot = P.slot;
   var s = 0.0;
   for (var i = w.x * ${ROW_WG}u + l.x; i < n; i += nw.x * ${ROW_WG}u) { let g = G[i]; s += g * g; }
@@ -36,17 +43,18 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u
 
 const TOTAL = defineKernel({
   name: "clip-total",
-  key: () => "",
+  key: ({ subgroups }: { subgroups: boolean }) => (subgroups ? "subgroups" : "workgroup"),
   uniforms: { n: "u32", maxNorm: "f32" },
   bindings: () => ({
     NORM: { type: "array<f32>", access: "read_write" },
     FACTOR: { type: "array<f32>", access: "read_write" },
     PART: { type: "array<f32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(@builtin(local_invocation_id) l: vec3<u32>) {
+fn main(@builtin(local_invocation_id) l: vec3<u32>${subgroupArgs(subgroups)}) {
+  ${subgroupInit(subgroups)}
   let n = P.n; let maxNorm = P.maxNorm;
   var s = 0.0;
   for (var i = l.x; i < n; i += ${ROW_WG}u) { s += PART[i]; }
@@ -84,6 +92,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw
 export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor {
   const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
   const rt = getRuntime();
+  const subgroups = rowSubgroups();
   const slots = grads.map((g) =>
     Math.max(1, Math.min(MAX_SLOTS, Math.ceil(g.size / (ROW_WG * 16))))
   );
@@ -94,7 +103,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   let at = 0;
   grads.forEach((g, i) => {
     if (g.dtype !== "f32") throw new Error(`clipGradNorm: gradient ${g} must be f32`);
-    rt.launch(PARTIAL, undefined, { PART: part.buffer, G: g.buffer }, { n: g.size, slot: at }, [
+    rt.launch(PARTIAL, { subgroups }, { PART: part.buffer, G: g.buffer }, { n: g.size, slot: at }, [
       slots[i]!,
     ]);
     at += slots[i]!;
@@ -104,7 +113,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   }
   rt.launch(
     TOTAL,
-    undefined,
+    { subgroups },
     { NORM: norm.buffer, FACTOR: factor.buffer, PART: part.buffer },
     { n: totalSlots, maxNorm },
     [1],
