@@ -37,6 +37,7 @@ import {
 } from "./matmul_kernels.ts";
 import { chooseMatmulVariant } from "./matmul_table.ts";
 import { gelu, mapRaw, silu } from "./elementwise.ts";
+import { subgroupMatrixAvailable, subgroupMatrixMatmul } from "./matmul_subgroup_matrix.ts";
 import { reduceRaw, sumToShape } from "./reduce.ts";
 
 export type { Activation, MatmulTiles, MatmulVariant } from "./matmul_kernels.ts";
@@ -171,6 +172,14 @@ export function matmulRaw(
   }
   if (p.batch > 65535) throw new Error(`matmul: batch ${p.batch} > 65535`);
   const rt = getRuntime();
+  // f16×f16 on the matrix units where Dawn offers them (exact f16 products, f32 accumulation).
+  if (
+    a.dtype === "f16" && b.dtype === "f16" && !o.bias && act === "none" && !o.variant &&
+    !override && b.byteLength <= limit && subgroupMatrixAvailable(rt.device)
+  ) {
+    out.dispose();
+    return subgroupMatrixMatmul(a, b, { transA, transB });
+  }
   const lda = transA ? p.M : p.K;
   const variant = o.variant ?? override ?? chooseMatmulVariant({
     M: p.M,
