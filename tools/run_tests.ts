@@ -4,10 +4,10 @@
  *
  * Extra arguments are passed to `deno test` (e.g. a path or `--filter`).
  *
- * With `IRFORGE_TEST_DAWN` set to paths (e.g. `packages/tensor packages/model`,
- * as `.ci/run` does), those tests run a second time under Dawn
- * (`IRFORGE_WEBGPU=dawn`) after the main pass, when Dawn yields an adapter
- * here; the last line then sums both passes.
+ * With `IRFORGE_TEST_DAWN` set to paths (e.g. `packages/tensor
+ * !packages/tensor/attention`, as `.ci/run` does; `!` excludes a path), those
+ * tests run a second time under Dawn (`IRFORGE_WEBGPU=dawn`) after the main
+ * pass, when Dawn yields an adapter here; the last line then sums both passes.
  *
  * @module
  */
@@ -82,7 +82,8 @@ if (dawnPaths.length > 0) {
     console.log(`dawn pass skipped: ${why}`);
   } else {
     const t0 = performance.now();
-    const dawn = await denoTest(dawnPaths, { IRFORGE_WEBGPU: "dawn" });
+    const args = dawnPaths.map((p) => p.startsWith("!") ? `--ignore=${p.slice(1)}` : p);
+    const dawn = await denoTest(args, { IRFORGE_WEBGPU: "dawn" });
     console.log(
       `dawn pass (${dawnPaths.join(" ")}, ${((performance.now() - t0) / 1000).toFixed(0)} s): ${
         summary(dawn)
