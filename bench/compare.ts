@@ -310,9 +310,11 @@ if (import.meta.main) {
     cells.push(...found);
     const e = result.environment;
     environments.push(
-      `- ${result.suite} (${f.split("/").pop()}): ${e.date}, adapter ${
-        e.adapter?.description ?? "?"
-      }${e.cpuAdapter ? " (CPU adapter)" : ""}, Deno ${e.deno}, shape ${result.shape}`,
+      `- ${result.suite} (${f.split("/").pop()}): ${e.date}, ${
+        e.webgpu ? `webgpu ${e.webgpu.provider}, ` : ""
+      }adapter ${e.adapter?.description ?? "?"}${
+        e.cpuAdapter ? " (CPU adapter)" : ""
+      }, Deno ${e.deno}, shape ${result.shape}`,
     );
   }
   for (const f of torchFiles) {

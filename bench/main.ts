@@ -11,6 +11,10 @@
  * `--` go to every suite named, which must understand them
  * (`deno task bench attention model_step lora_step -- --full`).
  *
+ * `--provider deno,dawn` (before `--`) runs every GPU suite once per WebGPU
+ * provider (`IRFORGE_WEBGPU` of the child), so the two can be compared in
+ * one sitting; the default is the process's own choice (`auto`).
+ *
  * @module
  */
 
@@ -26,35 +30,66 @@ const suites: Record<string, string> = {
   "peers-jax": "bench/peers/jax.ts",
 };
 
+// Suites that never touch WebGPU run once whatever --provider says.
+const gpuFree = new Set(["eval", "packing"]);
+
 const dashDash = Deno.args.indexOf("--");
-const names = dashDash < 0 ? Deno.args : Deno.args.slice(0, dashDash);
+const ours = dashDash < 0 ? Deno.args : Deno.args.slice(0, dashDash);
 const suiteFlags = dashDash < 0 ? [] : Deno.args.slice(dashDash + 1);
+const providers: (string | undefined)[] = [undefined];
+const names: string[] = [];
+for (let i = 0; i < ours.length; i++) {
+  const arg = ours[i]!;
+  const value = arg === "--provider"
+    ? ours[++i]
+    : arg.startsWith("--provider=")
+    ? arg.slice(11)
+    : null;
+  if (value === null) {
+    names.push(arg);
+    continue;
+  }
+  const list = (value ?? "").split(",").map((p) => p.trim());
+  if (list.length === 0 || list.some((p) => !["auto", "deno", "dawn"].includes(p))) {
+    console.error(`bench: --provider takes auto, deno or dawn (comma-separated), got "${value}"`);
+    Deno.exit(2);
+  }
+  providers.splice(0, providers.length, ...list);
+}
 const wanted = names.length > 0 ? names : Object.keys(suites);
 let failed = 0;
 for (const name of wanted) {
-  const file = suites[name];
-  if (!file) {
-    console.error(`bench: unknown suite "${name}" (known: ${Object.keys(suites).join(", ")})`);
-    Deno.exit(2);
-  }
-  console.log(`\n== ${name} (${file}) ==`);
-  const status = await new Deno.Command(Deno.execPath(), {
-    // The peers' npm packages (tfjs, jax-js) stay out of deno.lock so that a
-    // fresh test run never downloads them.
-    args: [
-      "run",
-      "-A",
-      ...(file.startsWith("bench/peers/") ? ["--no-lock"] : []),
-      file,
-      ...suiteFlags,
-    ],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn().status;
-  if (!status.success) {
-    console.error(`bench: ${name} exited with code ${status.code}`);
-    failed++;
+  for (const provider of gpuFree.has(name) ? [undefined] : providers) {
+    const file = suites[name];
+    if (!file) {
+      console.error(`bench: unknown suite "${name}" (known: ${Object.keys(suites).join(", ")})`);
+      Deno.exit(2);
+    }
+    const env: Record<string, string> = {
+      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+    };
+    if (provider) env.IRFORGE_WEBGPU = provider;
+    console.log(`\n== ${name} (${file})${provider ? ` · provider ${provider}` : ""} ==`);
+    const status = await new Deno.Command(Deno.execPath(), {
+      // The peers' npm packages (tfjs, jax-js) stay out of deno.lock so that a
+      // fresh test run never downloads them.
+      args: [
+        "run",
+        "-A",
+        ...(file.startsWith("bench/peers/") ? ["--no-lock"] : []),
+        file,
+        ...suiteFlags,
+      ],
+      env,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn().status;
+    if (!status.success) {
+      console.error(
+        `bench: ${name}${provider ? ` (${provider})` : ""} exited with code ${status.code}`,
+      );
+      failed++;
+    }
   }
 }
 Deno.exit(failed === 0 ? 0 : 1);

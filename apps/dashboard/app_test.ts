@@ -942,3 +942,30 @@ Deno.test("runs list: Best shows the main metric's best evaluation when run.json
   const page = await (await app.request("/")).text();
   assert.match(page, /eval\/ndcg@10 = 0\.5\d* @ 10/);
 });
+
+Deno.test("run page shows the WebGPU provider and adapter from run.json", async () => {
+  const runs = await makeRunsDir([{
+    name: "on-dawn",
+    runJson: runJson("on-dawn", {
+      device: {
+        provider: "dawn",
+        description: "NVIDIA H200",
+        features: ["subgroups"],
+        subgroup_sizes: [32, 32],
+        subgroup_matrix_configs: ["f16→f32 16×16×16"],
+      },
+    }),
+    metrics: trainLine(1),
+  }, { name: "bad-device", runJson: runJson("bad-device", { device: "h200" }) }]);
+  const app = createApp(runs, { pollMs: 20 });
+  const page = await (await app.request("/runs/on-dawn")).text();
+  assert.match(
+    page,
+    /id="run-device">dawn · NVIDIA H200 · subgroups 32–32 · subgroup matrices f16→f32 16×16×16</,
+  );
+  const { runs: listed } = await json(await app.request("/api/runs")) as {
+    runs: Record<string, unknown>[];
+  };
+  const bad = listed.find((r) => r.name === "bad-device")!;
+  assert.match(String(bad.error), /bad-device\/run\.json.*device/);
+});

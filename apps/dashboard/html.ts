@@ -287,6 +287,7 @@ ${error}
 <div><dt>Started (UTC)</dt><dd>${formatTime(summary.started_at)}</dd></div>
 <div><dt>Updated (UTC)</dt><dd id="run-updated">${formatTime(summary.updated_at)}</dd></div>
 <div><dt>Best</dt><dd id="run-best">${bestText(summary.best)}</dd></div>
+<div><dt>WebGPU</dt><dd id="run-device">${summary.device ?? "—"}</dd></div>
 </dl>
 <section id="metrics"><h2>Metrics <span id="live" class="live" data-state="connecting">connecting…</span></h2>
 <p id="pending" class="muted" hidden></p>

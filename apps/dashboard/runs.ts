@@ -72,6 +72,8 @@ export interface RunSummary {
   best: BestMetric | null;
   /** What is wrong with `run.json` or the directory, or `null`. */
   error: string | null;
+  /** WebGPU provider and adapter from `run.json`, e.g. `dawn · NVIDIA H200 · subgroups 32–32`. */
+  device: string | null;
 }
 
 function blankSummary(name: string, parent: string | null = null): RunSummary {
@@ -90,6 +92,7 @@ function blankSummary(name: string, parent: string | null = null): RunSummary {
     total_steps: null,
     best: null,
     error: null,
+    device: null,
   };
 }
 
@@ -152,6 +155,23 @@ export function applyRunJson(summary: RunSummary, value: unknown, shown: string)
     }
     summary.best = { metric: best.metric, value: best.value, step: best.step };
   }
+  summary.device = deviceText(value.device, (problem) => bad("device", problem));
+}
+
+/** One line for `run.json`'s `device` (written by the trainer), or `null` when absent. */
+function deviceText(value: unknown, bad: (problem: string) => InputError): string | null {
+  if (value === undefined || value === null) return null;
+  if (!isObject(value) || typeof value.provider !== "string") {
+    throw bad('expected {"provider": string, "description": string, …} or null');
+  }
+  const parts = [value.provider, typeof value.description === "string" ? value.description : "?"];
+  const sizes = value.subgroup_sizes;
+  if (Array.isArray(sizes) && sizes.length === 2) parts.push(`subgroups ${sizes[0]}–${sizes[1]}`);
+  const configs = value.subgroup_matrix_configs;
+  if (Array.isArray(configs) && configs.length > 0) {
+    parts.push(`subgroup matrices ${configs.join(", ")}`);
+  }
+  return parts.join(" · ");
 }
 
 /**

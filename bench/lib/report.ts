@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { currentDevice, type DeviceFacts, deviceFacts } from "@irforge/tensor";
 
 /** Which shapes a suite runs. */
 export type ShapeChoice = "tiny" | "full";
@@ -43,6 +44,8 @@ export function parseSuiteArgs(
       shape: { type: "string" },
       reps: { type: "string", default: String(defaults.reps) },
       warmup: { type: "string", default: String(defaults.warmup) },
+      // Read by openDevice (bench/lib/device.ts) before the device exists.
+      provider: { type: "string" },
       ...extra,
     },
   });
@@ -85,6 +88,8 @@ export interface Environment {
   cpuAdapter?: boolean;
   /** Whether `timestamp-query` was offered. */
   timestamps?: boolean;
+  /** WebGPU provider (`deno`/`dawn`), adapter, features and subgroup facts of the device. */
+  webgpu?: DeviceFacts;
 }
 
 /** The environment of this process, with the adapter when given. */
@@ -103,16 +108,26 @@ export function environment(
       architecture: adapter.architecture,
       description: adapter.description,
     },
+    ...(adapter ? openedDeviceFacts() : {}),
     ...extra,
   };
+}
+
+// The provider of the device the suite opened (none for GPU-free suites).
+function openedDeviceFacts(): { webgpu?: DeviceFacts } {
+  try {
+    return { webgpu: deviceFacts(currentDevice()) };
+  } catch {
+    return {};
+  }
 }
 
 /** One line describing `env` for the console. */
 export function describeEnvironment(env: Environment): string {
   const adapter = env.adapter
-    ? `adapter ${env.adapter.description || env.adapter.vendor || "unknown"}${
-      env.cpuAdapter ? " (CPU adapter: figures say nothing about GPU speed)" : ""
-    }`
+    ? `${env.webgpu ? `webgpu ${env.webgpu.provider} · ` : ""}adapter ${
+      env.adapter.description || env.adapter.vendor || "unknown"
+    }${env.cpuAdapter ? " (CPU adapter: figures say nothing about GPU speed)" : ""}`
     : "no GPU involved";
   return `${env.date} · Deno ${env.deno} · ${env.os}, ${env.cpus} cores · ${adapter}`;
 }

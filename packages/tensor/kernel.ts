@@ -144,7 +144,14 @@ export function kernelSource<S, U extends UniformDecl, B extends string>(
   );
   const body = kernel.source(spec);
   const text = decls.join("\n") + body;
-  const enable = /\bf16\b/.test(text) ? "enable f16;\n" : "";
+  // Extensions the text uses, enabled before any declaration (WGSL requires it).
+  const enable = (/\bf16\b/.test(text) ? "enable f16;\n" : "") +
+    (/\bsubgroup[A-Z]\w*\s*\(|@builtin\((subgroup_|num_subgroups)/.test(text)
+      ? "enable subgroups;\n"
+      : "") +
+    (/\bsubgroup_matrix_(left|right|result)\b/.test(text)
+      ? "enable chromium_experimental_subgroup_matrix;\n"
+      : "");
   return `${enable}// kernel ${kernel.name} [${kernel.key(spec)}]\n${
     uniformBlock(kernel.uniforms, declared.length)
   }${decls.join("\n")}\n${body}\n`;

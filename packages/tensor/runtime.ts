@@ -215,7 +215,7 @@ export class Runtime {
     const entries: GPUBindGroupEntry[] = bindings.map((name, binding) => {
       const b = (buffers as Record<string, Binding | undefined>)[name];
       if (b === undefined) throw new Error(`${kernel.name}: no buffer for binding "${name}"`);
-      return { binding, resource: b instanceof GPUBuffer ? { buffer: b } : b };
+      return { binding, resource: isBufferRange(b) ? b : { buffer: b } };
     });
     for (const name of Object.keys(buffers)) {
       if ((buffers as Record<string, unknown>)[name] !== undefined && !bindings.includes(name)) {
@@ -482,4 +482,9 @@ export function maxBindingBytes(): number {
 /** Lowers the binding limit ops plan for (`undefined` restores the device's). */
 export function setBindingLimitForTesting(bytes: number | undefined): void {
   bindingLimitOverride = bytes;
+}
+
+// Not `instanceof GPUBuffer`: Dawn's buffers are not instances of Deno's class.
+function isBufferRange(b: Binding): b is { buffer: GPUBuffer; offset?: number; size?: number } {
+  return typeof (b as { buffer?: unknown }).buffer === "object";
 }

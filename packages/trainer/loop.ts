@@ -22,6 +22,9 @@ import {
   add,
   backward,
   concat,
+  currentDevice,
+  describeDevice,
+  deviceFacts,
   memoryStats,
   noGrad,
   resetPeakMemory,
@@ -39,6 +42,7 @@ import { learningRateAt, totalTrainingSteps, warmupSteps } from "./schedule.ts";
 import {
   type EvalResult,
   parseTrainerState,
+  type RunDevice,
   RunDir,
   type RunDirOptions,
   type RunStatus,
@@ -288,6 +292,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const runOptions: RunDirOptions = {
     recipe: task.recipe,
     totalSteps,
+    device: deviceFacts(currentDevice()) as unknown as RunDevice,
     name: training.run_name ?? runName(config),
     saveTotalLimit: training.save_total_limit,
     bestMetric: training.metric_for_best_model === null ? null : {
@@ -336,6 +341,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (leads) lock = await RunLock.acquire(run.path);
     opened = `run directory: ${run.path}`;
   }
+  log(describeDevice(currentDevice()));
 
   let interrupted = false;
   const onSignal = () => {

@@ -47,6 +47,23 @@ export interface RunSummary {
   best: BestMetric | null;
   /** Why the run failed (added to the documented layout; `null` otherwise). */
   error: string | null;
+  /**
+   * The WebGPU provider, adapter and features the run computed on (`null`
+   * when not recorded, e.g. runs written before it was).
+   */
+  device: RunDevice | null;
+}
+
+/** What `run.json` records about the device (the tensor package's `DeviceFacts`). */
+export interface RunDevice {
+  /** `deno` or `dawn`. */
+  provider: string;
+  /** Adapter description. */
+  description: string;
+  /** Enabled WebGPU features. */
+  features: string[];
+  /** Further facts (vendor, subgroup sizes, subgroup-matrix configs). */
+  [fact: string]: unknown;
 }
 
 /** Where training stopped in the data, enough to rebuild the order and skip to it. */
@@ -245,6 +262,8 @@ export interface RunDirOptions {
   saveTotalLimit?: number | null;
   /** `metric_for_best_model`, when set. */
   bestMetric?: BestMetricOptions | null;
+  /** The device the run computes on, recorded in `run.json`. */
+  device?: RunDevice | null;
   /** Clock, for tests. */
   now?: () => Date;
 }
@@ -315,6 +334,7 @@ export class RunDir {
       total_steps: options.totalSteps,
       best: null,
       error: null,
+      device: options.device ?? null,
     };
     const metrics = await Deno.open(join(chosen, "metrics.jsonl"), { append: true, create: true });
     const run = new RunDir(chosen, summary, metrics, options);
@@ -354,6 +374,8 @@ export class RunDir {
     summary.error = null;
     summary.step = fromStep;
     summary.total_steps = options.totalSteps;
+    // A resumed run may continue on another machine: record where it runs now.
+    if (options.device) summary.device = options.device;
     if (summary.best !== null && summary.best.step > fromStep) summary.best = null;
     const run = new RunDir(path, summary, metrics, options);
     await run.#writeSummary();
@@ -545,7 +567,20 @@ export function parseRunSummary(text: string, file: string): RunSummary {
     total_steps: int("total_steps"),
     best: parseBest(value.best, (problem) => fail("best", problem)),
     error: error as string | null,
+    device: parseDevice(value.device, (problem) => fail("device", problem)),
   };
+}
+
+function parseDevice(value: unknown, fail: (problem: string) => never): RunDevice | null {
+  if (value === undefined || value === null) return null;
+  const v = value as Record<string, unknown>;
+  if (
+    typeof value !== "object" || Array.isArray(value) || typeof v.provider !== "string" ||
+    typeof v.description !== "string" || !Array.isArray(v.features)
+  ) {
+    fail('expected {"provider": string, "description": string, "features": [...]} or null');
+  }
+  return v as RunDevice;
 }
 
 /** Writes `text` to `path` so that readers see the old or the new file, never half of one. */

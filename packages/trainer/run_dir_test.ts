@@ -101,6 +101,7 @@ Deno.test("RunDir.create: run.json, unique names, atomic writes", async () => {
       total_steps: 500,
       best: null,
       error: null,
+      device: null,
     });
     assert.equal((await readJson(join(third.path, "run.json"))).name, "dl19-3");
     await first.writeConfig("recipe: blockrank\n");
@@ -118,6 +119,33 @@ Deno.test("RunDir.create: run.json, unique names, atomic writes", async () => {
     const done = parseRunSummary(await Deno.readTextFile(join(base, "run.json")), "run.json");
     assert.equal(done.status, "finished");
     assert.ok(done.finished_at !== null);
+  });
+});
+
+Deno.test("run.json records the device; absent or malformed device fields", async () => {
+  await withTempDir(async (root) => {
+    const device = {
+      provider: "dawn",
+      description: "NVIDIA H200",
+      features: ["shader-f16", "subgroups"],
+      subgroup_sizes: [32, 32],
+    };
+    const run = await RunDir.create(join(root, "r"), {
+      recipe: "blockrank",
+      totalSteps: 5,
+      device,
+      now: fakeClock(),
+    });
+    const text = await Deno.readTextFile(join(run.path, "run.json"));
+    assert.deepEqual(parseRunSummary(text, "run.json").device, device);
+    const old = JSON.parse(text);
+    delete old.device;
+    assert.equal(parseRunSummary(JSON.stringify(old), "run.json").device, null);
+    assert.throws(
+      () => parseRunSummary(JSON.stringify({ ...old, device: { provider: 3 } }), "r/run.json"),
+      /r\/run\.json.*device/,
+    );
+    await run.finish("finished");
   });
 });
 

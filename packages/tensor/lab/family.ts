@@ -48,6 +48,11 @@ export interface LabFamily {
   kernels: readonly string[];
   /** Its cases at `scale` on `device` (variants the device cannot run are left out). */
   cases(scale: LabScale, device: Device): LabCase[];
+  /**
+   * Kernels that need an adapter feature: why `device` cannot run them
+   * (`undefined` when it can). Such a kernel has no case there.
+   */
+  requirements?: Readonly<Record<string, (device: Device) => string | undefined>>;
 }
 
 const families = new Map<string, LabFamily>();

@@ -17,14 +17,25 @@ import { defineOp } from "../registry.ts";
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
+import {
+  ROW_ARGS,
+  ROW_ID,
+  ROW_WG,
+  rowArgs,
+  rowId,
+  rowReduce,
+  rowSubgroups,
+  subgroupArgs,
+  subgroupInit,
+} from "./row_reduce_wgsl.ts";
 
 /** How row losses are combined. */
 export type Reduction = "mean" | "sum" | "none";
 
 const ROWS = defineKernel({
   name: "cross_entropy",
-  key: ({ t }: { t: string }) => t,
+  key: ({ t, subgroups }: { t: string; subgroups: boolean }) =>
+    `${t} ${subgroups ? "subgroups" : "workgroup"}`,
   uniforms: { rows: "u32", V: "u32", ignore: "i32" },
   bindings: ({ t }) => ({
     LOSS: { type: "array<f32>", access: "read_write" },
@@ -32,12 +43,12 @@ const ROWS = defineKernel({
     X: { type: `array<${t}>` },
     TARGET: { type: "array<i32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let V = P.V; let ignore = P.ignore;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * V;
   var m = neg_inf();
@@ -59,7 +70,7 @@ fn main(${ROW_ARGS}) {
 
 const TOTAL = defineKernel({
   name: "cross_entropy-reduce",
-  key: () => "",
+  key: ({ subgroups }: { subgroups: boolean }) => (subgroups ? "subgroups" : "workgroup"),
   uniforms: { rows: "u32", ignore: "i32", mean: "u32" },
   bindings: () => ({
     OUT: { type: "array<f32>", access: "read_write" },
@@ -67,10 +78,11 @@ const TOTAL = defineKernel({
     LOSS: { type: "array<f32>" },
     TARGET: { type: "array<i32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(@builtin(local_invocation_id) l: vec3<u32>) {
+fn main(@builtin(local_invocation_id) l: vec3<u32>${subgroupArgs(subgroups)}) {
+  ${subgroupInit(subgroups)}
   let rows = P.rows; let ignore = P.ignore; let mean = P.mean;
   var s = 0.0; var c = 0.0;
   for (var i = l.x; i < rows; i += ${ROW_WG}u) {
@@ -130,7 +142,7 @@ const crossEntropyOp = defineOp<{ reduction: Reduction; ignoreIndex: number }>({
     const lse = Tensor.empty([N], "f32");
     rt.launch(
       ROWS,
-      { t: logits!.dtype },
+      { t: logits!.dtype, subgroups: rowSubgroups() },
       { LOSS: rowLoss.buffer, LSE: lse.buffer, X: logits!.buffer, TARGET: targets!.buffer },
       { rows: N, V, ignore: ignoreIndex },
       grid(N),
@@ -141,7 +153,7 @@ const crossEntropyOp = defineOp<{ reduction: Reduction; ignoreIndex: number }>({
       output = Tensor.empty([], "f32");
       rt.launch(
         TOTAL,
-        undefined,
+        { subgroups: rowSubgroups() },
         { OUT: output.buffer, COUNT: count.buffer, LOSS: rowLoss.buffer, TARGET: targets!.buffer },
         { rows: N, ignore: ignoreIndex, mean: reduction === "mean" ? 1 : 0 },
         [1],

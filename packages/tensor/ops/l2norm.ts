@@ -11,23 +11,24 @@ import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
 import { mul } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
-import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
+import { ROW_WG, rowArgs, rowId, rowReduce, rowSubgroups } from "./row_reduce_wgsl.ts";
 
 const L2_NORMALIZE = defineKernel({
   name: "l2_normalize",
-  key: ({ backward }: { backward: boolean }) => (backward ? "backward" : "forward"),
+  key: ({ backward, subgroups }: { backward: boolean; subgroups: boolean }) =>
+    `${backward ? "backward" : "forward"} ${subgroups ? "subgroups" : "workgroup"}`,
   uniforms: { rows: "u32", D: "u32", eps: "f32" },
   bindings: ({ backward }) => ({
     OUT: { type: "array<f32>", access: "read_write" },
     X: { type: "array<f32>" },
     DY: backward ? { type: "array<f32>" } : undefined,
   }),
-  source: ({ backward }) => `
-${ROW_REDUCE}
+  source: ({ backward, subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D; let eps = P.eps;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   var s = 0.0;
@@ -53,7 +54,7 @@ function run(x: Tensor, dy: Tensor, eps: number, backward: boolean): Tensor {
   const out = Tensor.empty(x.shape, "f32");
   getRuntime().launch(
     L2_NORMALIZE,
-    { backward },
+    { backward, subgroups: rowSubgroups() },
     { OUT: out.buffer, X: x.buffer, DY: backward ? dy.buffer : undefined },
     { rows, D, eps },
     grid(rows),

@@ -43,6 +43,7 @@ import { splitPlan } from "./matmul_counts.ts";
 import { routeMatmul } from "./matmul_route.ts";
 import { launchSplitReduce } from "./matmul_splitk.ts";
 import { gelu, mapRaw, silu } from "./elementwise.ts";
+import { subgroupMatrixAvailable, subgroupMatrixMatmul } from "./matmul_subgroup_matrix.ts";
 import { reduceRaw, sumToShape } from "./reduce.ts";
 
 export type { Activation, MatmulTiles, MatmulVariant } from "./matmul_kernels.ts";
@@ -189,6 +190,14 @@ export function matmulRaw(
   }
   if (p.batch > 65535) throw new Error(`matmul: batch ${p.batch} > 65535`);
   const rt = getRuntime();
+  // f16×f16 on the matrix units where Dawn offers them (exact f16 products, f32 accumulation).
+  if (
+    a.dtype === "f16" && b.dtype === "f16" && !o.bias && act === "none" && !o.variant &&
+    !override && b.byteLength <= limit && subgroupMatrixAvailable(rt.device)
+  ) {
+    out.dispose();
+    return subgroupMatrixMatmul(a, b, { transA, transB });
+  }
   const lda = transA ? p.M : p.K;
   const route = o.variant ? { variant: o.variant, splitK: o.splitK ?? 1 } : override ??
     routeMatmul({

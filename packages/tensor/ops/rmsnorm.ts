@@ -14,11 +14,21 @@ import { defineMultiOutputOp, defineOp } from "../registry.ts";
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
+import {
+  ROW_ARGS,
+  ROW_ID,
+  ROW_REDUCE,
+  ROW_WG,
+  rowArgs,
+  rowId,
+  rowReduce,
+  rowSubgroups,
+} from "./row_reduce_wgsl.ts";
 
 const FORWARD = defineKernel({
   name: "rms_norm",
-  key: ({ t, wt }: { t: string; wt: string }) => `${t} ${wt}`,
+  key: ({ t, wt, subgroups }: { t: string; wt: string; subgroups: boolean }) =>
+    `${t} ${wt} ${subgroups ? "subgroups" : "workgroup"}`,
   uniforms: { rows: "u32", D: "u32", eps: "f32" },
   bindings: ({ t, wt }) => ({
     Y: { type: `array<${t}>`, access: "read_write" },
@@ -26,12 +36,12 @@ const FORWARD = defineKernel({
     X: { type: `array<${t}>` },
     W: { type: `array<${wt}>` },
   }),
-  source: ({ t }) => `
-${ROW_REDUCE}
+  source: ({ t, subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D; let eps = P.eps;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   var s = 0.0;
@@ -47,7 +57,7 @@ fn main(${ROW_ARGS}) {
 
 const BACKWARD_X = defineKernel({
   name: "rms_norm-backward-x",
-  key: () => "",
+  key: ({ subgroups }: { subgroups: boolean }) => (subgroups ? "subgroups" : "workgroup"),
   uniforms: { rows: "u32", D: "u32" },
   bindings: () => ({
     DX: { type: "array<f32>", access: "read_write" },
@@ -56,12 +66,12 @@ const BACKWARD_X = defineKernel({
     RSTD: { type: "array<f32>" },
     DY: { type: "array<f32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   let r = RSTD[row];
@@ -109,7 +119,7 @@ const rmsNormOp = defineOp<{ eps: number }>({
     const rstd = Tensor.empty([rows], "f32");
     getRuntime().launch(
       FORWARD,
-      { t: x!.dtype, wt: w!.dtype },
+      { t: x!.dtype, wt: w!.dtype, subgroups: rowSubgroups() },
       { Y: y.buffer, RSTD: rstd.buffer, X: x!.buffer, W: w!.buffer },
       { rows, D, eps },
       grid(rows),
@@ -128,7 +138,7 @@ const rmsNormOp = defineOp<{ eps: number }>({
       dx = Tensor.empty(x.shape, "f32");
       rt.launch(
         BACKWARD_X,
-        undefined,
+        { subgroups: rowSubgroups() },
         {
           DX: dx.buffer,
           X: x.buffer,

@@ -9,22 +9,23 @@ import { defineOp } from "../registry.ts";
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { ROW_ARGS, ROW_ID, ROW_REDUCE, ROW_WG } from "./row_reduce_wgsl.ts";
+import { ROW_WG, rowArgs, rowId, rowReduce, rowSubgroups } from "./row_reduce_wgsl.ts";
 
 const FORWARD = defineKernel({
   name: "softmax",
-  key: ({ log, t }: { log: boolean; t: string }) => `${log ? "log" : "exp"} ${t}`,
+  key: ({ log, t, subgroups }: { log: boolean; t: string; subgroups: boolean }) =>
+    `${log ? "log" : "exp"} ${t} ${subgroups ? "subgroups" : "workgroup"}`,
   uniforms: { rows: "u32", D: "u32" },
   bindings: ({ t }) => ({
     Y: { type: `array<${t}>`, access: "read_write" },
     X: { type: `array<${t}>` },
   }),
-  source: ({ log, t }) => `
-${ROW_REDUCE}
+  source: ({ log, t, subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   var m = neg_inf();
@@ -43,19 +44,20 @@ fn main(${ROW_ARGS}) {
 
 const BACKWARD = defineKernel({
   name: "softmax-backward",
-  key: ({ log }: { log: boolean }) => (log ? "log" : "exp"),
+  key: ({ log, subgroups }: { log: boolean; subgroups: boolean }) =>
+    `${log ? "log" : "exp"} ${subgroups ? "subgroups" : "workgroup"}`,
   uniforms: { rows: "u32", D: "u32" },
   bindings: () => ({
     DX: { type: "array<f32>", access: "read_write" },
     Y: { type: "array<f32>" },
     DY: { type: "array<f32>" },
   }),
-  source: ({ log }) => `
-${ROW_REDUCE}
+  source: ({ log, subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(${ROW_ARGS}) {
+fn main(${rowArgs(subgroups)}) {
   let rows = P.rows; let D = P.D;
-  ${ROW_ID}
+  ${rowId(subgroups)}
   if (row >= rows) { return; }
   let base = row * D;
   var s = 0.0;
@@ -82,7 +84,7 @@ function define(log: boolean) {
       const y = Tensor.empty(x!.shape, x!.dtype);
       getRuntime().launch(
         FORWARD,
-        { log, t: x!.dtype },
+        { log, t: x!.dtype, subgroups: rowSubgroups() },
         { Y: y.buffer, X: x!.buffer },
         { rows, D },
         grid(rows),
@@ -96,7 +98,7 @@ function define(log: boolean) {
       const dx = Tensor.empty(y.shape, "f32");
       getRuntime().launch(
         BACKWARD,
-        { log },
+        { log, subgroups: rowSubgroups() },
         { DX: dx.buffer, Y: y.buffer, DY: dy.buffer },
         { rows, D },
         grid(rows),

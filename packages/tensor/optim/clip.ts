@@ -26,7 +26,13 @@
 import { defineKernel } from "../kernel.ts";
 import { getRuntime, grid } from "../runtime.ts";
 import { Tensor } from "../tensor.ts";
-import { ROW_REDUCE, ROW_WG } from "../ops/row_reduce_wgsl.ts";
+import {
+  ROW_WG,
+  rowReduce,
+  rowSubgroups,
+  subgroupArgs,
+  subgroupInit,
+} from "../ops/row_reduce_wgsl.ts";
 import {
   findSlot,
   groupTensors,
@@ -41,7 +47,8 @@ const MAX_PARTS = 64;
 
 const PARTIAL = defineKernel({
   name: "clip-partial",
-  key: ({ k }: { k: number }) => String(k),
+  key: ({ k, subgroups }: { k: number; subgroups: boolean }) =>
+    `${k}${subgroups ? " subgroups" : ""}`,
   uniforms: { part: "u32", ...slotUniforms("n", "u32"), ...slotUniforms("wgs", "u32") },
   bindings: ({ k }) => {
     const b: Record<string, { type: string; access?: "read_write" }> = {
@@ -50,11 +57,14 @@ const PARTIAL = defineKernel({
     for (let s = 0; s < k; s++) b[`G${s}`] = { type: "array<f32>" };
     return b;
   },
-  source: ({ k }) => `
-${ROW_REDUCE}
+  source: ({ k, subgroups }) => `
+${rowReduce(subgroups)}
 ${slotAccessors("grad", "G", k, false)}
 @compute @workgroup_size(${ROW_WG})
-fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>${
+    subgroupArgs(subgroups)
+  }) {
+  ${subgroupInit(subgroups)}
   let wid = w.x;
   ${findSlot("wgs", k)}
   var ns = array<u32, ${k}>(${Array.from({ length: k }, (_, s) => `P.n${s}`).join(", ")});
@@ -75,17 +85,18 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: ve
 
 const TOTAL = defineKernel({
   name: "clip-total",
-  key: () => "",
+  key: ({ subgroups }: { subgroups: boolean }) => (subgroups ? "subgroups" : "workgroup"),
   uniforms: { n: "u32", maxNorm: "f32", clip: "u32", invScale: "f32" },
   bindings: () => ({
     NORM: { type: "array<f32>", access: "read_write" },
     FACTOR: { type: "array<f32>", access: "read_write" },
     PART: { type: "array<f32>" },
   }),
-  source: () => `
-${ROW_REDUCE}
+  source: ({ subgroups }) => `
+${rowReduce(subgroups)}
 @compute @workgroup_size(${ROW_WG})
-fn main(@builtin(local_invocation_id) l: vec3<u32>) {
+fn main(@builtin(local_invocation_id) l: vec3<u32>${subgroupArgs(subgroups)}) {
+  ${subgroupInit(subgroups)}
   let n = P.n;
   var s = 0.0; var bad = 0.0;
   for (var i = l.x; i < n; i += ${ROW_WG}u) { s += PART[2u * i]; bad += PART[2u * i + 1u]; }
@@ -183,6 +194,7 @@ export function gradNormStats(
   const norm = Tensor.empty([1], "f32");
   const factor = Tensor.empty([2], "f32");
   let at = 0;
+  const subgroups = rowSubgroups();
   for (const group of groups) {
     const wgs = group.map(partsOf);
     const buffers: Record<string, GPUBuffer> = { PART: part.buffer };
@@ -190,7 +202,7 @@ export function gradNormStats(
     const count = wgs.reduce((a, b) => a + b, 0);
     rt.launch(
       PARTIAL,
-      { k: group.length },
+      { k: group.length, subgroups },
       buffers,
       { part: at, ...slotValues("n", group.map((g) => g.size)), ...slotValues("wgs", wgs) },
       [count],
@@ -200,7 +212,7 @@ export function gradNormStats(
   if (grads.length === 0) part.write(new Float32Array(2));
   rt.launch(
     TOTAL,
-    undefined,
+    { subgroups },
     { NORM: norm.buffer, FACTOR: factor.buffer, PART: part.buffer },
     {
       n: totalParts,

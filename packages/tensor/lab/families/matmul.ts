@@ -15,10 +15,14 @@ import {
   type MatmulVariant,
   variantName,
   variantProblem,
-  variantThreads,
-  variantWorkgroupBytes,
 } from "../../ops/matmul_kernels.ts";
 import { type MatmulShape, shapeName } from "../../ops/matmul_table.ts";
+import { matmulCounts as routedCounts, matmulPassCounts } from "../../ops/matmul_counts.ts";
+import {
+  subgroupMatrixAvailable,
+  subgroupMatrixMatmul,
+  subgroupMatrixUnavailableReason,
+} from "../../ops/matmul_subgroup_matrix.ts";
 import { randn } from "../../random.ts";
 import { tidy } from "../../scope.ts";
 import type { KernelCounts } from "../counts.ts";
@@ -39,33 +43,54 @@ export function layerShapes(M: number, K: number, N: number, weight: "f32" | "f1
   ];
 }
 
-const bytesOf = (t: "f32" | "f16" | undefined) => (t === "f16" ? 2 : 4);
-
 /**
- * Design counts of one member on one shape: each workgroup reads a BM×K
- * panel of A and a K×BN panel of B once, so A is read ⌈N/BN⌉ times and B
- * ⌈M/BM⌉ times; the inner loop loads TM/4 + TN/4 vec4s of workgroup memory
- * for TM·TN FMAs per k.
+ * Design counts of one member (no split) on one shape, from the matmul
+ * owner's counts (`ops/matmul_counts.ts`): A is read once per column tile, B
+ * once per row tile; the inner loop loads TM/4 + TN/4 vec4s of workgroup
+ * memory for TM·TN FMAs per k.
  */
 export function matmulCounts(v: MatmulVariant, s: MatmulShape): KernelCounts {
-  const batch = s.batch ?? 1;
-  const ea = bytesOf(s.aType), eb = bytesOf(s.bType);
-  const rowTiles = Math.ceil(s.M / v.bm), colTiles = Math.ceil(s.N / v.bn);
-  const loadsPerK = v.tm / 4 + v.tn / 4;
-  return {
-    flops: 2 * s.M * s.N * s.K * batch,
-    minBytes: batch * (s.M * s.K * ea + s.K * s.N * eb + s.M * s.N * 4),
-    globalReadBytes: batch * (colTiles * s.M * s.K * ea + rowTiles * s.K * s.N * eb),
-    globalWriteBytes: batch * s.M * s.N * 4,
-    workgroupLoadsPerFma: loadsPerK / (v.tm * v.tn),
-    workgroups: rowTiles * colTiles * batch,
-    threadsPerWorkgroup: variantThreads(v),
-    workgroupBytes: variantWorkgroupBytes(v),
-  };
+  return routedCounts({ variant: v, splitK: 1 }, s);
 }
 
 function cases(scale: LabScale, device: Device): LabCase[] {
   const out: LabCase[] = [];
+  // The split-K path: each problem's dW product (long K, small output) split 4 ways.
+  for (const [M, K, N] of MATMUL_PROBLEMS[scale]) {
+    const dW = layerShapes(M, K, N, "f32")[2]!;
+    const route = { variant: MATMUL_FAMILY[0]!, splitK: 4 };
+    const passes = matmulPassCounts(route, dW);
+    for (
+      const [kernel, counts] of [["matmul", passes.product], [
+        "matmul_splitk_reduce",
+        passes.reduce,
+      ]] as const
+    ) {
+      if (!counts) continue;
+      out.push({
+        kernel,
+        variant: `${variantName(route.variant)} split ${passes.split.splits}`,
+        problem: shapeName(dW),
+        counts,
+        prepare: () => prepare(dW, route.variant, route.splitK),
+      });
+    }
+  }
+  // Subgroup matrices (f16 operands, f32 result), where the adapter offers them.
+  if (subgroupMatrixAvailable(device)) {
+    for (const [M, K, N] of MATMUL_PROBLEMS[scale]) {
+      const shape: MatmulShape = { M, N, K, transB: true, aType: "f16", bType: "f16" };
+      const dense = routedCounts({ variant: MATMUL_FAMILY[0]!, splitK: 1 }, shape);
+      out.push({
+        kernel: "matmul-subgroup-matrix",
+        variant: "default",
+        problem: shapeName(shape),
+        // FLOPs and bytes are the problem's; the matrix units' own loads are not modelled.
+        counts: { ...dense, workgroupLoadsPerFma: 0 },
+        prepare: () => prepareSubgroupMatrix(shape),
+      });
+    }
+  }
   const weights: ("f32" | "f16")[] = device.hasF16 ? ["f32", "f16"] : ["f32"];
   for (const weight of weights) {
     for (const [M, K, N] of MATMUL_PROBLEMS[scale]) {
@@ -87,13 +112,25 @@ function cases(scale: LabScale, device: Device): LabCase[] {
   return out;
 }
 
-function prepare(s: MatmulShape, variant: MatmulVariant) {
+function prepareSubgroupMatrix(s: MatmulShape) {
+  const a = randn([s.M, s.K], { seed: 1, dtype: "f16" }).keep();
+  const b = randn([s.N, s.K], { seed: 2, dtype: "f16" }).keep();
+  return {
+    record: () => noGrad(() => tidy(() => void subgroupMatrixMatmul(a, b, { transB: true }))),
+    dispose: () => {
+      a.dispose();
+      b.dispose();
+    },
+  };
+}
+
+function prepare(s: MatmulShape, variant: MatmulVariant, splitK = 1) {
   const a = randn(s.transA ? [s.K, s.M] : [s.M, s.K], { seed: 1, dtype: s.aType ?? "f32" }).keep();
   const b = randn(s.transB ? [s.N, s.K] : [s.K, s.N], { seed: 2, dtype: s.bType ?? "f32" }).keep();
   return {
     record: () =>
       noGrad(() =>
-        tidy(() => void matmulRaw(a, b, { transA: s.transA, transB: s.transB, variant }))
+        tidy(() => void matmulRaw(a, b, { transA: s.transA, transB: s.transB, variant, splitK }))
       ),
     dispose: () => {
       a.dispose();
@@ -105,7 +142,11 @@ function prepare(s: MatmulShape, variant: MatmulVariant) {
 /** The registered family. */
 export const MATMUL_LAB: LabFamily = registerLabFamily({
   name: "matmul",
-  files: "ops/matmul_kernels.ts, ops/matmul_reference.ts, ops/matmul_kernels_test.ts",
-  kernels: ["matmul"],
+  files: "ops/matmul_kernels.ts, ops/matmul_splitk.ts, ops/matmul_subgroup_matrix.ts, " +
+    "ops/matmul_counts.ts, ops/matmul_reference.ts, ops/matmul_kernels_test.ts, ops/matmul_splitk_test.ts",
+  kernels: ["matmul", "matmul_splitk_reduce", "matmul-subgroup-matrix"],
   cases,
+  requirements: {
+    "matmul-subgroup-matrix": (device) => subgroupMatrixUnavailableReason(device) ?? undefined,
+  },
 });
