@@ -15,9 +15,13 @@
  *
  * Usage: deno task bench:kernels [--families a,b] [--kernels x,y] [--reps N] [--counts-only]
  *        deno task bench:kernels --tune [--all] [--layouts nt,nn,tn] [--dtypes f32,f16]
+ *                                [--shapes issue|transformer|all] [--splits 1,2,4,8]
  *
- * `--tune` sweeps the matmul family (`--all`: the whole variant grid) at the
- * H200 sitting's shapes on a GPU (tiny shapes on CPU adapters) in each
+ * `--tune` sweeps the matmul family (`--all`: the whole variant grid) at
+ * each `--splits` factor (and the one routing would pick) at the H200
+ * sitting's shapes (`--shapes transformer`: every product of a
+ * mistral-small and a Mistral-7B step; `all`: both) on a GPU (tiny shapes on
+ * CPU adapters) in each
  * layout (`nt` = x·Wᵀ forward, `nn` = dX, `tn` = dW), choosing by median;
  * writes the table to `bench/results/matmul-tuning-<date>.json` (load it with
  * `IRFORGE_MATMUL_TUNING=<file>`), then re-times each shape through `matmul`
@@ -35,7 +39,11 @@ import {
   type MatmulMeasurement,
   type MatmulShape,
   matmulVariantGrid,
+  MISTRAL_7B_DIMS,
+  MISTRAL_SMALL_DIMS,
+  routeName,
   shapeName,
+  transformerMatmulShapes,
   tuneMatmul,
   useMatmulTuning,
   variantName,
@@ -63,6 +71,8 @@ const { values } = parseArgs({
     layouts: { type: "string", default: "nt,nn,tn" },
     dtypes: { type: "string", default: "f32" },
     families: { type: "string" },
+    shapes: { type: "string", default: "issue" },
+    splits: { type: "string", default: "1,2,4,8" },
     kernels: { type: "string" },
     "counts-only": { type: "boolean", default: false },
   },
@@ -87,6 +97,17 @@ for (const t of dtypes) {
     console.error(`--dtypes: "${t}" is not f32 or f16`);
     Deno.exit(2);
   }
+}
+if (!["issue", "transformer", "all"].includes(values.shapes)) {
+  console.error(
+    `--shapes: "${values.shapes}" is not issue (the H200 sitting's four), transformer (mistral-small and 7B) or all`,
+  );
+  Deno.exit(2);
+}
+const splitFactors = values.splits.split(",").map(Number);
+if (splitFactors.some((f) => !Number.isInteger(f) || f < 1)) {
+  console.error(`--splits must be positive integers separated by commas, got "${values.splits}"`);
+  Deno.exit(2);
 }
 const familyFilter = values.families?.split(",");
 const kernelFilter = values.kernels?.split(",");
@@ -116,33 +137,48 @@ if (values.tune) Object.assign(tuning, await tune());
 /** Sweeps the matmul family, writes and activates the best table, then checks it reproduces. */
 async function tune(): Promise<Record<string, unknown>> {
   const shapes: MatmulShape[] = [];
+  const wanted = layouts as ("nt" | "nn" | "tn")[];
   for (const dtype of dtypes as ("f32" | "f16")[]) {
     if (dtype === "f16" && !device.hasF16) continue;
-    for (const [M, K, N] of MATMUL_PROBLEMS[scale]) {
-      const [nt, nn, tn] = layerShapes(M, K, N, dtype);
-      if (layouts.includes("nt")) shapes.push(nt!);
-      if (layouts.includes("nn")) shapes.push(nn!);
-      if (layouts.includes("tn") && dtype === "f32") shapes.push(tn!);
+    if (values.shapes !== "transformer") {
+      for (const [M, K, N] of MATMUL_PROBLEMS[scale]) {
+        const [nt, nn, tn] = layerShapes(M, K, N, dtype);
+        if (layouts.includes("nt")) shapes.push(nt!);
+        if (layouts.includes("nn")) shapes.push(nn!);
+        if (layouts.includes("tn") && dtype === "f32") shapes.push(tn!);
+      }
+    }
+    // Every product of a mistral-small and a Mistral-7B step (GPU scale only).
+    if (values.shapes !== "issue" && !cpu) {
+      for (const dims of [MISTRAL_SMALL_DIMS, MISTRAL_7B_DIMS]) {
+        const products = transformerMatmulShapes(dims, { layouts: wanted, weightType: dtype });
+        shapes.push(...products.filter((s) => dtype === "f32" || !s.transA));
+      }
     }
   }
+  const unique = [...new Map(shapes.map((s) => [JSON.stringify(s), s])).values()];
+  shapes.length = 0;
+  shapes.push(...unique);
   const candidates = values.all ? matmulVariantGrid() : [...MATMUL_FAMILY];
   console.log(
     `tuning ${candidates.length} variants × ${shapes.length} shapes, median of ${reps} runs each`,
   );
   const result = await tuneMatmul(shapes, candidates, {
     reps,
+    splitFactors,
     onProgress: (m: MatmulMeasurement, done: number, total: number) => {
       const what = m.skipped
         ? `skipped: ${m.skipped}`
         : `${m.tflops.toFixed(3)} TFLOP/s (${m.ms.toFixed(3)} ms)`;
-      console.log(`[${done}/${total}] ${m.shapeName} ${m.variantName}: ${what}`);
+      console.log(`[${done}/${total}] ${m.shapeName} ${m.routeName ?? m.variantName}: ${what}`);
     },
   });
   const grid = new Map<string, Record<string, string>>();
   for (const m of result.measurements) {
-    const row = grid.get(m.variantName) ?? { variant: m.variantName };
+    const route = m.routeName ?? m.variantName;
+    const row = grid.get(route) ?? { route };
     row[m.shapeName] = m.skipped ? "skip" : m.tflops.toFixed(cpu ? 4 : 2);
-    grid.set(m.variantName, row);
+    grid.set(route, row);
   }
   console.log(`TFLOP/s (${result.timing}, median of ${reps})`);
   console.table([...grid.values()]);
@@ -156,7 +192,7 @@ async function tune(): Promise<Record<string, unknown>> {
     reps,
     measurements: result.measurements.map((m) => ({
       shape: m.shapeName,
-      variant: m.variantName,
+      variant: m.routeName ?? m.variantName,
       ms: m.ms,
       tflops: m.tflops,
       error: m.error,
@@ -183,10 +219,10 @@ async function tune(): Promise<Record<string, unknown>> {
     const { kernels } = traceMatmulKernels(() =>
       noGrad(() => tidy(() => matmul(a, b, { transA: shape.transA, transB: shape.transB })))
     );
-    const chosen = kernels.map((k) => variantName(k.variant)).join(" + ");
+    const chosen = kernels.map((k) => routeName(k.variant, k.splits ?? 1)).join(" + ");
     const t = await timeRecorded(run, { reps });
     const sweep = result.measurements.find((m) =>
-      m.shapeName === shapeName(shape) && m.variantName === chosen
+      m.shapeName === shapeName(shape) && (m.routeName ?? m.variantName) === chosen
     );
     const difference = sweep && Number.isFinite(sweep.ms)
       ? (t.medianMs - sweep.ms) / sweep.ms
