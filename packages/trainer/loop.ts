@@ -78,6 +78,8 @@ export interface EvalOutcome {
   perQuery?: Record<string, Record<string, number>>;
   /** The TREC run that was scored. */
   runText?: string;
+  /** trec_eval's `-l` the ranking measures were computed at (shown in the log line). */
+  relevanceLevel?: number;
 }
 
 /** A recipe as the loop sees it. */
@@ -438,7 +440,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (const [k, v] of Object.entries(outcome.metrics)) prefixed[`eval/${k}`] = v;
     await run.log(step, prefixed);
     log(
-      `\neval step ${step}: ` +
+      `\neval step ${step}` +
+        (outcome.relevanceLevel === undefined ? "" : ` (trec_eval -l ${outcome.relevanceLevel})`) +
+        ": " +
         Object.entries(outcome.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(" "),
     );
   };

@@ -215,3 +215,30 @@ gpuTest("loop: interrupt saves a checkpoint; resume continues with identical los
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+gpuTest("loop: the evaluation log line names the relevance level the measures used", async () => {
+  await getDevice();
+  const dir = await Deno.makeTempDir();
+  try {
+    const { task } = quadraticTask(TARGETS);
+    task.evaluate = () => Promise.resolve({ metrics: { map: 0.2476 }, relevanceLevel: 2 });
+    const lines: string[] = [];
+    await train({
+      config: quadraticConfig(join(dir, "run"), [
+        "training.max_steps=1",
+        "training.eval_strategy=steps",
+        "data.eval_qrels_path=unused",
+      ]),
+      task,
+      log: (line) => lines.push(line),
+      progress: false,
+      handleSignals: false,
+    });
+    assert.ok(
+      lines.some((l) => l.includes("eval step 1 (trec_eval -l 2): map 0.2476")),
+      lines.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

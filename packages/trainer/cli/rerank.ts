@@ -39,7 +39,8 @@ const USAGE =
   --depth    candidates reranked per query, in trec_eval's order (default 100)
   --batch    pairs per forward pass (cross-encoder; default per_device_eval_batch_size)
   --eval     qrels (BEIR .tsv or TREC); prints what deno task eval prints for the new run,
-             with its -m, -c and -l
+             with its -m, -c and -l (default 1, trec_eval's; TREC DL's published MAP and
+             recall use -l 2, as a run's data.eval_relevance_level: 2)
   --set      override the run's configuration (as deno task train --set)
   --recipe   recipe of a merged model directory (crossencoder when it holds score.weight)`;
 

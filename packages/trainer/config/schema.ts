@@ -167,6 +167,13 @@ export const dataKeys = {
   }),
   eval_data_path: optionalString({ default: null, doc: "evaluation examples or queries" }),
   eval_qrels_path: optionalString({ default: null, doc: "TREC qrels for evaluation" }),
+  eval_relevance_level: int({
+    default: 1,
+    min: 0,
+    // MAP, recall, MRR and P count grades ≥ this as relevant; nDCG uses the grades themselves.
+    doc:
+      "trec_eval -l / pytrec_eval relevance_level of evaluation: least grade counted relevant (TREC DL: 2)",
+  }),
   num_documents: int({ default: 30, min: 1, doc: "documents per prompt (BlockRank list size)" }),
   max_block_length: int({ default: 160, min: 1, doc: "tokens per document block (BlockRank)" }),
   max_seq_length: int({ default: 4096, min: 1, doc: "longest training sequence in tokens" }),

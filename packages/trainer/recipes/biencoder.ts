@@ -57,7 +57,7 @@ import {
   seedAdapterDropout,
   setAdapterTraining,
 } from "./model_setup.ts";
-import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evaluationToOutcome, retrievalEvalOptions } from "./metrics.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { allGatherRows, shardedEncoder } from "../distributed/gather.ts";
@@ -344,10 +344,15 @@ export async function biencoderTask(
       }, {
         k: 100,
         batchSize: t.per_device_eval_batch_size,
-        measures: RETRIEVAL_MEASURES,
+        ...retrievalEvalOptions(config),
         progress: phasedEvalProgress(log),
       });
-      return evaluationToOutcome(result.evaluation, result.run, "biencoder");
+      return evaluationToOutcome(
+        result.evaluation,
+        result.run,
+        "biencoder",
+        d.eval_relevance_level,
+      );
     });
 
   return {

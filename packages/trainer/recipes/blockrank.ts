@@ -85,7 +85,7 @@ import {
   seedAdapterDropout,
   setAdapterTraining,
 } from "./model_setup.ts";
-import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
 
 /**
@@ -524,8 +524,9 @@ export async function blockrankTask(
     }
   };
 
+  const evalOptions = retrievalEvalOptions(config);
   const firstStage = data.evalQrels
-    ? evaluateRun(data.evalQrels, firstStageRun(data.eval), { measures: RETRIEVAL_MEASURES })
+    ? evaluateRun(data.evalQrels, firstStageRun(data.eval), evalOptions)
     : null;
   const relevant = (e: RankingExample, index: number | null) =>
     index !== null && e.answerIds.includes(e.documents[index]!.id) ? 1 : 0;
@@ -545,8 +546,8 @@ export async function blockrankTask(
       const top = scores[q]!.reduce((best, s, i, all) => (s > all[best]! ? i : best), 0);
       correct += relevant(e, scores[q]!.length > 0 ? top : null);
     });
-    const evaluation = evaluateRun(data.evalQrels!, run, { measures: RETRIEVAL_MEASURES });
-    const outcome = evaluationToOutcome(evaluation, run, "blockrank");
+    const evaluation = evaluateRun(data.evalQrels!, run, evalOptions);
+    const outcome = evaluationToOutcome(evaluation, run, "blockrank", d.eval_relevance_level);
     outcome.metrics.accuracy = correct / data.eval.length;
     return outcome;
   };
@@ -559,8 +560,13 @@ export async function blockrankTask(
       run.set(e.queryId, decodedRun(e.documents, predicted[q]!));
       correct += relevant(e, predicted[q]!);
     });
-    const evaluation = evaluateRun(data.evalQrels!, run, { measures: RETRIEVAL_MEASURES });
-    const outcome = evaluationToOutcome(evaluation, run, "blockrank-decode");
+    const evaluation = evaluateRun(data.evalQrels!, run, evalOptions);
+    const outcome = evaluationToOutcome(
+      evaluation,
+      run,
+      "blockrank-decode",
+      d.eval_relevance_level,
+    );
     outcome.metrics.accuracy = correct / data.eval.length;
     outcome.metrics.invalid_rate = predicted.filter((p) => p === null).length / data.eval.length;
     return outcome;

@@ -68,7 +68,7 @@ import {
   seedAdapterDropout,
   setAdapterTraining,
 } from "./model_setup.ts";
-import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
 import { evalProgress } from "../eval_progress.ts";
 import { readMinedNegatives } from "./mined_negatives.ts";
@@ -150,6 +150,43 @@ export function rerankLists(
     firstStage.set(qid, entries.map((e) => ({ docid: e.docid, score: e.score })));
   }
   return { lists, firstStage };
+}
+
+/**
+ * The cross-encoder's evaluation: reranks every evaluation query's
+ * candidates of `run` with `score` and evaluates the result and the
+ * first-stage order (`first_stage_<metric>`) like trec_eval at
+ * `data.eval_relevance_level`, over the full evaluation qrels.
+ */
+export async function evaluateCrossencoder(
+  run: Run,
+  data: RetrievalData,
+  config: Config,
+  score: (query: string, passages: readonly string[]) => Promise<number[]>,
+  log: (line: string) => void,
+): Promise<EvalOutcome> {
+  const { lists, firstStage } = rerankLists(run, data);
+  if (lists.length === 0) {
+    throw new Error("evaluation: no query of eval_qrels_path has candidates in run_path");
+  }
+  const rerank = (query: string, docs: readonly { text: string }[]) =>
+    score(query, docs.map((doc) => doc.text));
+  const options = retrievalEvalOptions(config);
+  const result = await evaluateReranker(lists, rerank, data.evalQrels!, {
+    ...options,
+    tag: "crossencoder",
+    progress: evalProgress("queries", lists.length, log),
+  });
+  const outcome = evaluationToOutcome(
+    result.evaluation,
+    result.run,
+    "crossencoder",
+    options.relevanceLevel,
+  );
+  for (const [name, value] of evaluateRun(data.evalQrels!, firstStage, options).summary) {
+    outcome.metrics[`first_stage_${metricName(name)}`] = value;
+  }
+  return outcome;
 }
 
 interface Groups {
@@ -345,25 +382,9 @@ export async function crossencoderTask(
     return scores;
   };
 
-  const evaluateNow = async (): Promise<EvalOutcome> => {
+  const evaluateNow = (): Promise<EvalOutcome> => {
     if (!run) throw new Error("crossencoder evaluation needs data.run_path (the candidates)");
-    const { lists, firstStage } = rerankLists(run, data);
-    if (lists.length === 0) {
-      throw new Error("evaluation: no query of eval_qrels_path has candidates in run_path");
-    }
-    const rerank = (query: string, docs: readonly { text: string }[]) =>
-      scorer(query, docs.map((doc) => doc.text));
-    const options = { measures: RETRIEVAL_MEASURES };
-    const result = await evaluateReranker(lists, rerank, data.evalQrels!, {
-      ...options,
-      tag: "crossencoder",
-      progress: evalProgress("queries", lists.length, log),
-    });
-    const outcome = evaluationToOutcome(result.evaluation, result.run, "crossencoder");
-    for (const [name, value] of evaluateRun(data.evalQrels!, firstStage, options).summary) {
-      outcome.metrics[`first_stage_${metricName(name)}`] = value;
-    }
-    return outcome;
+    return evaluateCrossencoder(run, data, config, scorer, log);
   };
   const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
 

@@ -85,7 +85,7 @@ import {
   seedAdapterDropout,
   setAdapterTraining,
 } from "./model_setup.ts";
-import { evaluationToOutcome, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evaluationToOutcome, retrievalEvalOptions } from "./metrics.ts";
 import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
@@ -658,10 +658,15 @@ async function distillTasksOf(
     }, {
       k: 100,
       batchSize: config.training.per_device_eval_batch_size,
-      measures: RETRIEVAL_MEASURES,
+      ...retrievalEvalOptions(config),
       progress: phasedEvalProgress(log),
     });
-    return evaluationToOutcome(result.evaluation, result.run, tag);
+    return evaluationToOutcome(
+      result.evaluation,
+      result.run,
+      tag,
+      config.data.eval_relevance_level,
+    );
   };
   const studentEncoder = (maxLength: number, prefix = "") => async (batch: readonly string[]) => {
     const out = noGrad(() => student.embed(batch.map((text) => prefix + text), maxLength));

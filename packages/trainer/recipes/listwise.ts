@@ -80,7 +80,7 @@ import { tokenBatchOf } from "./biencoder.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { countTargets, splitHeldOut } from "./sft.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
-import { evaluationToOutcome, metricName, RETRIEVAL_MEASURES } from "./metrics.ts";
+import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
@@ -468,19 +468,27 @@ function listwiseTaskOf(
       },
       data.evalQrels,
       {
-        measures: RETRIEVAL_MEASURES,
+        ...retrievalEvalOptions(config),
         tag: "listwise",
         progress: evalProgress("queries", evalLists.length, log),
       },
     );
-    const outcome = evaluationToOutcome(result.evaluation, result.run, "listwise");
+    const outcome = evaluationToOutcome(
+      result.evaluation,
+      result.run,
+      "listwise",
+      d.eval_relevance_level,
+    );
     const firstStage = new Map<string, ScoredDocument[]>(
       evalLists.map((l) => [
         l.qid,
         l.hits.map((h, i) => ({ docid: h.docid, score: l.hits.length - i })),
       ]),
     );
-    const baseline = evaluateRun(data.evalQrels, firstStage, { measures: ["ndcg_cut.10"] });
+    const baseline = evaluateRun(data.evalQrels, firstStage, {
+      measures: ["ndcg_cut.10"],
+      relevanceLevel: d.eval_relevance_level,
+    });
     for (const [name, value] of baseline.summary) {
       outcome.metrics[`first_stage_${metricName(name)}`] = value;
     }
