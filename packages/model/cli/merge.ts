@@ -1,7 +1,9 @@
 /**
  * `deno task merge --base DIR --adapter DIR --out DIR [--max-shard-bytes N] [--force]`:
  * merges a peft LoRA adapter into its base model (W' = W + scaling·B·A in
- * float64) and writes a plain Hugging Face checkpoint. Prints a progress line
+ * float64) and writes a plain Hugging Face checkpoint. Tensors trained beside
+ * the adapter that the base lacks (a cross-encoder checkpoint's `score.weight`
+ * in its `model.safetensors`) are carried over. Prints a progress line
  * per tensor on stderr and a JSON summary on stdout.
  *
  * `--out` may not be `--base` or `--adapter` (nor hold them); an existing
@@ -56,6 +58,9 @@ async function main(): Promise<number> {
         console.error(`merge: [${done}/${total}] ${name} (${s}s)`);
       },
     }));
+  for (const name of report.carried) {
+    console.error(`merge: carried ${name} (not in the base) from the adapter's model.safetensors`);
+  }
   console.log(JSON.stringify({ out: values.out, ...report }));
   return 0;
 }

@@ -24,7 +24,9 @@ import {
   readLoraAdapter,
   saveLoraAdapter,
 } from "./io.ts";
-import { mergeLoraCheckpoint, mergeLoraWeight } from "./merge.ts";
+import { ADAPTER_SIDE_WEIGHTS, mergeLoraCheckpoint, mergeLoraWeight } from "./merge.ts";
+import { openCheckpoint } from "../safetensors/checkpoint.ts";
+import { writeSafetensors } from "../safetensors/writer.ts";
 
 const tiny: ModelConfig = {
   modelType: "mistral",
@@ -534,6 +536,42 @@ gpuTest("merge: merged checkpoint's logits equal the adapter model's (fixture)",
   withAdapter.dispose();
   merged.dispose();
   await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("merge: a head beside the adapter (model.safetensors, e.g. score.weight) is carried", async () => {
+  const fixture = sharedPathOrSkip("LoRA merge head", "fixtures", "hf-mistral-tiny");
+  if (!fixture) return;
+  const dir = await Deno.makeTempDir({ prefix: "lora-merge-head-" });
+  try {
+    // A cross-encoder's LoRA checkpoint: peft's adapter files plus the head in model.safetensors.
+    const adapterDir = join(dir, "checkpoint");
+    await Deno.mkdir(adapterDir);
+    for (const name of [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME]) {
+      await Deno.copyFile(join(fixture, name), join(adapterDir, name));
+    }
+    const hidden = JSON.parse(await Deno.readTextFile(join(fixture, "config.json"))).hidden_size;
+    const head = Float32Array.from({ length: hidden }, (_, i) => Math.sin(i + 1) / 7);
+    await writeSafetensors(join(adapterDir, ADAPTER_SIDE_WEIGHTS), [
+      ["score.weight", { dtype: "F32", shape: [1, hidden], data: head }],
+    ]);
+    const out = join(dir, "merged");
+    const report = await mergeLoraCheckpoint({ base: fixture, adapter: adapterDir, out });
+    assert.equal(report.merged, 14);
+    assert.deepEqual(report.carried, ["score.weight"]);
+    const merged = await openCheckpoint(out);
+    const base = await openCheckpoint(fixture);
+    try {
+      assert.equal(merged.names().length, base.names().length + 1);
+      assert.equal(report.tensors, merged.names().length);
+      assert.deepEqual(merged.info("score.weight").shape, [1, hidden]);
+      assert.deepEqual(await merged.read("score.weight", { as: "f32" }), head);
+    } finally {
+      merged.close();
+      base.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 gpuTest("merge: adapter/base mismatch names the adapter file and key", async () => {

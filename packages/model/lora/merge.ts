@@ -4,6 +4,11 @@
  * time (a checkpoint is never wholly in memory). The result is a plain
  * Hugging Face directory that transformers loads without peft.
  *
+ * Tensors that train beside the adapter and that the base lacks, kept in the
+ * adapter directory's `model.safetensors` (a cross-encoder's `score.weight`
+ * head, which peft keeps as `modules_to_save`), are carried into the merged
+ * checkpoint unchanged.
+ *
  * @module
  */
 
@@ -11,7 +16,7 @@ import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadModelConfig } from "../config.ts";
 import { CheckpointError } from "../safetensors/checkpoint_error.ts";
-import { openCheckpoint } from "../safetensors/checkpoint.ts";
+import { type Checkpoint, openCheckpoint } from "../safetensors/checkpoint.ts";
 import type { Dtype } from "../safetensors/dtype.ts";
 import { f32ArrayToBf16, f32ArrayToF16 } from "../safetensors/half.ts";
 import { saveCheckpoint, type TensorToWrite } from "../safetensors/writer.ts";
@@ -70,18 +75,25 @@ export interface MergeReport {
   tensors: number;
   /** Projections that received a delta. */
   merged: number;
+  /** Tensors the base lacks, carried from the adapter directory's `model.safetensors`. */
+  carried: string[];
   /** Output files. */
   files: string[];
 }
 
 const FLOAT_DTYPES: Dtype[] = ["F32", "F16", "BF16", "F64"];
 
+/** The adapter directory's own weights file (e.g. a cross-encoder's head beside the adapter). */
+export const ADAPTER_SIDE_WEIGHTS = "model.safetensors";
+
 /**
  * Writes base + adapter as a merged checkpoint in `out`. Weights keep the
  * base's dtype (F64 is written as F32). Every adapted module must exist in
  * the base with the adapter's shapes; otherwise an error names the adapter
- * file and key. Non-weight files of the base (config, tokenizer, generation
- * config) are copied.
+ * file and key. Tensors of the adapter directory's `model.safetensors` that
+ * the base lacks (a cross-encoder's `score.weight`) are written too, in
+ * their own dtype. Non-weight files of the base (config, tokenizer,
+ * generation config) are copied.
  */
 export async function mergeLoraCheckpoint(options: MergeOptions): Promise<MergeReport> {
   // Fails early, naming the file, when the base is not a model directory.
@@ -89,7 +101,10 @@ export async function mergeLoraCheckpoint(options: MergeOptions): Promise<MergeR
   const { config, modules, file } = await readLoraAdapter(options.adapter);
   const scaling = loraScaling(config);
   const checkpoint = await openCheckpoint(options.base);
+  const sidePath = join(options.adapter, ADAPTER_SIDE_WEIGHTS);
+  let side: Checkpoint | null = null;
   try {
+    side = existsSync(sidePath) ? await openCheckpoint(sidePath) : null;
     for (const [path, { a, b }] of modules) {
       const name = `${path}.weight`;
       if (!checkpoint.has(name)) {
@@ -111,10 +126,13 @@ export async function mergeLoraCheckpoint(options: MergeOptions): Promise<MergeR
         );
       }
     }
-    const names = checkpoint.names();
+    const carried = side ? side.names().filter((name) => !checkpoint.has(name)) : [];
+    const names = [...checkpoint.names(), ...carried];
+    const carriedSet = new Set(carried);
     let done = 0, merged = 0;
     const tensors: [string, TensorToWrite][] = names.map((name) => {
-      const info = checkpoint.info(name);
+      const source = carriedSet.has(name) ? side! : checkpoint;
+      const info = source.info(name);
       if (!FLOAT_DTYPES.includes(info.dtype)) {
         throw new CheckpointError(info.file, name, `cannot merge into dtype ${info.dtype}`);
       }
@@ -123,7 +141,7 @@ export async function mergeLoraCheckpoint(options: MergeOptions): Promise<MergeR
         dtype,
         shape: info.shape,
         data: async () => {
-          let values = await checkpoint.read(name, { as: "f32" });
+          let values = await source.read(name, { as: "f32" });
           const module = name.endsWith(".weight") ? modules.get(name.slice(0, -7)) : undefined;
           if (module) {
             values = mergeLoraWeight(values, module.a, module.b, config.r, scaling);
@@ -146,9 +164,11 @@ export async function mergeLoraCheckpoint(options: MergeOptions): Promise<MergeR
     return {
       tensors: names.length,
       merged,
+      carried,
       files: saved.index ? [...saved.files, saved.index] : saved.files,
     };
   } finally {
+    side?.close();
     checkpoint.close();
   }
 }

@@ -15,7 +15,7 @@ import { DEFAULT_DIR } from "../default/mod.ts";
 import { evaluateRun, formatScoredRun, type ScoredDocument } from "@irforge/eval";
 import { metricName, RETRIEVAL_MEASURES } from "../recipes/metrics.ts";
 import { candidateLists, loadReranker, rerankRun } from "./rerank.ts";
-import { HAS_SCIFACT, scifactSlice, sliceConfig, trainQuietly } from "./testing.ts";
+import { HAS_SCIFACT, scifactSlice, sliceConfig, STORIES, trainQuietly } from "./testing.ts";
 
 Deno.test("candidateLists: trec_eval order, cut to depth, unknown documents named", () => {
   const doc = (id: string) => ({ id, title: "", text: id });
@@ -130,7 +130,7 @@ gpuTest(
           `  output_dir: ${runDir}`,
           "  max_steps: 2",
           "  per_device_train_batch_size: 2",
-          "  learning_rate: 0.01",
+          "  learning_rate: 0.003",
           "  use_aux_loss: true",
           "  eval_strategy: steps",
           "  eval_steps: 2",
@@ -175,6 +175,101 @@ gpuTest(
       const evaluation = evaluateRun(qrels, reranked, { measures: RETRIEVAL_MEASURES });
       for (const [name, value] of evaluation.summary) {
         assert.ok(Math.abs(value - own.metrics[metricName(name)]) < 1e-12, name);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+gpuTest(
+  "rerank: a trained listwise reranker (sliding windows) reproduces its run's own evaluation",
+  async () => {
+    // A tiny FIRST-style listwise run on NovelEval (4 queries cut to 7 hits, 1 held-out query
+    // evaluated), then rerankRun of that query's first-stage list with the run's checkpoint.
+    if (!HAS_SCIFACT || !hasShared("data", "noveleval", "data.json")) {
+      return console.warn("skipped: shared NovelEval/stories260K absent");
+    }
+    const novel = (file: string) => sharedPath("data", "noveleval", file);
+    const dir = await Deno.makeTempDir({ prefix: "rerank_listwise_test_" });
+    try {
+      const raw = JSON.parse(await Deno.readTextFile(novel("data.json"))) as {
+        query: string;
+        hits: unknown[];
+      }[];
+      const dataPath = join(dir, "data.json");
+      await Deno.writeTextFile(
+        dataPath,
+        JSON.stringify(raw.slice(0, 4).map((q) => ({ ...q, hits: q.hits.slice(0, 7) }))),
+      );
+      const runDir = join(dir, "run");
+      const config = parseConfig(
+        [
+          "recipe: listwise",
+          "model:",
+          `  model_name_or_path: ${JSON.stringify(STORIES)}`,
+          "  use_lora: false",
+          "data:",
+          `  data_path: ${JSON.stringify(dataPath)}`,
+          `  qrels_path: ${JSON.stringify(novel("qrels.txt"))}`,
+          // Windows [3, 7), [1, 5), [0, 4): the sliding window moves over every held-out list.
+          "  window_size: 4",
+          "  stride: 2",
+          "  passage_max_len: 5",
+          "  query_max_len: 12",
+          "  max_seq_length: 1024",
+          "  train_test_split: 0.5",
+          "  max_eval_samples: 1",
+          "training:",
+          `  output_dir: ${JSON.stringify(runDir)}`,
+          "  objective: ranking",
+          "  max_steps: 2",
+          "  per_device_train_batch_size: 1",
+          "  learning_rate: 0.003",
+          "  eval_strategy: steps",
+          "  eval_steps: 2",
+          "  save_strategy: steps",
+          "  save_steps: 2",
+        ].join("\n"),
+        "listwise.yaml",
+      );
+      await trainQuietly(config);
+      const ownRun = await readRun(join(runDir, "eval", "step-2.run.txt"));
+      const lists = (await readCandidates(dataPath)).filter((l) => ownRun.queries.has(l.qid));
+      assert.equal(lists.length, 1);
+      // The held-out candidates as BEIR corpus and queries and a first-stage run in list order.
+      const corpus = new Map<string, { id: string; title: string; text: string }>();
+      const queries = new Map<string, string>();
+      const run = {
+        tag: "first",
+        queries: new Map<string, { docid: string; rank: number; score: number }[]>(),
+      };
+      for (const l of lists) {
+        queries.set(l.qid, l.query);
+        for (const h of l.hits) corpus.set(h.docid, { id: h.docid, title: "", text: h.content });
+        run.queries.set(l.qid, l.hits.map((h, i) => ({ docid: h.docid, rank: i + 1, score: -i })));
+      }
+      const reranker = await loadReranker(runDir);
+      let reranked: Map<string, ScoredDocument[]>;
+      try {
+        reranked = await rerankRun(reranker, { run, corpus, queries }, { depth: 100 });
+      } finally {
+        reranker.dispose();
+      }
+      // The trained model reorders the list (so agreement is not the first-stage order twice).
+      assert.notDeepEqual(reranked.get(lists[0]!.qid)!.map((d) => d.score), [7, 6, 5, 4, 3, 2, 1]);
+      // Same scores (n − rank) for every document, hence the same order and measures.
+      assert.equal(reranked.size, ownRun.queries.size);
+      for (const [qid, entries] of ownRun.queries) {
+        const mine = new Map<string, number>(reranked.get(qid)!.map((d) => [d.docid, d.score]));
+        assert.equal(mine.size, entries.length, qid);
+        for (const e of entries) assert.equal(mine.get(e.docid), e.score, `${qid} ${e.docid}`);
+      }
+      const qrels = await readQrels(novel("qrels.txt"));
+      const own = JSON.parse(await Deno.readTextFile(join(runDir, "eval", "step-2.json")));
+      const evaluation = evaluateRun(qrels, reranked, { measures: RETRIEVAL_MEASURES });
+      for (const [name, value] of evaluation.summary) {
+        assert.equal(value, own.metrics[metricName(name)], name);
       }
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -122,9 +122,11 @@ export async function resolveModelSource(
   }
   if (await isFile(join(path, "config.json"))) {
     const recipe = options.recipe ?? (await hasScoreHead(path) ? "crossencoder" : "biencoder");
+    // Inference reads no training data, but the recipe's configuration requires a data source:
+    // data_path names the model's own config.json, which nothing here reads as data.
     const text = `recipe: ${recipe}\nmodel:\n  model_name_or_path: ${
       JSON.stringify(path)
-    }\n  use_lora: false\n`;
+    }\n  use_lora: false\ndata:\n  data_path: ${JSON.stringify(join(path, "config.json"))}\n`;
     const config = parseConfig(text, join(path, "config.json"), sets);
     return {
       config,
@@ -138,6 +140,30 @@ export async function resolveModelSource(
     "not a model: expected a run directory (config.yaml + checkpoints/), a checkpoint " +
       "(trainer_state.json) or a merged Hugging Face model (config.json)",
   );
+}
+
+/** The `score.weight` of a merged (possibly sharded) model directory, checked against `hidden`. */
+async function mergedHead(dir: string, hidden: number): Promise<Float32Array> {
+  const checkpoint = await openCheckpoint(dir);
+  try {
+    if (!checkpoint.has(SCORE_HEAD)) {
+      throw new InputError(
+        { file: dir },
+        `a merged cross-encoder needs its ${SCORE_HEAD} head, which this model lacks ` +
+          "(merge a cross-encoder checkpoint with deno task merge, which carries the head)",
+      );
+    }
+    const values = await checkpoint.read(SCORE_HEAD, { as: "f32" });
+    if (values.length !== hidden) {
+      throw new InputError(
+        { file: dir, field: SCORE_HEAD },
+        `the head has ${values.length} values, the model's hidden size is ${hidden}`,
+      );
+    }
+    return values;
+  } finally {
+    checkpoint.close();
+  }
 }
 
 /** A trained model ready for inference. */
@@ -213,7 +239,8 @@ export async function loadTrainedModel(
         1,
         loaded.model.config.hiddenSize,
       ]);
-      await loadWeights(source.checkpoint ?? source.merged!, new Map([[SCORE_HEAD, head]]));
+      if (source.checkpoint) await loadWeights(source.checkpoint, new Map([[SCORE_HEAD, head]]));
+      else head.write(await mergedHead(source.merged!, loaded.model.config.hiddenSize));
     }
   } catch (error) {
     head?.dispose();
