@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import {
   AdamW,
-  backward,
-  clipGradNorm,
   formatOpProfile,
   getDevice,
   NoGpuError,
@@ -10,12 +8,9 @@ import {
   runtimeCounters,
   syncGpu,
   Tensor,
-  tidy,
 } from "@irforge/tensor";
-import { CausalLM } from "./causal_lm.ts";
 import { causalLMFromArrays } from "./load.ts";
-import { causalInputs, disposeInputs } from "./model_inputs.ts";
-import { f32ReferenceWeights, tinyConfig } from "./testing_support.ts";
+import { f32ReferenceWeights, tinyConfig, tinyTrainingStep } from "./testing_support.ts";
 
 async function gpuOrSkip(): Promise<boolean> {
   try {
@@ -27,21 +22,7 @@ async function gpuOrSkip(): Promise<boolean> {
   }
 }
 
-function step(model: CausalLM, optimizer: AdamW, ids: number[][]): Tensor {
-  const inputs = causalInputs(ids);
-  const targets = CausalLM.shiftedTargets(Int32Array.from(ids.flat()), ids.length, ids[0]!.length);
-  const loss = tidy(() => {
-    const { logits } = model.forward(inputs);
-    const l = CausalLM.lmLoss(logits!, Tensor.fromArray(targets, [targets.length], "i32"));
-    backward(l);
-    return l;
-  });
-  clipGradNorm(optimizer.params, 1.0).dispose();
-  optimizer.step(1e-3);
-  optimizer.zeroGrad();
-  disposeInputs(inputs);
-  return loss;
-}
+const step = tinyTrainingStep;
 
 Deno.test("the per-op profile of a tiny training step times every dispatch, grouped by op", async (t) => {
   if (!(await gpuOrSkip())) {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { backward, Tensor } from "@irforge/tensor";
+import { type AdamW, backward, clipGradNorm, Tensor, tidy } from "@irforge/tensor";
 import { GRAD_TOL } from "@irforge/tensor/testing";
 import { CausalLM, expectedParameterNames } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
@@ -310,4 +310,30 @@ export function assertGradChecks(checks: GradCheck[], tol = GRAD_TOL, what = "gr
 /** Flat indices of every embedding entry in the rows of `tokens` (`[V, hidden]` layout). */
 export function embeddingRowEntries(tokens: number[], hidden: number): number[] {
   return tokens.flatMap((t) => Array.from({ length: hidden }, (_, i) => t * hidden + i));
+}
+
+/**
+ * One training step as the trainer runs it, with fresh inputs (and mask)
+ * built from `ids`: forward, LM loss, backward, clipping at 1, AdamW,
+ * zeroed gradients. Returns the loss (the caller owns it).
+ */
+export function tinyTrainingStep(
+  model: CausalLM,
+  optimizer: AdamW,
+  ids: number[][],
+  attentionMask?: number[][],
+): Tensor {
+  const inputs = causalInputs(ids, { attentionMask });
+  const targets = CausalLM.shiftedTargets(Int32Array.from(ids.flat()), ids.length, ids[0]!.length);
+  const loss = tidy(() => {
+    const { logits } = model.forward(inputs);
+    const l = CausalLM.lmLoss(logits!, Tensor.fromArray(targets, [targets.length], "i32"));
+    backward(l);
+    return l;
+  });
+  clipGradNorm(optimizer.params, 1.0).dispose();
+  optimizer.step(1e-3);
+  optimizer.zeroGrad();
+  disposeInputs(inputs);
+  return loss;
 }

@@ -1,19 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  AdamW,
-  backward,
-  clipGradNorm,
-  getDevice,
-  NoGpuError,
-  runtimeCounters,
-  syncGpu,
-  Tensor,
-  tidy,
-} from "@irforge/tensor";
+import { AdamW, getDevice, NoGpuError, runtimeCounters, syncGpu, Tensor } from "@irforge/tensor";
 import { CausalLM } from "./causal_lm.ts";
 import { causalLMFromArrays } from "./load.ts";
-import { causalInputs, disposeInputs } from "./model_inputs.ts";
-import { f32ReferenceWeights, tinyConfig } from "./testing_support.ts";
+import { f32ReferenceWeights, tinyConfig, tinyTrainingStep } from "./testing_support.ts";
 
 async function gpuOrSkip(): Promise<boolean> {
   try {
@@ -25,25 +14,10 @@ async function gpuOrSkip(): Promise<boolean> {
   }
 }
 
-/** One training step as the trainer runs it, with fresh inputs (and mask) every step. */
+/** A step with fresh inputs every time; row 1 right-padded when `padded`. */
 function step(model: CausalLM, optimizer: AdamW, ids: number[][], padded: boolean): Tensor {
-  const inputs = causalInputs(ids, {
-    attentionMask: padded
-      ? ids.map((row, b) => row.map((_, t) => (b === 1 && t > 5 ? 0 : 1)))
-      : undefined,
-  });
-  const targets = CausalLM.shiftedTargets(Int32Array.from(ids.flat()), ids.length, ids[0]!.length);
-  const loss = tidy(() => {
-    const { logits } = model.forward(inputs);
-    const l = CausalLM.lmLoss(logits!, Tensor.fromArray(targets, [targets.length], "i32"));
-    backward(l);
-    return l;
-  });
-  clipGradNorm(optimizer.params, 1.0).dispose();
-  optimizer.step(1e-3);
-  optimizer.zeroGrad();
-  disposeInputs(inputs);
-  return loss;
+  const mask = ids.map((row, b) => row.map((_, t) => (b === 1 && t > 5 ? 0 : 1)));
+  return tinyTrainingStep(model, optimizer, ids, padded ? mask : undefined);
 }
 
 Deno.test("a warm training step creates no pipeline, no uniform buffer and no GPU buffer", async (t) => {
