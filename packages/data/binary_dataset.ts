@@ -9,12 +9,16 @@
  * on; otherwise pooled negatives repeat (sampled with replacement). All
  * draws are seeded by (seed, epoch, index).
  *
+ * Trove's name `group_size` is accepted for `groupSize`
+ * ({@link binaryDatasetOptions}).
+ *
  * @module
  */
 
 import type { Corpus, Document } from "./beir.ts";
 import type { MaterializedQrels } from "./qrel_source.ts";
 import type { Run } from "./trec.ts";
+import { troveSpelling } from "./trove_names.ts";
 import { randomInt, sampleWithoutReplacement, seededRandom } from "./random.ts";
 
 /** Hard negatives from a run. */
@@ -45,6 +49,26 @@ export interface BinaryDatasetOptions {
   seed?: number;
 }
 
+/** {@link BinaryDatasetOptions} under irforge's names or with Trove's `group_size`. */
+export type BinaryDatasetInput =
+  | (BinaryDatasetOptions & { group_size?: number })
+  | (Omit<BinaryDatasetOptions, "groupSize"> & { groupSize?: number; group_size: number });
+
+/**
+ * The options under irforge's names; `groupSize` and Trove's `group_size`
+ * both given with different values is a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { binaryDatasetOptions } from "@irforge/data";
+ * const positives = { queries: new Map(), groups: new Map() };
+ * binaryDatasetOptions({ positives, group_size: 8 }).groupSize; // 8
+ * ```
+ */
+export function binaryDatasetOptions(input: BinaryDatasetInput): BinaryDatasetOptions {
+  return troveSpelling(input, { group_size: "groupSize" }, "BinaryDataset");
+}
+
 /** One training group. */
 export interface BinaryItem {
   /** Query id. */
@@ -61,10 +85,13 @@ export interface BinaryItem {
 export class BinaryDataset {
   /** Query ids with a positive, in positives order. */
   readonly qids: string[];
+  /** The options, under irforge's names. */
+  readonly options: BinaryDatasetOptions;
   readonly #randomIds: string[];
 
   /** Builds the dataset; a query whose negative pool is empty and no random corpus is an error at `get`. */
-  constructor(readonly options: BinaryDatasetOptions) {
+  constructor(input: BinaryDatasetInput) {
+    const options = this.options = binaryDatasetOptions(input);
     if (options.groupSize < 1) throw new RangeError("groupSize must be ≥ 1");
     this.qids = [...options.positives.groups].filter(([, g]) => g.size > 0).map(([q]) => q);
     this.#randomIds = options.randomCorpus ? [...options.randomCorpus.keys()] : [];

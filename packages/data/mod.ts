@@ -22,6 +22,7 @@ export * from "./random.ts";
 export * from "./sequence.ts";
 export * from "./packing.ts";
 export * from "./blockrank.ts";
+export * from "./trove_names.ts";
 export * from "./qrel_source.ts";
 export * from "./binary_dataset.ts";
 export * from "./multilevel_dataset.ts";

@@ -9,6 +9,9 @@
  * ({@link candidateGroups}): fixed candidate lists (e.g. BM25 top-100) with
  * labels from the qrels (0 when unjudged).
  *
+ * Trove's names `group_size` and `passage_selection_strategy` are accepted
+ * as well ({@link multiLevelOptions}).
+ *
  * @module
  */
 
@@ -17,6 +20,7 @@ import type { MaterializedQrels } from "./qrel_source.ts";
 import type { Qrels, Run } from "./trec.ts";
 import { sampleWithoutReplacement, seededRandom } from "./random.ts";
 import { InputError } from "./input_error.ts";
+import { troveSpelling } from "./trove_names.ts";
 
 /** Options of {@link MultiLevelDataset}. */
 export interface MultiLevelOptions {
@@ -28,6 +32,42 @@ export interface MultiLevelOptions {
   passageSelectionStrategy?: "most_relevant" | "random";
   /** Base seed (default 42). */
   seed?: number;
+}
+
+/** Trove's spellings of {@link MultiLevelOptions} options. */
+export interface MultiLevelTroveNames {
+  /** Trove's name for `groupSize`. */
+  group_size?: number;
+  /** Trove's name for `passageSelectionStrategy`. */
+  passage_selection_strategy?: "most_relevant" | "random";
+}
+
+/** {@link MultiLevelOptions} under irforge's names, Trove's, or a mix of both. */
+export type MultiLevelInput =
+  | (MultiLevelOptions & MultiLevelTroveNames)
+  | (
+    & Omit<MultiLevelOptions, "groupSize">
+    & MultiLevelTroveNames
+    & { groupSize?: number; group_size: number }
+  );
+
+/**
+ * The options under irforge's names; an irforge name and its Trove name
+ * both given with different values is a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { multiLevelOptions } from "@irforge/data";
+ * const source = { queries: new Map(), groups: new Map() };
+ * multiLevelOptions({ source, group_size: 4, passage_selection_strategy: "random" });
+ * // { source, groupSize: 4, passageSelectionStrategy: "random" }
+ * ```
+ */
+export function multiLevelOptions(input: MultiLevelInput): MultiLevelOptions {
+  return troveSpelling(input, {
+    group_size: "groupSize",
+    passage_selection_strategy: "passageSelectionStrategy",
+  }, "MultiLevelDataset");
 }
 
 /** A graded group. */
@@ -46,9 +86,12 @@ export interface GradedItem {
 export class MultiLevelDataset {
   /** Query ids in source order. */
   readonly qids: string[];
+  /** The options, under irforge's names. */
+  readonly options: MultiLevelOptions;
 
   /** Builds the dataset. */
-  constructor(readonly options: MultiLevelOptions) {
+  constructor(input: MultiLevelInput) {
+    const options = this.options = multiLevelOptions(input);
     if (options.groupSize < 1) throw new RangeError("groupSize must be ≥ 1");
     this.qids = [...options.source.groups].filter(([, g]) => g.size > 0).map(([q]) => q);
   }

@@ -13,12 +13,16 @@
  * (query, document) pairs, and where a pair exists already the later score
  * wins. Texts are looked up in the source that contributed the pair.
  *
+ * Trove's names `min_score`, `max_score` and `score_transform` are accepted
+ * as well ({@link qrelSourceOptions}).
+ *
  * @module
  */
 
 import { InputError } from "./input_error.ts";
 import type { Corpus, Document, Queries } from "./beir.ts";
 import type { Qrels } from "./trec.ts";
+import { troveSpelling } from "./trove_names.ts";
 
 /** How scores are transformed. */
 export type ScoreTransform = "floor" | "ceil" | "binary" | number | ((score: number) => number);
@@ -41,6 +45,43 @@ export interface QrelSourceConfig {
   filter?: (qid: string, docid: string, score: number) => boolean;
   /** Name used in error messages (e.g. the qrels path). */
   name?: string;
+}
+
+/** Trove's (`MaterializedQRelConfig`) spellings of {@link QrelSourceConfig} options. */
+export interface QrelSourceTroveNames {
+  /** Trove's name for `minScore`. */
+  min_score?: number;
+  /** Trove's name for `maxScore`. */
+  max_score?: number;
+  /** Trove's name for `scoreTransform`. */
+  score_transform?: ScoreTransform;
+}
+
+/** A qrel source under irforge's names, Trove's, or a mix of both. */
+export type QrelSourceInput = QrelSourceConfig & QrelSourceTroveNames;
+
+/**
+ * The source under irforge's names; Trove's name and irforge's both given
+ * with different values is a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { qrelSourceOptions } from "@irforge/data";
+ * const source = qrelSourceOptions({
+ *   qrels: new Map(),
+ *   corpus: new Map(),
+ *   queries: new Map(),
+ *   min_score: 1,
+ * });
+ * // source.minScore === 1
+ * ```
+ */
+export function qrelSourceOptions(input: QrelSourceInput): QrelSourceConfig {
+  return troveSpelling(input, {
+    min_score: "minScore",
+    max_score: "maxScore",
+    score_transform: "scoreTransform",
+  }, `qrel source${input.name === undefined ? "" : ` "${input.name}"`}`);
 }
 
 /** A scored document of a group. */
@@ -72,9 +113,9 @@ function transform(score: number, how: ScoreTransform | undefined): number {
  * Materialises and merges sources. A judged query or document missing from
  * its source's queries/corpus is an {@link InputError} naming the source.
  */
-export function materializeQrels(sources: readonly QrelSourceConfig[]): MaterializedQrels {
+export function materializeQrels(sources: readonly QrelSourceInput[]): MaterializedQrels {
   const merged: MaterializedQrels = { queries: new Map(), groups: new Map() };
-  sources.forEach((source, s) => {
+  sources.map(qrelSourceOptions).forEach((source, s) => {
     const file = source.name ?? `qrel source ${s}`;
     for (const [qid, docs] of source.qrels) {
       for (const [docid, raw] of docs) {

@@ -1,12 +1,15 @@
 /**
  * Bi-encoder collator (Trove's `RetrievalCollator`): tokenises queries and
- * passages of a batch of groups into two padded batches.
+ * passages of a batch of groups into two padded batches. Trove's names
+ * `query_max_len` and `passage_max_len` are accepted as well
+ * ({@link retrievalCollatorOptions}).
  *
  * @module
  */
 
 import type { Document } from "./beir.ts";
 import type { TextTokenizer } from "./tokenizer.ts";
+import { troveSpelling } from "./trove_names.ts";
 import { collate, type CollatedBatch, encodeText } from "./sequence.ts";
 
 /** Options of {@link collateRetrieval}. */
@@ -29,6 +32,38 @@ export interface RetrievalCollatorOptions {
   padToMultipleOf?: number;
 }
 
+/** {@link RetrievalCollatorOptions} with each length under irforge's name or Trove's. */
+export type RetrievalCollatorInput =
+  & Omit<RetrievalCollatorOptions, "queryMaxLen" | "passageMaxLen">
+  & (
+    | { queryMaxLen: number; query_max_len?: number }
+    | { queryMaxLen?: number; query_max_len: number }
+  )
+  & (
+    | { passageMaxLen: number; passage_max_len?: number }
+    | { passageMaxLen?: number; passage_max_len: number }
+  );
+
+/**
+ * The options under irforge's names; an irforge name and its Trove name
+ * both given with different values is a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { retrievalCollatorOptions } from "@irforge/data";
+ * retrievalCollatorOptions({ query_max_len: 32, passage_max_len: 128 });
+ * // { queryMaxLen: 32, passageMaxLen: 128 }
+ * ```
+ */
+export function retrievalCollatorOptions(
+  input: RetrievalCollatorInput,
+): RetrievalCollatorOptions {
+  return troveSpelling(input, {
+    query_max_len: "queryMaxLen",
+    passage_max_len: "passageMaxLen",
+  }, "collateRetrieval");
+}
+
 /** Tokenised batch of groups. */
 export interface RetrievalBatch {
   /** One row per query. */
@@ -48,8 +83,9 @@ export function passageText(document: Document): string {
 export function collateRetrieval(
   items: ReadonlyArray<{ query: string; passages: Document[]; labels: number[] }>,
   tokenizer: TextTokenizer,
-  options: RetrievalCollatorOptions,
+  input: RetrievalCollatorInput,
 ): RetrievalBatch {
+  const options = retrievalCollatorOptions(input);
   const encode = (text: string, maxLength: number) => {
     const ids = encodeText(tokenizer, text, {
       maxLength,
