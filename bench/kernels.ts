@@ -46,7 +46,6 @@ import {
   transformerMatmulShapes,
   tuneMatmul,
   useMatmulTuning,
-  variantName,
   writeMatmulTuningFile,
 } from "@irforge/tensor/matmul-tuning";
 import {
