@@ -6,6 +6,7 @@
  * @module
  */
 
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { describeNoGpu } from "@irforge/tensor";
 import { InputError } from "@irforge/data/input-error";
 import { CheckpointError } from "@irforge/model/safetensors";
@@ -18,6 +19,46 @@ export class UsageError extends Error {
     super(message);
     this.name = "UsageError";
   }
+}
+
+/** The parsed flags of a command with `options`. */
+export type CommandValues<O extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O }>
+>["values"];
+
+/**
+ * Parses a command's flags: a bad flag is a {@link UsageError} followed by
+ * `usage`; `--help` prints `usage` and gives `undefined`; a missing (or
+ * empty) `required` flag is one sentence naming all of them.
+ */
+export function parseCommand<
+  const O extends ParseArgsOptionsConfig,
+  const R extends keyof O & string,
+>(
+  options: O,
+  usage: string,
+  required: readonly R[],
+  args: string[] = Deno.args,
+): (CommandValues<O> & { [K in R]: string }) | undefined {
+  let values: CommandValues<O>;
+  try {
+    values = parseArgs({ args, options }).values;
+  } catch (error) {
+    throw new UsageError(`${error instanceof Error ? error.message : error}\n${usage}`);
+  }
+  const read = values as Record<string, unknown>;
+  if (read.help) {
+    console.log(usage);
+    return undefined;
+  }
+  if (required.some((flag) => !read[flag])) {
+    const names = required.map((flag) => `--${flag}`);
+    const list = names.length > 1
+      ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`
+      : names[0];
+    throw new UsageError(`${list} ${names.length > 1 ? "are" : "is"} required\n${usage}`);
+  }
+  return values as CommandValues<O> & { [K in R]: string };
 }
 
 /** `--flag` as a positive integer, or `fallback` when absent. */

@@ -10,13 +10,12 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getDevice } from "@irforge/tensor";
 import { readBeirCorpus } from "@irforge/data/beir";
 import type { Recipe } from "../config/schema.ts";
 import { encodeCorpus } from "../inference/encode.ts";
 import { loadTrainedModel, resolveModelSource } from "../inference/trained_model.ts";
-import { positiveInt, progressReporter, requireFile, runCli, UsageError } from "./cli_support.ts";
+import { parseCommand, positiveInt, progressReporter, requireFile, runCli } from "./cli_support.ts";
 
 const USAGE =
   `usage: deno task encode --model DIR --corpus corpus.jsonl --out index/ [--batch N] [--shard-size N]
@@ -28,31 +27,21 @@ const USAGE =
   --shard-size  passages per shard, rounded up to a multiple of --batch (default 4096)`;
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        model: { type: "string" },
-        corpus: { type: "string" },
-        out: { type: "string" },
-        batch: { type: "string" },
-        "shard-size": { type: "string" },
-        set: { type: "string", multiple: true },
-        recipe: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${error instanceof Error ? error.message : error}\n${USAGE}`);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (!values.model || !values.corpus || !values.out) {
-    throw new UsageError(`--model, --corpus and --out are required\n${USAGE}`);
-  }
+  const values = parseCommand(
+    {
+      model: { type: "string" },
+      corpus: { type: "string" },
+      out: { type: "string" },
+      batch: { type: "string" },
+      "shard-size": { type: "string" },
+      set: { type: "string", multiple: true },
+      recipe: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    USAGE,
+    ["model", "corpus", "out"],
+  );
+  if (!values) return;
   const batch = values.batch === undefined ? undefined : positiveInt("--batch", values.batch, 1);
   const shardSize = positiveInt("--shard-size", values["shard-size"], 4096);
   await requireFile(values.corpus, "corpus");

@@ -11,7 +11,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getDevice } from "@irforge/tensor";
 import { readBeirCorpus, readBeirQrels, readBeirQueries } from "@irforge/data/beir";
 import { readQrels } from "@irforge/data/trec";
@@ -28,6 +27,7 @@ import { openIndexFor } from "../inference/search.ts";
 import { loadTrainedModel, resolveModelSource } from "../inference/trained_model.ts";
 import {
   nonNegativeInt,
+  parseCommand,
   positiveInt,
   progressReporter,
   requireFile,
@@ -47,39 +47,29 @@ const USAGE = `usage: deno task mine --qrels qrels.tsv --queries queries.jsonl -
 Writes query-id/corpus-id/score rows (score 0) for data.negative_source: mined.`;
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        qrels: { type: "string" },
-        queries: { type: "string" },
-        corpus: { type: "string" },
-        bm25: { type: "boolean" },
-        index: { type: "string" },
-        model: { type: "string" },
-        out: { type: "string" },
-        depth: { type: "string" },
-        "skip-top": { type: "string" },
-        sample: { type: "string" },
-        seed: { type: "string" },
-        "min-positive": { type: "string" },
-        overwrite: { type: "boolean" },
-        set: { type: "string", multiple: true },
-        recipe: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${error instanceof Error ? error.message : error}\n${USAGE}`);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (!values.qrels || !values.queries || !values.corpus || !values.out) {
-    throw new UsageError(`--qrels, --queries, --corpus and --out are required\n${USAGE}`);
-  }
+  const values = parseCommand(
+    {
+      qrels: { type: "string" },
+      queries: { type: "string" },
+      corpus: { type: "string" },
+      bm25: { type: "boolean" },
+      index: { type: "string" },
+      model: { type: "string" },
+      out: { type: "string" },
+      depth: { type: "string" },
+      "skip-top": { type: "string" },
+      sample: { type: "string" },
+      seed: { type: "string" },
+      "min-positive": { type: "string" },
+      overwrite: { type: "boolean" },
+      set: { type: "string", multiple: true },
+      recipe: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    USAGE,
+    ["qrels", "queries", "corpus", "out"],
+  );
+  if (!values) return;
   const dense = values.index !== undefined || values.model !== undefined;
   if (values.bm25 === dense) {
     throw new UsageError(`give --bm25, or --index with --model (one retriever)\n${USAGE}`);

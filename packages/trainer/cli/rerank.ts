@@ -12,7 +12,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getDevice } from "@irforge/tensor";
 import { readBeirCorpus, readBeirQrels, readBeirQueries } from "@irforge/data/beir";
 import { readQrels, readRun } from "@irforge/data/trec";
@@ -23,6 +22,7 @@ import { writeOutputFile } from "../inference/output_file.ts";
 import { resolveModelSource } from "../inference/trained_model.ts";
 import {
   nonNegativeInt,
+  parseCommand,
   positiveInt,
   progressReporter,
   requireFile,
@@ -45,40 +45,30 @@ const USAGE =
   --recipe   recipe of a merged model directory (crossencoder when it holds score.weight)`;
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        model: { type: "string" },
-        run: { type: "string" },
-        corpus: { type: "string" },
-        queries: { type: "string" },
-        out: { type: "string" },
-        depth: { type: "string" },
-        batch: { type: "string" },
-        tag: { type: "string" },
-        overwrite: { type: "boolean" },
-        eval: { type: "string" },
-        measure: { type: "string", short: "m", multiple: true },
-        complete: { type: "boolean", short: "c" },
-        "level-for-rel": { type: "string", short: "l" },
-        set: { type: "string", multiple: true },
-        recipe: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${error instanceof Error ? error.message : error}\n${USAGE}`);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
+  const values = parseCommand(
+    {
+      model: { type: "string" },
+      run: { type: "string" },
+      corpus: { type: "string" },
+      queries: { type: "string" },
+      out: { type: "string" },
+      depth: { type: "string" },
+      batch: { type: "string" },
+      tag: { type: "string" },
+      overwrite: { type: "boolean" },
+      eval: { type: "string" },
+      measure: { type: "string", short: "m", multiple: true },
+      complete: { type: "boolean", short: "c" },
+      "level-for-rel": { type: "string", short: "l" },
+      set: { type: "string", multiple: true },
+      recipe: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    USAGE,
+    ["model", "run", "corpus", "queries", "out"],
+  );
+  if (!values) return;
   const { model: modelPath, run: runPath, corpus: corpusPath, queries: queriesPath, out } = values;
-  if (!modelPath || !runPath || !corpusPath || !queriesPath || !out) {
-    throw new UsageError(`--model, --run, --corpus, --queries and --out are required\n${USAGE}`);
-  }
   const depth = positiveInt("--depth", values.depth, 100);
   const batch = values.batch === undefined ? undefined : positiveInt("--batch", values.batch, 1);
   const level = values["level-for-rel"] === undefined

@@ -9,7 +9,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getDevice } from "@irforge/tensor";
 import { readBeirQrels, readBeirQueries } from "@irforge/data/beir";
 import { readQrels } from "@irforge/data/trec";
@@ -18,7 +17,14 @@ import type { Recipe } from "../config/schema.ts";
 import { writeOutputFile } from "../inference/output_file.ts";
 import { openIndexFor, searchIndex } from "../inference/search.ts";
 import { loadTrainedModel, resolveModelSource } from "../inference/trained_model.ts";
-import { positiveInt, progressReporter, requireFile, runCli, UsageError } from "./cli_support.ts";
+import {
+  parseCommand,
+  positiveInt,
+  progressReporter,
+  requireFile,
+  runCli,
+  UsageError,
+} from "./cli_support.ts";
 
 const USAGE =
   `usage: deno task search --index index/ --model DIR --queries queries.jsonl --out run.txt
@@ -28,35 +34,25 @@ const USAGE =
             recall, MAP and MRR (trec_eval -c)`;
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        index: { type: "string" },
-        model: { type: "string" },
-        queries: { type: "string" },
-        out: { type: "string" },
-        k: { type: "string" },
-        batch: { type: "string" },
-        qrels: { type: "string" },
-        tag: { type: "string" },
-        overwrite: { type: "boolean" },
-        set: { type: "string", multiple: true },
-        recipe: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${error instanceof Error ? error.message : error}\n${USAGE}`);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (!values.index || !values.model || !values.queries || !values.out) {
-    throw new UsageError(`--index, --model, --queries and --out are required\n${USAGE}`);
-  }
+  const values = parseCommand(
+    {
+      index: { type: "string" },
+      model: { type: "string" },
+      queries: { type: "string" },
+      out: { type: "string" },
+      k: { type: "string" },
+      batch: { type: "string" },
+      qrels: { type: "string" },
+      tag: { type: "string" },
+      overwrite: { type: "boolean" },
+      set: { type: "string", multiple: true },
+      recipe: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    USAGE,
+    ["index", "model", "queries", "out"],
+  );
+  if (!values) return;
   const k = positiveInt("--k", values.k, 1000);
   const batch = values.batch === undefined ? undefined : positiveInt("--batch", values.batch, 1);
   await requireFile(values.queries, "queries file");
