@@ -15,7 +15,7 @@ import {
   attention,
   attentionScoresForRows,
   cast,
-  checkpoint,
+  checkpointMany,
   crossEntropy,
   embedding,
   isReplayableState,
@@ -104,6 +104,25 @@ export interface ForwardResult {
   hidden?: Tensor;
   /** `[B, Hq, R, T]` when attention scores were asked for. */
   attentionScores?: Tensor;
+}
+
+/**
+ * The decoder's residual stream between two RMSNorms: `base + pending`, the
+ * add left undone so that the next norm does it in the same kernel
+ * (`addRmsNorm`: the MLP residual of layer l with the input norm of layer
+ * l+1, the last one with the final norm). `pending` is null when the stream
+ * is already summed (the embeddings).
+ */
+export interface ResidualStream {
+  /** The stream so far. */
+  base: Tensor;
+  /** The block output still to be added to it, or null. */
+  pending: Tensor | null;
+}
+
+/** A summed tensor as a {@link ResidualStream}, or the stream as is. */
+function asStream(h: Tensor | ResidualStream): ResidualStream {
+  return h instanceof Tensor ? { base: h, pending: null } : h;
 }
 
 /** Keys and values of every layer for incremental decoding: `[B, Hkv, T, D]` each. */
@@ -237,18 +256,44 @@ export class CausalLM {
   }
 
   /**
+   * The summed stream and its RMSNorm with weight `name`: one fused kernel
+   * when an add is pending on the f32 stream.
+   */
+  #addNorm(stream: ResidualStream, name: string): { h: Tensor; x: Tensor } {
+    const { base, pending } = stream;
+    const w = this.#weight(name), eps = this.config.rmsNormEps;
+    if (!pending) return { h: base, x: rmsNorm(base, w, eps) };
+    if (base.dtype === "f32" && pending.dtype === "f32") {
+      const [h, x] = addRmsNorm(base, pending, w, eps);
+      return { h, x };
+    }
+    const h = add(base, pending);
+    return { h, x: rmsNorm(h, w, eps) };
+  }
+
+  /**
+   * The final norm of the residual stream (fused with the last layer's MLP
+   * residual when that add is pending).
+   */
+  finalNorm(h: Tensor | ResidualStream): Tensor {
+    return this.#addNorm(asStream(h), "model.norm.weight").x;
+  }
+
+  /**
    * The attention half's inputs of layer `index`: RoPE'd queries `[B, T, Hq, D]`
-   * and keys, and values `[B, T, Hkv, D]`, from the residual stream `h`.
+   * and keys, and values `[B, T, Hkv, D]`, from the residual stream `h`
+   * (whose pending add fuses with the input norm); `h` is the summed stream,
+   * what {@link CausalLM.finishLayer} adds attention to.
    */
   queryKeyValue(
     index: number,
-    h: Tensor,
+    stream: Tensor | ResidualStream,
     positionIds: Tensor,
-  ): { q: Tensor; k: Tensor; v: Tensor } {
+  ): { q: Tensor; k: Tensor; v: Tensor; h: Tensor } {
     const c = this.config;
-    const [B, T] = h.shape as [number, number, number];
     const p = `model.layers.${index}`;
-    const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
+    const { h, x } = this.#addNorm(asStream(stream), `${p}.input_layernorm.weight`);
+    const [B, T] = h.shape as [number, number, number];
     const heads = (proj: string, n: number) =>
       reshape(this.project(`${p}.self_attn.${proj}`, x), [B, T, n, c.headDim]);
     const qh = heads("q_proj", c.numHeads), kh = heads("k_proj", c.numKvHeads);
@@ -256,43 +301,45 @@ export class CausalLM {
     const [q, k] = qh.dtype === kh.dtype
       ? ropeQK(qh, kh, positionIds, this.#ropeTable)
       : [rope(qh, positionIds, this.#ropeTable), rope(kh, positionIds, this.#ropeTable)];
-    return { q, k, v: heads("v_proj", c.numKvHeads) };
+    return { q, k, v: heads("v_proj", c.numKvHeads), h };
   }
 
   /**
    * The rest of layer `index` after attention: output projection and
-   * residual, then the SwiGLU MLP and residual. `attended` is `[B, T, Hq·D]`.
+   * residual (fused with the post-attention norm), then the SwiGLU MLP,
+   * whose residual add is left pending for the next norm. `h` is the summed
+   * stream from {@link CausalLM.queryKeyValue}; `attended` is `[B, T, Hq·D]`.
    */
-  finishLayer(index: number, h: Tensor, attended: Tensor): Tensor {
+  finishLayer(index: number, h: Tensor, attended: Tensor): ResidualStream {
     const p = `model.layers.${index}`;
     const o = this.project(`${p}.self_attn.o_proj`, attended);
-    const norm = this.#weight(`${p}.post_attention_layernorm.weight`);
-    const eps = this.config.rmsNormEps;
-    // Residual add + RMSNorm in one kernel over the f32 residual stream.
-    const [h1, x2] = h.dtype === "f32" && o.dtype === "f32"
-      ? addRmsNorm(h, o, norm, eps)
-      : ((s: Tensor) => [s, rmsNorm(s, norm, eps)])(add(h, o));
-    const gated = swiglu(
-      this.project(`${p}.mlp.gate_proj`, x2!),
-      this.project(`${p}.mlp.up_proj`, x2!),
+    const { h: h1, x: x2 } = this.#addNorm(
+      { base: h, pending: o },
+      `${p}.post_attention_layernorm.weight`,
     );
-    return add(h1!, this.project(`${p}.mlp.down_proj`, gated));
+    const gated = swiglu(
+      this.project(`${p}.mlp.gate_proj`, x2),
+      this.project(`${p}.mlp.up_proj`, x2),
+    );
+    return { base: h1, pending: this.project(`${p}.mlp.down_proj`, gated) };
   }
 
   /**
-   * One decoder layer on `h` `[B, T, hidden]` with the fused masked attention.
-   * Also returns the layer's keys and values `[B, Hkv, T, D]` (for a KV cache)
-   * and, when `scoreRows` is given, the pre-softmax scores of those rows.
+   * One decoder layer on the residual stream `[B, T, hidden]` with the fused
+   * masked attention; the stream it returns has the MLP's residual add
+   * pending. Also returns the layer's keys and values `[B, Hkv, T, D]` (for
+   * a KV cache) and, when `scoreRows` is given, the pre-softmax scores of
+   * those rows.
    */
   layer(
     index: number,
-    h: Tensor,
+    stream: Tensor | ResidualStream,
     inputs: ModelInputs,
     scoreRows?: number[][],
-  ): { h: Tensor; scores?: Tensor; keys: Tensor; values: Tensor } {
+  ): { h: ResidualStream; scores?: Tensor; keys: Tensor; values: Tensor } {
     const c = this.config;
+    const { q, k, v, h } = this.queryKeyValue(index, stream, inputs.positionIds);
     const [B, T] = h.shape as [number, number, number];
-    const { q, k, v } = this.queryKeyValue(index, h, inputs.positionIds);
     // The fused kernel wants heads before time: [B, H, T, D].
     const qh = permute(q, [0, 2, 1, 3]);
     const kh = permute(k, [0, 2, 1, 3]);
@@ -311,7 +358,10 @@ export class CausalLM {
     this.#checkWindow(inputs);
     this.ensurePositions(inputs.maxPosition);
     return tidy(() => {
-      let h = options.inputsEmbeds ?? this.embed(inputs.inputIds);
+      let h: ResidualStream = {
+        base: options.inputsEmbeds ?? this.embed(inputs.inputIds),
+        pending: null,
+      };
       let attentionScores: Tensor | undefined;
       const wanted = options.attentionScores;
       if (wanted && (wanted.layer < 0 || wanted.layer >= this.config.numLayers)) {
@@ -323,7 +373,18 @@ export class CausalLM {
       const state: ReplayableState[] = isReplayableState(this.adapter) ? [this.adapter] : [];
       for (let l = 0; l < this.config.numLayers; l++) {
         if (this.gradientCheckpointing && wanted?.layer !== l) {
-          h = checkpoint(([x]) => this.layer(l, x!, inputs).h, [h], { state });
+          // Both halves of the stream are the checkpoint's inputs and outputs, so the
+          // recomputation fuses the pending add with the norm as the forward did.
+          const saved = h.pending ? [h.base, h.pending] : [h.base];
+          const [base, pending] = checkpointMany(
+            ([b, d]) => {
+              const out = this.layer(l, { base: b!, pending: d ?? null }, inputs).h;
+              return [out.base, out.pending!];
+            },
+            saved,
+            { state },
+          );
+          h = { base: base!, pending: pending! };
           continue;
         }
         const out = this.layer(l, h, inputs, wanted?.layer === l ? wanted.rows : undefined);
@@ -333,7 +394,7 @@ export class CausalLM {
           if (options.stopAfterScores) return { attentionScores };
         }
       }
-      const normed = rmsNorm(h, this.#weight("model.norm.weight"), this.config.rmsNormEps);
+      const normed = this.finalNorm(h);
       if (options.output === "hidden") return { hidden: normed, attentionScores };
       return { logits: this.lmHead(normed), attentionScores };
     });

@@ -61,9 +61,14 @@ Deno.test("the per-op profile of a tiny training step times every dispatch, grou
     ) {
       assert(ops.has(op), `profile has ${op}: ${[...ops.keys()].join(", ")}`);
     }
-    // input_layernorm of every layer and the final norm; post_attention_layernorm is fused.
-    assert.equal(ops.get("rms_norm")!.dispatches, config.numLayers + 1);
-    assert.equal(ops.get("add_rms_norm")!.dispatches, config.numLayers);
+    // Every norm but layer 0's input norm is fused with the residual add before it:
+    // post_attention_layernorm with attention's, input_layernorm of layer l > 0 with
+    // layer l − 1's MLP residual, the final norm with the last one.
+    assert.equal(ops.get("rms_norm")!.dispatches, 1);
+    assert.equal(ops.get("add_rms_norm")!.dispatches, 2 * config.numLayers);
+    // Backward: dx (with the sum's gradient added) and dweight per fused norm.
+    assert.equal(ops.get("add_rms_norm.backward")!.dispatches, 2 * 2 * config.numLayers);
+    assert.equal(ops.get("rms_norm.backward")!.dispatches, 2);
     assert.equal(ops.get("rope_qk")!.dispatches, config.numLayers);
     assert.equal(ops.get("swiglu")!.dispatches, config.numLayers);
     // The optimizer launches outside ops: its rows are kernel names.

@@ -53,6 +53,7 @@ export * from "./random.ts";
 export type { BackwardContext, InputMeta } from "./autograd_types.ts";
 export {
   backward,
+  backwardFrom,
   isGradEnabled,
   noGrad,
   parameter,
@@ -125,6 +126,7 @@ export {
 export { currentOpLabel, withOpLabel } from "./op_label.ts";
 export {
   checkpoint,
+  checkpointMany,
   type CheckpointOptions,
   isReplayableState,
   type ReplayableState,
