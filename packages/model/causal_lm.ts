@@ -34,6 +34,7 @@ import {
   variable,
 } from "@irforge/tensor";
 import type { ModelConfig } from "./config.ts";
+import { F16WeightCache } from "./f16_weights.ts";
 import type { ModelInputs } from "./model_inputs.ts";
 
 /** Names of the seven linear projections of a decoder layer. */
@@ -152,12 +153,18 @@ export class CausalLM {
    */
   gradientCheckpointing = false;
   /**
-   * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
-   * projection and the LM head to f16 (f32 accumulation and output), as
-   * autocast does; weights stay f32 masters. Attention, norms and the loss
-   * stay f32. `null` (default): operands as stored.
+   * The f16 copies of the f32 weights under {@link CausalLM.autocast}: cast
+   * once per weight change (once per optimizer step for trainable weights,
+   * once per run for frozen ones), not at every use.
    */
-  autocast: "f16" | null = null;
+  readonly f16Weights: F16WeightCache = new F16WeightCache();
+  /**
+   * Whether {@link CausalLM.autocast} reuses {@link CausalLM.f16Weights}
+   * (default). `false` casts every weight at every use, as before the cache
+   * existed (same values, one cast per weight per forward).
+   */
+  cacheF16Weights = true;
+  #autocast: "f16" | null = null;
   #ropeTable: Tensor;
 
   /**
@@ -179,6 +186,28 @@ export class CausalLM {
       if (params.has(name) || this.quantized.has(name.replace(/\.weight$/, ""))) continue;
       throw new Error(`model: parameter ${name} is missing`);
     }
+  }
+
+  /**
+   * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
+   * projection and the LM head to f16 (f32 accumulation and output), as
+   * autocast does; weights stay f32 masters, their f16 copies cached in
+   * {@link CausalLM.f16Weights}. Attention, norms and the loss stay f32.
+   * `null` (default): operands as stored; setting it frees the cache.
+   */
+  get autocast(): "f16" | null {
+    return this.#autocast;
+  }
+
+  set autocast(mode: "f16" | null) {
+    this.#autocast = mode;
+    if (mode === null) this.f16Weights.clear();
+  }
+
+  /** A weight as an f16 operand: the cached copy unless caching is off. */
+  #halfWeight(w: Tensor): Tensor {
+    if (w.dtype === "f16") return w;
+    return this.cacheF16Weights ? this.f16Weights.half(w) : cast(w, "f16");
   }
 
   /** The HF name → tensor map of trainable (non-quantised) parameters. */
@@ -243,8 +272,7 @@ export class CausalLM {
   /** x·Wᵀ, with f16 operands under {@link CausalLM.autocast}. */
   #linear(x: Tensor, w: Tensor): Tensor {
     if (this.autocast !== "f16") return linear(x, w);
-    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
-    return linear(half(x), half(w));
+    return linear(x.dtype === "f16" ? x : cast(x, "f16"), this.#halfWeight(w));
   }
 
   /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */
@@ -422,8 +450,8 @@ export class CausalLM {
       : this.#weight("lm_head.weight");
     const rows = reshape(hidden, [hidden.size / H, H]);
     if (this.autocast !== "f16") return lmHeadLoss(rows, head, shiftedTargets);
-    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
-    return lmHeadLoss(half(rows), half(head), shiftedTargets);
+    const rows16 = rows.dtype === "f16" ? rows : cast(rows, "f16");
+    return lmHeadLoss(rows16, this.#halfWeight(head), shiftedTargets);
   }
 
   /**
@@ -452,6 +480,7 @@ export class CausalLM {
       p.dispose();
     }
     for (const q of this.quantized.values()) q.dispose();
+    this.f16Weights.clear();
     this.#ropeTable.dispose();
   }
 }

@@ -10,6 +10,7 @@ export * from "./config.ts";
 export * from "./safetensors/mod.ts";
 export * from "./tokenizer/mod.ts";
 export * from "./causal_lm.ts";
+export * from "./f16_weights.ts";
 export * from "./model_inputs.ts";
 export * from "./load.ts";
 export * from "./parity.ts";

@@ -124,6 +124,7 @@ export {
   summarizeSpans,
 } from "./profile.ts";
 export { currentOpLabel, withOpLabel } from "./op_label.ts";
+export { markUpdated, storageVersion } from "./storage_version.ts";
 export {
   checkpoint,
   checkpointMany,
