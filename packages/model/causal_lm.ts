@@ -1,7 +1,9 @@
 /**
  * The Mistral/Llama causal language model on the GPU engine: embedding,
  * decoder layers (RMSNorm, q/k/v/o with grouped-query attention, RoPE, fused
- * masked attention, SwiGLU MLP), final norm, LM head (tied or not).
+ * masked attention, SwiGLU MLP), final norm, LM head (tied or not). Every
+ * RMSNorm but layer 0's input norm runs fused with the residual add before
+ * it (`addRmsNorm`), forward and backward.
  *
  * Parameters keep Hugging Face names (`model.layers.0.self_attn.q_proj.weight`)
  * so checkpoints, gradients and adapters line up with transformers and peft.
@@ -149,7 +151,10 @@ export class CausalLM {
   /**
    * Activation checkpointing: keep only each decoder layer's input on the
    * tape and recompute the layer in backward (one extra forward per layer).
-   * The layer whose attention scores are asked for is never checkpointed.
+   * The input is the {@link ResidualStream} (two `[B, T, hidden]` tensors
+   * after layer 0, so that the recomputation fuses the residual add with the
+   * norm as the forward does). The layer whose attention scores are asked
+   * for is never checkpointed.
    */
   gradientCheckpointing = false;
   /**

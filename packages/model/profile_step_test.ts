@@ -86,3 +86,35 @@ Deno.test("the per-op profile of a tiny training step times every dispatch, grou
     model.dispose();
   }
 });
+
+Deno.test("with gradient checkpointing the recomputed layers fuse their norms as the forward does", async (t) => {
+  if (!(await gpuOrSkip())) {
+    t.step({ name: "skipped: no WebGPU adapter with timestamp-query", ignore: true, fn: () => {} });
+    return;
+  }
+  const config = tinyConfig({ numLayers: 3 });
+  const model = causalLMFromArrays(config, f32ReferenceWeights(config, 4));
+  model.setTrainable(true);
+  model.gradientCheckpointing = true;
+  const optimizer = new AdamW([...model.parameters().values()]);
+  const ids = [[1, 5, 9, 13, 17, 21, 25, 29], [1, 6, 10, 14, 18, 22, 26, 30]];
+  try {
+    step(model, optimizer, ids).dispose();
+    await syncGpu();
+    let loss: Tensor | undefined;
+    const profile = await profileOps(() => {
+      loss = step(model, optimizer, ids);
+    });
+    assert(Number.isFinite(await loss!.item()));
+    loss!.dispose();
+    const dispatches = (op: string) => profile.rows.find((r) => r.op === op)?.dispatches ?? 0;
+    const L = config.numLayers;
+    // Forward: layer 0's input norm alone, 2L fused; the backward recomputes every layer
+    // (1 + 2L − 1 fused: the final norm is outside the checkpoints).
+    assert.equal(dispatches("rms_norm"), 2);
+    assert.equal(dispatches("add_rms_norm"), 2 * L + 2 * L - 1);
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+});
