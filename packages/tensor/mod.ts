@@ -86,6 +86,7 @@ export { logSoftmax, softmax } from "./ops/softmax.ts";
 export { addRmsNorm, rmsNorm } from "./ops/rmsnorm.ts";
 export { rope, ropeQK, ropeTable, ropeTableData } from "./ops/rope.ts";
 export { swiglu } from "./ops/swiglu.ts";
+export { castF16Into } from "./ops/cast_many.ts";
 export { lmHeadLoss, type LmHeadLossOptions } from "./ops/lm_head_loss.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
