@@ -166,7 +166,8 @@ export class CausalLM {
   /**
    * Whether {@link CausalLM.autocast} reuses {@link CausalLM.f16Weights}
    * (default). `false` casts every weight at every use, as before the cache
-   * existed (same values, one cast per weight per forward).
+   * existed (same values, one cast per weight per forward), and frees the
+   * cached copies at the next use.
    */
   cacheF16Weights = true;
   #autocast: "f16" | null = null;
@@ -212,7 +213,9 @@ export class CausalLM {
   /** A weight as an f16 operand: the cached copy unless caching is off. */
   #halfWeight(w: Tensor): Tensor {
     if (w.dtype === "f16") return w;
-    return this.cacheF16Weights ? this.f16Weights.half(w) : cast(w, "f16");
+    if (this.cacheF16Weights) return this.f16Weights.half(w);
+    if (this.f16Weights.size > 0) this.f16Weights.clear();
+    return cast(w, "f16");
   }
 
   /** The HF name → tensor map of trainable (non-quantised) parameters. */
