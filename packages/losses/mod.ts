@@ -4,7 +4,11 @@
  * `@irforge/tensor` ops so autograd supplies every backward.
  *
  * ```ts
+ * import { getDevice, type Tensor } from "@irforge/tensor";
  * import { createLoss } from "@irforge/losses";
+ *
+ * declare const queryEmbeddings: Tensor, passageEmbeddings: Tensor; // [Q, d], [Q·G, d]
+ * await getDevice();
  * const loss = createLoss("infonce", { temperature: 0.02, normalize: true });
  * const { loss: value } = await loss.compute({ queryEmbeddings, passageEmbeddings });
  * ```
