@@ -50,10 +50,12 @@ export {
   type LoraConfig,
   loraConfig,
   loraConfigFromTrainerConfig,
+  loraScaling,
   type TrainerLoraKeys,
 } from "./lora/config.ts";
 export {
   LoraAdapter,
+  loraDropoutSeed,
   type LoraInitOptions,
   type LoraModule,
   type LoraModuleArrays,
