@@ -74,8 +74,8 @@ function runQueries(run: RunInput): ReadonlyMap<string, readonly ScoredDocument[
  *   relevanceLevel: 2,
  *   complete: true,
  * });
- * console.log(evaluation.summary.get("ndcg_cut_10"));
- * console.log(formatTrecEval(evaluation));
+ * console.log(evaluation.summary.get("ndcg_cut_10")); // 0.8597… (grades 1, 2 ranked 1st, 2nd)
+ * console.log(formatTrecEval(evaluation)); // map 0.5000: only d1 has grade ≥ 2, at rank 2
  * ```
  */
 export function evaluateRun(
