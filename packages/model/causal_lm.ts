@@ -130,7 +130,9 @@ function asStream(h: Tensor | ResidualStream): ResidualStream {
 
 /** Keys and values of every layer for incremental decoding: `[B, Hkv, T, D]` each. */
 export interface LayerCache {
+  /** Keys after RoPE, `[B, Hkv, T, D]`. */
   keys: Tensor;
+  /** Values, `[B, Hkv, T, D]`. */
   values: Tensor;
 }
 

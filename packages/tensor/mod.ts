@@ -6,8 +6,32 @@
  * @module
  */
 
-export * from "./dtype.ts";
-export * from "./device.ts";
+export {
+  type ArrayFor,
+  bytesPerElement,
+  type DType,
+  type FloatDType,
+  isFloat,
+  wgslType,
+} from "./dtype.ts";
+export {
+  type AdapterDescription,
+  currentDevice,
+  DAWN_TOGGLES,
+  describeDevice,
+  describeMatrixConfig,
+  describeNoGpu,
+  type Device,
+  type DeviceFacts,
+  deviceFacts,
+  getDevice,
+  loadDawn,
+  NoGpuError,
+  providerChoice,
+  type SubgroupMatrixConfig,
+  type WebGpuProvider,
+  type WebGpuProviderChoice,
+} from "./device.ts";
 export type { MemoryStats } from "./pool.ts";
 export { bucketSize, TensorTooLargeError } from "./pool.ts";
 export {
@@ -38,7 +62,7 @@ export {
   setGpuDebug,
   syncGpu,
 } from "./runtime.ts";
-export * from "./scope.ts";
+export { type Disposable, keep, tidy, tidyAsync, track } from "./scope.ts";
 export {
   full,
   type Nf4Meta,
@@ -49,8 +73,16 @@ export {
   type TensorData,
   zeros,
 } from "./tensor.ts";
-export * from "./random.ts";
-export type { BackwardContext, InputMeta } from "./autograd_types.ts";
+export {
+  rand,
+  randArray,
+  randn,
+  randnArray,
+  type RandomOptions,
+  Rng,
+  xoshiro128ssNext,
+} from "./random.ts";
+export type { BackwardContext, InputMeta, TapeNode } from "./autograd_types.ts";
 export {
   backward,
   backwardFrom,
@@ -65,11 +97,37 @@ export {
 export {
   defineMultiOutputOp,
   defineOp,
+  type DifferentiableOp,
+  type ForwardResult,
   type MultiOutputOpDefinition,
+  type NonDifferentiableOp,
+  type Op,
+  type OpBase,
   type OpDefinition,
   registeredOps,
 } from "./registry.ts";
-export * from "./ops/elementwise.ts";
+export {
+  add,
+  addScalar,
+  cast,
+  div,
+  exp,
+  gelu,
+  geluErf,
+  log,
+  mapRaw,
+  mul,
+  neg,
+  powScalar,
+  relu,
+  rsqrt,
+  scale,
+  sigmoid,
+  silu,
+  sqrt,
+  sub,
+  tanh,
+} from "./ops/elementwise.ts";
 export {
   type Activation,
   linear,
@@ -104,7 +162,15 @@ export {
 export { dropout, dropoutMask } from "./ops/dropout.ts";
 export { maskedFill, where } from "./ops/mask.ts";
 export { cosineSimilarity, l2Normalize } from "./ops/l2norm.ts";
-export * from "./nf4.ts";
+export {
+  dequantizeNf4,
+  dequantizeNf4Cpu,
+  NF4_LEVELS,
+  type Nf4Data,
+  nf4Tensor,
+  quantizeNf4,
+  quantizeNf4Cpu,
+} from "./nf4.ts";
 export { AdamW, type AdamWOptions, type AdamWState, type AdamWStepOptions } from "./optim/adamw.ts";
 export {
   clipGradNorm,
