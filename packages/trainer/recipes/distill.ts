@@ -94,6 +94,7 @@ import type { Collective } from "../distributed/collective.ts";
 import type { DataParallel } from "../distributed/data_parallel.ts";
 import { shardedEncoder } from "../distributed/gather.ts";
 import { gatherPhase2Batch, openDistillRoot } from "./distill_parallel.ts";
+import { loadPrecomputedTeacher } from "./distill_precomputed.ts";
 
 /** Name of the projection in `model.safetensors`. */
 export const PROJECTION = "projection.weight";
@@ -104,12 +105,16 @@ export interface IdText {
   id: string;
   /** The text embedded. */
   text: string;
+  /** Which id space `id` is in (precomputed teacher tables keep queries and documents apart). */
+  kind?: "query" | "passage";
 }
 
 /** Where teacher embeddings come from. */
 export interface Teacher {
   /** Embedding width. */
   dim: number;
+  /** The teacher model's own width when `dim` is a stored prefix of it (precomputed MRL rows). */
+  modelDim?: number | null;
   /** Teacher embeddings of `items`, row-major. */
   embed(items: readonly IdText[], maxLength: number): Promise<Float32Array>;
   /** Frees the teacher model, if any. */
@@ -184,10 +189,11 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
   const teacher = await loadFullTeacher(config);
   if (teacher === null) return null;
   const { teacher_dim: expected, teacher_prefix_dim: prefix } = config.model;
-  if (expected !== null && expected !== teacher.dim) {
+  const fullDim = teacher.modelDim ?? teacher.dim;
+  if (expected !== null && expected !== fullDim) {
     teacher.dispose();
     throw new Error(
-      `model.teacher_dim ${expected}, but the teacher's embeddings have ${teacher.dim} values`,
+      `model.teacher_dim ${expected}, but the teacher's embeddings have ${fullDim} values`,
     );
   }
   if (prefix === null || prefix === teacher.dim) return teacher;
@@ -212,6 +218,14 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
 }
 
 async function loadFullTeacher(config: Config): Promise<Teacher | null> {
+  const precomputed = config.model.precomputed_embeddings_dir;
+  if (precomputed !== null) {
+    return await loadPrecomputedTeacher(
+      precomputed,
+      config.data.data_path ?? config.data.corpus_path ?? "",
+      { queryInstruction: config.data.query_instruction ?? "" },
+    );
+  }
   const source = config.model.teacher_model_name_or_path;
   if (source === null) return null;
   if (source.endsWith(".safetensors")) {
@@ -534,11 +548,13 @@ async function distillTasksOf(
   // Phase 1 texts: every corpus passage and every training query; with max_samples, the
   // first N in distill-for-retrieval's order (queries first, then passages).
   const passageTexts: IdText[] = [];
-  for (const [id, doc] of data.corpus) passageTexts.push({ id, text: passageText(doc) });
+  for (const [id, doc] of data.corpus) {
+    passageTexts.push({ id, text: passageText(doc), kind: "passage" });
+  }
   const queryTexts: IdText[] = [];
   for (const qid of data.trainQrels.keys()) {
     const text = data.queries.get(qid);
-    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text });
+    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text, kind: "query" });
   }
   const texts = p1.max_samples === null
     ? [...passageTexts, ...queryTexts]
@@ -621,9 +637,13 @@ async function distillTasksOf(
       const order = epochPermutation(groupCount, d.dataset_seed, epoch);
       const items = order.slice(index * batch2, (index + 1) * batch2)
         .map((i) => groups.get(i, epoch));
-      const queryItems = items.map((t) => ({ id: t.qid, text: instruction + t.query }));
+      const queryItems = items.map((t) => ({
+        id: t.qid,
+        text: instruction + t.query,
+        kind: "query" as const,
+      }));
       const passageItems = items.flatMap((t) =>
-        t.passages.map((p) => ({ id: p.id, text: passageText(p) }))
+        t.passages.map((p) => ({ id: p.id, text: passageText(p), kind: "passage" as const }))
       );
       const q = student.embed(queryItems.map((i) => i.text), queryLength, liveInputs);
       const p = student.embed(passageItems.map((i) => i.text), passageLength, liveInputs);
@@ -710,8 +730,12 @@ async function distillTasksOf(
     if (kind === "documents") {
       for (const [id, doc] of data.corpus) byText.set(passageText(doc), id);
     } else for (const [id, text] of data.evalQueries ?? data.queries) byText.set(text, id);
+    const itemKind = kind === "documents" ? "passage" as const : "query" as const;
     return (batch: readonly string[]) =>
-      teacher!.embed(batch.map((text) => ({ id: byText.get(text) ?? "", text })), maxLength);
+      teacher!.embed(
+        batch.map((text) => ({ id: byText.get(text) ?? "", text, kind: itemKind })),
+        maxLength,
+      );
   };
   return {
     student,
