@@ -82,6 +82,8 @@ import { countTargets, splitHeldOut } from "./sft.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
 export function checkDistinctIdentifiers(tokenizer: TextTokenizer, n: number): number[] {
@@ -274,6 +276,8 @@ export interface ListwiseTaskOptions {
   data?: ListwiseData;
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation works through a share per rank (`sharded_eval.ts`). */
+  distributed?: Collective;
 }
 
 /** Builds the listwise training task of `config`. */
@@ -283,7 +287,7 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
   const losses = listwiseLosses(config);
   const loaded = await loadModel(config);
   try {
-    return listwiseTaskOf(config, data, losses, loaded, log);
+    return listwiseTaskOf(config, data, losses, loaded, log, options.distributed);
   } catch (error) {
     disposeLoaded(loaded);
     throw error;
@@ -296,6 +300,7 @@ function listwiseTaskOf(
   losses: ListwiseLosses,
   loaded: LoadedModel,
   log: (line: string) => void,
+  distributed?: Collective,
 ) {
   const d = config.data, t = config.training;
   const { model, tokenizer, trainable } = loaded;
@@ -452,27 +457,22 @@ function listwiseTaskOf(
   };
 
   const evaluateNow = async (): Promise<EvalOutcome> => {
-    const byQuery = new Map(evalLists.map((l) => [l.qid, l]));
-    const result = await evaluateReranker(
-      evalLists.map((l) => ({
-        qid: l.qid,
-        query: l.query,
-        candidates: l.hits.map((h) => ({ docid: h.docid, text: h.content })),
-      })),
-      (query, docs) => {
-        const list = [...byQuery.values()].find((l) =>
-          l.query === query && l.hits.length === docs.length &&
-          l.hits.every((h, i) => h.docid === docs[i]!.docid)
-        )!;
-        return rerank(list);
-      },
-      data.evalQrels,
-      {
-        ...retrievalEvalOptions(config),
-        tag: "listwise",
-        progress: evalProgress("queries", evalLists.length, log),
-      },
+    const lists = evalLists.map((l) => ({
+      qid: l.qid,
+      query: l.query,
+      candidates: l.hits.map((h) => ({ docid: h.docid, text: h.content })),
+    }));
+    // Each rank reranks its share of the queries; every rank gets all orders.
+    const scorer = await shardedScorer(
+      evalCommunicator(distributed),
+      lists,
+      (list) => rerank(evalLists[lists.indexOf(list)]!),
+      (total) => evalProgress("queries", total, log),
     );
+    const result = await evaluateReranker(lists, scorer, data.evalQrels, {
+      ...retrievalEvalOptions(config),
+      tag: "listwise",
+    });
     const outcome = evaluationToOutcome(
       result.evaluation,
       result.run,
