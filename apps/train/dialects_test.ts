@@ -611,15 +611,128 @@ Deno.test("dialect rankllm: the train_rankllm.py command line resolves key by ke
       "training.learning_rate": 5e-6,
       "training.save_strategy": "epoch",
     });
+    // The ranking objectives train the listwise recipe (next test); a bad one is refused.
+    assert.equal(
+      flagsConfig([...split.upstream!.slice(0, -1), "ranking"], split).config.recipe,
+      "listwise",
+    );
     assert.throws(
-      () => flagsConfig([...split.upstream!.slice(0, -1), "ranking"], split),
-      /--objective "ranking" from a conversations file is not supported/,
+      () => flagsConfig([...split.upstream!.slice(0, -1), "rank"], split),
+      /--objective "rank": expected generation, ranking or combined/,
     );
 
     const run = capture();
     const { code, result } = await main(args, run.log, run.error);
     assert.equal(code, 0, run.err.join("\n"));
     assert.equal(result?.step, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** FIRST's alpha training records: letter identifiers, the gpt turn a permutation of them. */
+function alphaRecords(): unknown[] {
+  return [0, 1, 2, 3].map((i) => ({
+    id: `q${i}`,
+    conversations: [
+      { from: "system", value: "You rank passages by relevance." },
+      {
+        from: "human",
+        value: `Query: cat ${i}\n[A] a dog ran\n[B] the cat ${i} sat\n[C] a bird\nRank them.`,
+      },
+      { from: "gpt", value: i % 2 ? "[B] > [C] > [A]" : "[B] > [A] > [C]" },
+    ],
+  }));
+}
+
+Deno.test("dialect rankllm: --objective ranking and combined (FIRST's flags) train the listwise recipe on the conversations file, two steps", async () => {
+  const model = sharedPathOrSkip("rankllm dialect run", "data", "stories260K");
+  if (!model) return;
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = join(dir, "rank_zephyr_training_data_alpha.json");
+    await Deno.writeTextFile(data, JSON.stringify(alphaRecords()));
+    const common = {
+      recipe: "listwise",
+      name: null,
+      "model.model_name_or_path": model,
+      "model.use_lora": false,
+      "data.data_path": data,
+      "training.seed": 42,
+      "training.per_device_train_batch_size": 2,
+      "training.gradient_accumulation_steps": 1,
+      "training.num_train_epochs": 1,
+      "training.warmup_steps": 0,
+      "training.lr_scheduler_type": "cosine",
+      "training.noisy_embedding_alpha": 5,
+      "training.learning_rate": 5e-6,
+      "training.save_strategy": "epoch",
+    };
+    const cases = [
+      {
+        // scripts/train_first_mistral.sh's objective flags.
+        flags: "--objective combined --ranking_loss ranknet --weighted",
+        expected: {
+          "training.objective": "combined",
+          "training.loss": "ranknet",
+          "training.loss_options": { ranking_weight: 10, weighted: true },
+        },
+        parts: ["train/lm", "train/ranknet"],
+      },
+      {
+        flags: "--objective ranking",
+        expected: {
+          "training.objective": "ranking",
+          "training.loss": "lambdarank",
+          "training.loss_options": { reduction: "mean" },
+        },
+        parts: [],
+      },
+    ];
+    for (const { flags, expected, parts } of cases) {
+      const out = join(dir, flags.replace(/\W+/g, "_"));
+      const args = `--model_name_or_path ${model} --train_dataset_path ${data} --num_train_epochs 1
+        --seed 42 --per_device_train_batch_size 2 --gradient_accumulation_steps 1
+        --lr_scheduler_type cosine --num_warmup_steps 0 --output_dir ${out}
+        --noisy_embedding_alpha 5 ${flags}`.split(/\s+/);
+      const split = splitUpstreamArgs(args);
+      const { config, notes } = flagsConfig(split.upstream!, split);
+      assertResolved(config, { ...common, ...expected, "training.output_dir": out });
+      assert.ok(notes.some((n) => /grades n − rank/.test(n)), notes.join("\n"));
+      const run = capture();
+      const { code, result } = await main(args, run.log, run.error);
+      assert.equal(code, 0, run.err.join("\n"));
+      // Four records in batches of two: two steps.
+      assert.equal(result?.step, 2);
+      const records = (await Deno.readTextFile(join(result!.runPath, "metrics.jsonl"))).trim()
+        .split("\n").map((l) => JSON.parse(l)).filter((r) => "train/loss" in r);
+      assert.ok(records.length > 0 && records.every((r) => Number.isFinite(r["train/loss"])));
+      for (const part of parts) assert.ok(part in records[0], `${part} logged`);
+    }
+    // A gpt turn without letter identifiers stops with a sentence naming file, record and field.
+    await Deno.writeTextFile(
+      data,
+      JSON.stringify([alphaRecords()[0], {
+        conversations: [
+          { from: "system", value: "s" },
+          { from: "human", value: "h" },
+          { from: "gpt", value: "[2] > [1]" },
+        ],
+      }]),
+    );
+    const bad = capture();
+    const refused = await main(
+      `--model_name_or_path ${model} --train_dataset_path ${data} --objective ranking --output_dir ${
+        join(dir, "bad")
+      }`.split(/\s+/),
+      bad.log,
+      bad.error,
+    );
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      bad.err.join("\n"),
+      /rank_zephyr_training_data_alpha\.json \(field "\[1\]\.conversations\[2\]\.value"\): expected a ranking of letter identifiers/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

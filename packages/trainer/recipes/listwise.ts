@@ -84,6 +84,12 @@ import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics
 import { evalProgress } from "../eval_progress.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
+import { combinedListwiseOptions } from "./listwise_combined.ts";
+import {
+  conversationItems,
+  type RankLlmConversation,
+  readRankLlmConversations,
+} from "./rankllm_conversations.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
 export function checkDistinctIdentifiers(tokenizer: TextTokenizer, n: number): number[] {
@@ -235,10 +241,9 @@ export function listwiseLosses(config: Config): ListwiseLosses {
   if (objective === "ranking") {
     return { objective, loss: createLoss(rankingLoss, t.loss_options), rankingLoss };
   }
-  const options: Record<string, unknown> = { weights: { lm: 1, [rankingLoss]: 1 } };
   return {
     objective,
-    loss: createLoss("combined", { ...options, ...t.loss_options }),
+    loss: createLoss("combined", combinedListwiseOptions(rankingLoss, t.loss_options)),
     rankingLoss,
   };
 }
@@ -253,12 +258,18 @@ export interface ListwiseData {
   qrels: Qrels;
   /** Qrels of the held-out queries. */
   evalQrels: Qrels;
+  /** RankLLM's own training file, when `data_path` is one (`rankllm_conversations.ts`). */
+  conversations?: RankLlmConversation[];
 }
 
 /** Reads candidates and qrels named in `config.data`. */
 export async function readListwiseData(config: Config): Promise<ListwiseData> {
   const d = config.data;
   if (!d.data_path) throw new Error("data.data_path (rank_llm candidates) is required");
+  const conversations = await readRankLlmConversations(d.data_path);
+  if (conversations) {
+    return { train: [], eval: [], qrels: new Map(), evalQrels: new Map(), conversations };
+  }
   if (!d.qrels_path) throw new Error("data.qrels_path is required for the listwise recipe");
   const lists = await readCandidates(d.data_path);
   const qrels = await readQrels(d.qrels_path);
@@ -305,9 +316,13 @@ function listwiseTaskOf(
   const d = config.data, t = config.training;
   const { model, tokenizer, trainable } = loaded;
   const windowSize = d.window_size, stride = d.stride;
-  const identifierIds = losses.objective === "generation"
-    ? identifierTokenIds(tokenizer, windowSize)
-    : checkDistinctIdentifiers(tokenizer, windowSize);
+  const fromConversations = data.conversations
+    ? conversationItems(tokenizer, data.conversations, d.max_seq_length)
+    : null;
+  const identifierIds = fromConversations?.identifierIds ??
+    (losses.objective === "generation"
+      ? identifierTokenIds(tokenizer, windowSize)
+      : checkDistinctIdentifiers(tokenizer, windowSize));
   const shorten = (lists: readonly CandidateList[]) =>
     shortenLists(lists, tokenizer, d.query_max_len, d.passage_max_len);
   const trainLists = shorten(data.train);
@@ -319,7 +334,8 @@ function listwiseTaskOf(
     stride,
     rankEnd: Infinity,
   });
-  const items = examples.map((e) => tokenizeListwiseItem(tokenizer, e, d.max_seq_length));
+  const items = fromConversations?.items ??
+    examples.map((e) => tokenizeListwiseItem(tokenizer, e, d.max_seq_length));
   if (items.length === 0) throw new Error("data: no listwise training windows");
   const batchSize = t.per_device_train_batch_size;
   const batchesPerEpoch = Math.ceil(items.length / batchSize);
