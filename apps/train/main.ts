@@ -55,7 +55,7 @@ export function usageText(): string {
   return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
        [--dialect irforge|blockrank|distill|qa-expert|rankllm] [--print-config]
        deno task train --recipe sft --model_name_or_path DIR --train_path F ...  (qa-expert flags)
-       deno task train --train_dataset_path F --objective generation ...  (RankLLM flags)
+       deno task train --train_dataset_path F --objective generation|ranking|combined ...  (RankLLM flags)
 
 Trains a retrieval or ranking model from a YAML recipe. Recipes: ${trainableRecipes().join(", ")}
 (examples/<recipe>-*.yaml). With no --config it trains a tiny bi-encoder on a

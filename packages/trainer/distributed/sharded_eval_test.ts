@@ -101,7 +101,7 @@ data:
   query_max_len: 12
   max_seq_length: 1024
   train_test_split: 0.3
-  max_eval_samples: 3
+  max_eval_samples: 2
 training: { objective: ranking }
 `);
   },
