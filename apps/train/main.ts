@@ -46,6 +46,7 @@ import {
   launchedByMpi,
   launchRanks,
   leaveDataParallel,
+  Mpi,
   withoutNproc,
 } from "@irforge/trainer/distributed";
 
@@ -54,7 +55,7 @@ export function usageText(): string {
   return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
        [--dialect irforge|blockrank|distill|qa-expert|rankllm] [--print-config]
        deno task train --recipe sft --model_name_or_path DIR --train_path F ...  (qa-expert flags)
-       deno task train --train_dataset_path F --objective generation ...  (RankLLM flags)
+       deno task train --train_dataset_path F --objective generation|ranking|combined ...  (RankLLM flags)
 
 Trains a retrieval or ranking model from a YAML recipe. Recipes: ${trainableRecipes().join(", ")}
 (examples/<recipe>-*.yaml). With no --config it trains a tiny bi-encoder on a
@@ -184,17 +185,26 @@ export async function main(
     log(`data parallel: ${dp.size} ranks over MPI; rank 0 writes the run directory`);
   }
   if (config.recipe === "distill") {
-    if (dp) await abortDataParallel(dp, new Error("distill does not train data-parallel yet"));
     // Two phases, each a full run under <run>/phase1 and <run>/phase2.
     let result;
     try {
-      result = await trainDistill({ config, resume: values.resume ?? undefined, log });
+      result = await trainDistill({
+        config,
+        resume: values.resume ?? undefined,
+        log,
+        distributed: dp,
+        progress: dp ? dp.leader : undefined,
+      });
     } catch (e) {
+      if (dp) await abortDataParallel(dp, e); // never leave the other ranks waiting
       const sentence = userError(e);
       if (sentence === undefined) throw e;
       error(sentence);
       return { code: 2 };
     }
+    const last = result.phase2 ?? result.phase1;
+    if (dp && last) await leaveDataParallel(dp, last);
+    else if (dp) await dp.close().then(() => Mpi.finalizeIfInitialized());
     log(`distill ${result.status}: ${result.runPath}`);
     if (result.status === "failed") return { code: 1 };
     if (result.status === "interrupted") return { code: 130 };

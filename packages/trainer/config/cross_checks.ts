@@ -27,6 +27,14 @@ interface TrainingRule {
 
 const configRules: ConfigRule[] = [
   {
+    keys: ["model.precomputed_embeddings_dir", "model.teacher_model_name_or_path"],
+    problem: (c) =>
+      c.model.precomputed_embeddings_dir !== null && c.model.teacher_model_name_or_path !== null
+        ? "precomputed_embeddings_dir and teacher_model_name_or_path both give the teacher; " +
+          "set one"
+        : undefined,
+  },
+  {
     keys: ["model.load_in_4bit", "model.use_lora"],
     problem: (c) =>
       c.model.load_in_4bit && !c.model.use_lora

@@ -123,6 +123,11 @@ export const modelKeys = {
     default: null,
     doc: "teacher model for distillation (distill recipe)",
   }),
+  precomputed_embeddings_dir: optionalString({
+    default: null,
+    doc:
+      "distill: teacher embeddings read instead of running a teacher: distill-for-retrieval's cache <dir>/<dataset>_fp16|fp32/ (metadata.json, queries.mmap, corpus.mmap)",
+  }),
   projection_hidden_dim: optionalInt({
     default: null,
     min: 1,
@@ -463,7 +468,9 @@ export const RECIPE_REQUIREMENTS: Record<Recipe, string[][][]> = {
   distill: [
     [["model.model_name_or_path"]],
     [["data.data_path"]],
-    [["model.teacher_model_name_or_path"], ["data.run_path"]],
+    [["model.teacher_model_name_or_path"], ["model.precomputed_embeddings_dir"], [
+      "data.run_path",
+    ]],
   ],
   sft: [[["model.model_name_or_path"]], [["data.data_path"]]],
 };

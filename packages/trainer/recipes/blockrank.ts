@@ -87,6 +87,8 @@ import {
 } from "./model_setup.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedMap } from "./sharded_eval.ts";
 
 /**
  * A short prompt for small `max_block_length` (tiny models and tokenizers
@@ -375,6 +377,8 @@ export interface BlockRankTaskOptions {
   data?: BlockRankData;
   /** Progress and notes (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation works through a share per rank (`sharded_eval.ts`). */
+  distributed?: Collective;
 }
 
 /** A built BlockRank task with its model. */
@@ -525,6 +529,7 @@ export async function blockrankTask(
   };
 
   const evalOptions = retrievalEvalOptions(config);
+  const evalComm = evalCommunicator(options.distributed);
   const firstStage = data.evalQrels
     ? evaluateRun(data.evalQrels, firstStageRun(data.eval), evalOptions)
     : null;
@@ -532,7 +537,10 @@ export async function blockrankTask(
     index !== null && e.answerIds.includes(e.documents[index]!.id) ? 1 : 0;
 
   const attentionOutcome = async (): Promise<EvalOutcome> => {
-    const scores = await scoreExamples(data.eval);
+    // Each rank scores its share (whole evaluation batches); every rank gets all scores.
+    const scores = await shardedMap(evalComm, data.eval, scoreExamples, {
+      unit: t.per_device_eval_batch_size,
+    });
     const run = new Map<string, ScoredDocument[]>();
     let correct = 0;
     data.eval.forEach((e, q) => {
@@ -553,7 +561,7 @@ export async function blockrankTask(
   };
 
   const decodeOutcome = async (): Promise<EvalOutcome> => {
-    const predicted = await decodeExamples(data.eval);
+    const predicted = await shardedMap(evalComm, data.eval, decodeExamples);
     const run = new Map<string, ScoredDocument[]>();
     let correct = 0;
     data.eval.forEach((e, q) => {

@@ -71,6 +71,8 @@ import {
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
 import { readMinedNegatives } from "./mined_negatives.ts";
 
 /** Name of the scoring head in `model.safetensors` (HF sequence classification). */
@@ -164,18 +166,23 @@ export async function evaluateCrossencoder(
   config: Config,
   score: (query: string, passages: readonly string[]) => Promise<number[]>,
   log: (line: string) => void,
+  distributed?: Collective,
 ): Promise<EvalOutcome> {
   const { lists, firstStage } = rerankLists(run, data);
   if (lists.length === 0) {
     throw new Error("evaluation: no query of eval_qrels_path has candidates in run_path");
   }
-  const rerank = (query: string, docs: readonly { text: string }[]) =>
-    score(query, docs.map((doc) => doc.text));
+  // Each rank scores its share of the queries; every rank gets all scores.
+  const rerank = await shardedScorer(
+    evalCommunicator(distributed),
+    lists,
+    (list) => score(list.query, list.candidates.map((doc) => doc.text)),
+    (total) => evalProgress("queries", total, log),
+  );
   const options = retrievalEvalOptions(config);
   const result = await evaluateReranker(lists, rerank, data.evalQrels!, {
     ...options,
     tag: "crossencoder",
-    progress: evalProgress("queries", lists.length, log),
   });
   const outcome = evaluationToOutcome(
     result.evaluation,
@@ -295,6 +302,8 @@ export interface CrossencoderOptions {
   data?: RetrievalData;
   /** Progress lines of evaluation (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation scores a share of the queries per rank. */
+  distributed?: Collective;
 }
 
 /** A built cross-encoder task with its model and head. */
@@ -384,7 +393,7 @@ export async function crossencoderTask(
 
   const evaluateNow = (): Promise<EvalOutcome> => {
     if (!run) throw new Error("crossencoder evaluation needs data.run_path (the candidates)");
-    return evaluateCrossencoder(run, data, config, scorer, log);
+    return evaluateCrossencoder(run, data, config, scorer, log, options.distributed);
   };
   const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
 

@@ -90,6 +90,11 @@ import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
 import { phasedEvalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import type { DataParallel } from "../distributed/data_parallel.ts";
+import { shardedEncoder } from "../distributed/gather.ts";
+import { gatherPhase2Batch, openDistillRoot } from "./distill_parallel.ts";
+import { loadPrecomputedTeacher } from "./distill_precomputed.ts";
 
 /** Name of the projection in `model.safetensors`. */
 export const PROJECTION = "projection.weight";
@@ -100,12 +105,16 @@ export interface IdText {
   id: string;
   /** The text embedded. */
   text: string;
+  /** Which id space `id` is in (precomputed teacher tables keep queries and documents apart). */
+  kind?: "query" | "passage";
 }
 
 /** Where teacher embeddings come from. */
 export interface Teacher {
   /** Embedding width. */
   dim: number;
+  /** The teacher model's own width when `dim` is a stored prefix of it (precomputed MRL rows). */
+  modelDim?: number | null;
   /** Teacher embeddings of `items`, row-major. */
   embed(items: readonly IdText[], maxLength: number): Promise<Float32Array>;
   /** Frees the teacher model, if any. */
@@ -180,10 +189,11 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
   const teacher = await loadFullTeacher(config);
   if (teacher === null) return null;
   const { teacher_dim: expected, teacher_prefix_dim: prefix } = config.model;
-  if (expected !== null && expected !== teacher.dim) {
+  const fullDim = teacher.modelDim ?? teacher.dim;
+  if (expected !== null && expected !== fullDim) {
     teacher.dispose();
     throw new Error(
-      `model.teacher_dim ${expected}, but the teacher's embeddings have ${teacher.dim} values`,
+      `model.teacher_dim ${expected}, but the teacher's embeddings have ${fullDim} values`,
     );
   }
   if (prefix === null || prefix === teacher.dim) return teacher;
@@ -208,6 +218,14 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
 }
 
 async function loadFullTeacher(config: Config): Promise<Teacher | null> {
+  const precomputed = config.model.precomputed_embeddings_dir;
+  if (precomputed !== null) {
+    return await loadPrecomputedTeacher(
+      precomputed,
+      config.data.data_path ?? config.data.corpus_path ?? "",
+      { queryInstruction: config.data.query_instruction ?? "" },
+    );
+  }
   const source = config.model.teacher_model_name_or_path;
   if (source === null) return null;
   if (source.endsWith(".safetensors")) {
@@ -437,6 +455,11 @@ export interface DistillOptions {
   data?: DistillData;
   /** Progress lines of evaluation (default console.log). */
   log?: (line: string) => void;
+  /**
+   * Data-parallel ranks: phase 2's in-batch negatives (and its MSE rows) come
+   * from every rank, and evaluation encodes a share per rank.
+   */
+  distributed?: Collective;
 }
 
 /** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
@@ -477,7 +500,8 @@ export async function distillTasks(
   }
   try {
     const log = options.log ?? ((line: string) => console.log(line));
-    return await distillTasksOf(config, data, student, teacher, log);
+    const comm = options.distributed && options.distributed.size > 1 ? options.distributed : null;
+    return await distillTasksOf(config, data, student, teacher, log, comm);
   } catch (error) {
     student.dispose();
     teacher?.dispose();
@@ -491,6 +515,7 @@ async function distillTasksOf(
   student: Student,
   teacher: Teacher | null,
   log: (line: string) => void,
+  comm: Collective | null,
 ): Promise<DistillTasks> {
   const d = config.data;
   const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
@@ -523,11 +548,13 @@ async function distillTasksOf(
   // Phase 1 texts: every corpus passage and every training query; with max_samples, the
   // first N in distill-for-retrieval's order (queries first, then passages).
   const passageTexts: IdText[] = [];
-  for (const [id, doc] of data.corpus) passageTexts.push({ id, text: passageText(doc) });
+  for (const [id, doc] of data.corpus) {
+    passageTexts.push({ id, text: passageText(doc), kind: "passage" });
+  }
   const queryTexts: IdText[] = [];
   for (const qid of data.trainQrels.keys()) {
     const text = data.queries.get(qid);
-    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text });
+    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text, kind: "query" });
   }
   const texts = p1.max_samples === null
     ? [...passageTexts, ...queryTexts]
@@ -602,34 +629,47 @@ async function distillTasksOf(
     recipe: "distill",
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(groupCount / batch2),
+    // Across ranks the loss is the global batch's; each rank's gradient reaches its own rows.
+    gradientReduction: comm ? "sum" : "mean",
     async microBatch(epoch, index, rng) {
       startMicroBatch(rng);
       const before = student.tokens;
       const order = epochPermutation(groupCount, d.dataset_seed, epoch);
       const items = order.slice(index * batch2, (index + 1) * batch2)
         .map((i) => groups.get(i, epoch));
-      const queryItems = items.map((t) => ({ id: t.qid, text: instruction + t.query }));
+      const queryItems = items.map((t) => ({
+        id: t.qid,
+        text: instruction + t.query,
+        kind: "query" as const,
+      }));
       const passageItems = items.flatMap((t) =>
-        t.passages.map((p) => ({ id: p.id, text: passageText(p) }))
+        t.passages.map((p) => ({ id: p.id, text: passageText(p), kind: "passage" as const }))
       );
       const q = student.embed(queryItems.map((i) => i.text), queryLength, liveInputs);
       const p = student.embed(passageItems.map((i) => i.text), passageLength, liveInputs);
       const labels = items.flatMap((t) => t.passages.map((_, j) => j === 0 ? 1 : 0));
+      const tq = teacher ? await teacher.embed(queryItems, queryLength) : null;
+      const tp = teacher ? await teacher.embed(passageItems, passageLength) : null;
+      const batch = comm
+        ? await gatherPhase2Batch(comm, { q, p, labels, tq, tp })
+        : { q, p, labels, tq, tp };
       let out;
-      if (teacher) {
-        const tq = await teacher.embed(queryItems, queryLength);
-        const tp = await teacher.embed(passageItems, passageLength);
-        const target = new Float32Array(tq.length + tp.length);
-        target.set(tq), target.set(tp, tq.length);
+      if (batch.tq && batch.tp) {
+        const target = new Float32Array(batch.tq.length + batch.tp.length);
+        target.set(batch.tq), target.set(batch.tp, batch.tq.length);
         out = await loss2.compute({
-          queryEmbeddings: q,
-          passageEmbeddings: p,
-          labels,
-          student: concat([q, p], 0),
+          queryEmbeddings: batch.q,
+          passageEmbeddings: batch.p,
+          labels: batch.labels,
+          student: concat([batch.q, batch.p], 0),
           teacher: target,
         });
       } else {
-        out = await loss2.compute({ queryEmbeddings: q, passageEmbeddings: p, labels });
+        out = await loss2.compute({
+          queryEmbeddings: batch.q,
+          passageEmbeddings: batch.p,
+          labels: batch.labels,
+        });
       }
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
@@ -672,11 +712,13 @@ async function distillTasksOf(
     const out = noGrad(() => student.embed(batch.map((text) => prefix + text), maxLength));
     return await out.toArray().finally(() => out.dispose()) as Float32Array;
   };
+  const sharded = (encode: (texts: readonly string[]) => Promise<Float32Array>) =>
+    comm ? shardedEncoder(comm, encode) : encode;
   const evaluate = () =>
     inEvalMode(() =>
       retrieval(
-        studentEncoder(d.query_max_len, instruction),
-        studentEncoder(d.passage_max_len),
+        sharded(studentEncoder(d.query_max_len, instruction)),
+        sharded(studentEncoder(d.passage_max_len)),
         "distill",
       )
     );
@@ -688,8 +730,12 @@ async function distillTasksOf(
     if (kind === "documents") {
       for (const [id, doc] of data.corpus) byText.set(passageText(doc), id);
     } else for (const [id, text] of data.evalQueries ?? data.queries) byText.set(text, id);
+    const itemKind = kind === "documents" ? "passage" as const : "query" as const;
     return (batch: readonly string[]) =>
-      teacher!.embed(batch.map((text) => ({ id: byText.get(text) ?? "", text })), maxLength);
+      teacher!.embed(
+        batch.map((text) => ({ id: byText.get(text) ?? "", text, kind: itemKind })),
+        maxLength,
+      );
   };
   return {
     student,
@@ -732,6 +778,12 @@ export interface TrainDistillOptions {
   handleSignals?: boolean;
   /** Evaluate before each phase's first step. */
   evaluateFirst?: boolean;
+  /**
+   * Data-parallel ranks (`tasks` must be built with the same communicator):
+   * both phases shard each global batch, rank 0 writes the run directory
+   * and the artifacts copy.
+   */
+  distributed?: DataParallel;
 }
 
 /** What {@link trainDistill} returns: the run directory and each phase's result (null: skipped). */
@@ -780,9 +832,20 @@ async function phaseStatus(dir: string): Promise<string | null> {
 export async function trainDistill(options: TrainDistillOptions): Promise<DistillResult> {
   const { config } = options;
   const log = options.log ?? ((line: string) => console.log(line));
-  const tasks = options.tasks ?? await distillTasks(config, { log });
-  const root = options.resume ??
-    await uniqueDirectory(options.runPath ?? config.training.output_dir ?? runDirectory(config));
+  const dp = options.distributed;
+  const tasks = options.tasks ?? await distillTasks(config, { log, distributed: dp?.comm });
+  // Each phase's state is read before any rank writes (the root is agreed in a collective).
+  const statuses = new Map<number, string | null>();
+  if (options.resume) {
+    for (const n of [1, 2]) statuses.set(n, await phaseStatus(join(options.resume, `phase${n}`)));
+  }
+  const root = await openDistillRoot(
+    dp ?? null,
+    () =>
+      options.resume ? Promise.resolve(options.resume) : uniqueDirectory(
+        options.runPath ?? config.training.output_dir ?? runDirectory(config),
+      ),
+  );
   const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };
   try {
     const phases = [
@@ -802,8 +865,8 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
     for (const phase of phases) {
       if (phase.skip) continue;
       const dir = join(root, `phase${phase.n}`);
-      const status = await phaseStatus(dir);
-      const laterStarted = phase.n === 1 && await phaseStatus(join(root, "phase2")) !== null;
+      const status = statuses.get(phase.n) ?? null;
+      const laterStarted = phase.n === 1 && (statuses.get(2) ?? null) !== null;
       if (options.resume && (status === "finished" || laterStarted)) {
         log(`phase ${phase.n}: already finished in ${dir}`);
         // The next phase starts from this phase's final weights unless it has its own checkpoint.
@@ -825,6 +888,7 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
         progress: options.progress,
         handleSignals: options.handleSignals,
         evaluateFirst: options.evaluateFirst,
+        distributed: dp,
       });
       if (phase.n === 1) result.phase1 = out;
       else result.phase2 = out;
@@ -834,7 +898,8 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
       }
     }
     const last = result.phase2 ?? result.phase1;
-    if (config.training.artifacts_dir !== null && result.status === "finished" && last) {
+    const writes = !dp || dp.leader; // rank 0 alone writes
+    if (config.training.artifacts_dir !== null && result.status === "finished" && last && writes) {
       const copied = await copyArtifacts(last.runPath, config.training.artifacts_dir);
       log(`artifacts: final weights and config.yaml copied to ${copied}`);
     }

@@ -82,6 +82,14 @@ import { countTargets, splitHeldOut } from "./sft.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
+import { combinedListwiseOptions } from "./listwise_combined.ts";
+import {
+  conversationItems,
+  type RankLlmConversation,
+  readRankLlmConversations,
+} from "./rankllm_conversations.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
 export function checkDistinctIdentifiers(tokenizer: TextTokenizer, n: number): number[] {
@@ -233,10 +241,9 @@ export function listwiseLosses(config: Config): ListwiseLosses {
   if (objective === "ranking") {
     return { objective, loss: createLoss(rankingLoss, t.loss_options), rankingLoss };
   }
-  const options: Record<string, unknown> = { weights: { lm: 1, [rankingLoss]: 1 } };
   return {
     objective,
-    loss: createLoss("combined", { ...options, ...t.loss_options }),
+    loss: createLoss("combined", combinedListwiseOptions(rankingLoss, t.loss_options)),
     rankingLoss,
   };
 }
@@ -251,12 +258,18 @@ export interface ListwiseData {
   qrels: Qrels;
   /** Qrels of the held-out queries. */
   evalQrels: Qrels;
+  /** RankLLM's own training file, when `data_path` is one (`rankllm_conversations.ts`). */
+  conversations?: RankLlmConversation[];
 }
 
 /** Reads candidates and qrels named in `config.data`. */
 export async function readListwiseData(config: Config): Promise<ListwiseData> {
   const d = config.data;
   if (!d.data_path) throw new Error("data.data_path (rank_llm candidates) is required");
+  const conversations = await readRankLlmConversations(d.data_path);
+  if (conversations) {
+    return { train: [], eval: [], qrels: new Map(), evalQrels: new Map(), conversations };
+  }
   if (!d.qrels_path) throw new Error("data.qrels_path is required for the listwise recipe");
   const lists = await readCandidates(d.data_path);
   const qrels = await readQrels(d.qrels_path);
@@ -274,6 +287,8 @@ export interface ListwiseTaskOptions {
   data?: ListwiseData;
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation works through a share per rank (`sharded_eval.ts`). */
+  distributed?: Collective;
 }
 
 /** Builds the listwise training task of `config`. */
@@ -283,7 +298,7 @@ export async function listwiseTask(config: Config, options: ListwiseTaskOptions 
   const losses = listwiseLosses(config);
   const loaded = await loadModel(config);
   try {
-    return listwiseTaskOf(config, data, losses, loaded, log);
+    return listwiseTaskOf(config, data, losses, loaded, log, options.distributed);
   } catch (error) {
     disposeLoaded(loaded);
     throw error;
@@ -296,13 +311,18 @@ function listwiseTaskOf(
   losses: ListwiseLosses,
   loaded: LoadedModel,
   log: (line: string) => void,
+  distributed?: Collective,
 ) {
   const d = config.data, t = config.training;
   const { model, tokenizer, trainable } = loaded;
   const windowSize = d.window_size, stride = d.stride;
-  const identifierIds = losses.objective === "generation"
-    ? identifierTokenIds(tokenizer, windowSize)
-    : checkDistinctIdentifiers(tokenizer, windowSize);
+  const fromConversations = data.conversations
+    ? conversationItems(tokenizer, data.conversations, d.max_seq_length)
+    : null;
+  const identifierIds = fromConversations?.identifierIds ??
+    (losses.objective === "generation"
+      ? identifierTokenIds(tokenizer, windowSize)
+      : checkDistinctIdentifiers(tokenizer, windowSize));
   const shorten = (lists: readonly CandidateList[]) =>
     shortenLists(lists, tokenizer, d.query_max_len, d.passage_max_len);
   const trainLists = shorten(data.train);
@@ -314,7 +334,8 @@ function listwiseTaskOf(
     stride,
     rankEnd: Infinity,
   });
-  const items = examples.map((e) => tokenizeListwiseItem(tokenizer, e, d.max_seq_length));
+  const items = fromConversations?.items ??
+    examples.map((e) => tokenizeListwiseItem(tokenizer, e, d.max_seq_length));
   if (items.length === 0) throw new Error("data: no listwise training windows");
   const batchSize = t.per_device_train_batch_size;
   const batchesPerEpoch = Math.ceil(items.length / batchSize);
@@ -452,27 +473,22 @@ function listwiseTaskOf(
   };
 
   const evaluateNow = async (): Promise<EvalOutcome> => {
-    const byQuery = new Map(evalLists.map((l) => [l.qid, l]));
-    const result = await evaluateReranker(
-      evalLists.map((l) => ({
-        qid: l.qid,
-        query: l.query,
-        candidates: l.hits.map((h) => ({ docid: h.docid, text: h.content })),
-      })),
-      (query, docs) => {
-        const list = [...byQuery.values()].find((l) =>
-          l.query === query && l.hits.length === docs.length &&
-          l.hits.every((h, i) => h.docid === docs[i]!.docid)
-        )!;
-        return rerank(list);
-      },
-      data.evalQrels,
-      {
-        ...retrievalEvalOptions(config),
-        tag: "listwise",
-        progress: evalProgress("queries", evalLists.length, log),
-      },
+    const lists = evalLists.map((l) => ({
+      qid: l.qid,
+      query: l.query,
+      candidates: l.hits.map((h) => ({ docid: h.docid, text: h.content })),
+    }));
+    // Each rank reranks its share of the queries; every rank gets all orders.
+    const scorer = await shardedScorer(
+      evalCommunicator(distributed),
+      lists,
+      (list) => rerank(evalLists[lists.indexOf(list)]!),
+      (total) => evalProgress("queries", total, log),
     );
+    const result = await evaluateReranker(lists, scorer, data.evalQrels, {
+      ...retrievalEvalOptions(config),
+      tag: "listwise",
+    });
     const outcome = evaluationToOutcome(
       result.evaluation,
       result.run,
