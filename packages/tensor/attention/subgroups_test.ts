@@ -5,7 +5,7 @@ import { attentionBackward } from "./attention_backward.ts";
 import { attentionForward } from "./attention_forward.ts";
 import { AttentionMask } from "./attention_mask.ts";
 import { ATTENTION_FORWARD, ATTENTION_ROW_SCORES, ATTENTION_ROW_STATS } from "./kernels.ts";
-import { blockRankMask, causalMask } from "./mask_metadata.ts";
+import { blockRankMask } from "./mask_metadata.ts";
 import {
   referenceAttentionBackward,
   referenceAttentionForward,
