@@ -198,10 +198,11 @@ export class CausalLM {
 
   /**
    * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
-   * projection and the LM head to f16 (f32 accumulation and output), as
-   * autocast does; weights stay f32 masters, their f16 copies cached in
-   * {@link CausalLM.f16Weights}. Attention, norms and the loss stay f32.
-   * `null` (default): operands as stored; setting it frees the cache.
+   * projection and the LM head, and attention's q, k, v, to f16 (f32
+   * accumulation, softmax statistics and output), as autocast does; weights
+   * stay f32 masters, their f16 copies cached in {@link CausalLM.f16Weights}.
+   * Norms and the loss stay f32. `null` (default): operands as stored;
+   * setting it frees the cache.
    */
   get autocast(): "f16" | null {
     return this.#autocast;
@@ -382,8 +383,11 @@ export class CausalLM {
     const qh = permute(q, [0, 2, 1, 3]);
     const kh = permute(k, [0, 2, 1, 3]);
     const vh = permute(v, [0, 2, 1, 3]);
-    const a = attention(qh, kh, vh, inputs.mask);
-    const scores = scoreRows ? attentionScoresForRows(qh, kh, inputs.mask, scoreRows) : undefined;
+    // Under autocast attention reads f16 operands; its output stays f32.
+    const half = (t: Tensor) => this.autocast === "f16" && t.dtype !== "f16" ? cast(t, "f16") : t;
+    const [qa, ka] = [half(qh), half(kh)];
+    const a = attention(qa, ka, half(vh), inputs.mask);
+    const scores = scoreRows ? attentionScoresForRows(qa, ka, inputs.mask, scoreRows) : undefined;
     const merged = reshape(permute(a, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
     return { h: this.finishLayer(index, h, merged), scores, keys: kh, values: vh };
   }

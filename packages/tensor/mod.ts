@@ -148,7 +148,7 @@ export { castF16Into } from "./ops/cast_many.ts";
 export { lmHeadLoss, type LmHeadLossOptions } from "./ops/lm_head_loss.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
-export { attention, attentionScoresForRows } from "./ops/attention.ts";
+export { attention, type AttentionDtype, attentionScoresForRows } from "./ops/attention.ts";
 export {
   AttentionMask,
   BlockKind,

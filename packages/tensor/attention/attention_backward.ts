@@ -10,9 +10,12 @@ import {
   type AttentionShape,
   CallScope,
   checkBuffer,
+  checkElement,
   checkGrid,
   checkShape,
 } from "./dispatch_util.ts";
+import { flatRowLanes } from "./subgroups.ts";
+import type { AttentionElement } from "./wgsl_blocks.ts";
 import {
   ATTENTION_DKDV,
   ATTENTION_DQ,
@@ -31,18 +34,26 @@ import {
 
 /** Inputs of {@linkcode attentionBackward}. */
 export interface AttentionBackwardOptions extends AttentionShape {
-  /** Queries, f32 `[B, Hq, T, D]`, as given to the forward. */
+  /** Queries `[B, Hq, T, D]`, as given to the forward (stored as `dtype`). */
   q: GPUBuffer;
-  /** Keys, f32 `[B, Hkv, T, D]`. */
+  /** Keys `[B, Hkv, T, D]` (stored as `dtype`). */
   k: GPUBuffer;
-  /** Values, f32 `[B, Hkv, T, D]`. */
+  /** Values `[B, Hkv, T, D]` (stored as `dtype`). */
   v: GPUBuffer;
-  /** Forward output `[B, Hq, T, D]`. */
+  /** Forward output `[B, Hq, T, D]` (stored as `outDtype`). */
   out: GPUBuffer;
-  /** Forward logsumexp `[B, Hq, T]`. */
+  /** Forward logsumexp `[B, Hq, T]` (f32). */
   lse: GPUBuffer;
-  /** Gradient of the loss with respect to `out`, `[B, Hq, T, D]`. */
+  /** Gradient of the loss with respect to `out`, `[B, Hq, T, D]` (stored as `outDtype`). */
   dOut: GPUBuffer;
+  /**
+   * Storage of q, k, v and of the gradients dQ, dK, dV: `f32` (default) or
+   * `f16` (needs `shader-f16`; every product and sum is f32, the gradients
+   * are rounded once, when written).
+   */
+  dtype?: AttentionElement;
+  /** Storage of out and dOut: `f32` (default) or `f16`. */
+  outDtype?: AttentionElement;
   /** The mask used in the forward. */
   mask: AttentionMask;
   /** Where to write dQ `[B, Hq, T, D]` (overwritten); allocated when absent. */
@@ -113,15 +124,17 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
   checkTiling(device.limits, "backward", headDim, tiling);
   const queryFloats = batch * heads * length * headDim;
   const keyFloats = batch * kvHeads * length * headDim;
-  checkBuffer("q", options.q, queryFloats, "[B, Hq, T, D]");
-  checkBuffer("k", options.k, keyFloats, "[B, Hkv, T, D]");
-  checkBuffer("v", options.v, keyFloats, "[B, Hkv, T, D]");
-  checkBuffer("out", options.out, queryFloats, "[B, Hq, T, D]");
-  checkBuffer("dOut", options.dOut, queryFloats, "[B, Hq, T, D]");
+  const operand = checkElement("dtype", options.dtype, device.hasF16);
+  const output = checkElement("outDtype", options.outDtype, device.hasF16);
+  checkBuffer("q", options.q, queryFloats, "[B, Hq, T, D]", operand);
+  checkBuffer("k", options.k, keyFloats, "[B, Hkv, T, D]", operand);
+  checkBuffer("v", options.v, keyFloats, "[B, Hkv, T, D]", operand);
+  checkBuffer("out", options.out, queryFloats, "[B, Hq, T, D]", output);
+  checkBuffer("dOut", options.dOut, queryFloats, "[B, Hq, T, D]", output);
   checkBuffer("lse", options.lse, batch * heads * length, "[B, Hq, T]");
-  if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]");
-  if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]");
-  if (options.dV) checkBuffer("dV", options.dV, keyFloats, "[B, Hkv, T, D]");
+  if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]", operand);
+  if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]", operand);
+  if (options.dV) checkBuffer("dV", options.dV, keyFloats, "[B, Hkv, T, D]", operand);
   checkGrid("heads", heads);
   checkGrid("batch", batch);
 
@@ -144,9 +157,11 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
   checkGrid("batch × key splits", batch * splits);
 
   const scope = new CallScope();
-  const dQ = options.dQ ?? scope.storage("attention dQ", queryFloats, false);
-  const dK = options.dK ?? scope.storage("attention dK", keyFloats, false);
-  const dV = options.dV ?? scope.storage("attention dV", keyFloats, false);
+  const dQ = options.dQ ?? scope.storage("attention dQ", queryFloats, false, operand);
+  const dK = options.dK ?? scope.storage("attention dK", keyFloats, false, operand);
+  const dV = options.dV ?? scope.storage("attention dV", keyFloats, false, operand);
+  const types = { operand, output };
+  const lanes = flatRowLanes();
   const stats = scope.storage("attention row stats", 2 * batch * heads * length, true);
   const params = {
     heads,
@@ -164,7 +179,7 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
   };
   scope.launchFlat(
     ATTENTION_ROW_STATS,
-    { headDim },
+    { headDim, element: output, lanes },
     {
       out: options.out,
       dOut: options.dOut,
@@ -172,7 +187,7 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
       stats,
     },
     params,
-    batch * heads * length,
+    batch * heads * length * lanes,
   );
   const inputs = {
     q: options.q,
@@ -183,7 +198,7 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
     mask: maskBuffer.buffer,
   };
   if (splits === 1) {
-    scope.launch(ATTENTION_DKDV, { headDim, tiling }, { ...inputs, dK, dV }, params, [
+    scope.launch(ATTENTION_DKDV, { headDim, tiling, types }, { ...inputs, dK, dV }, params, [
       numKeyTiles,
       kvHeads,
       batch,
@@ -193,20 +208,20 @@ export function attentionBackward(options: AttentionBackwardOptions): AttentionB
     const dVParts = scope.storage("attention dV partials", splits * keyFloats, true);
     scope.launch(
       ATTENTION_DKDV,
-      { headDim, tiling },
+      { headDim, tiling, types, partials: true },
       { ...inputs, dK: dKParts, dV: dVParts },
       params,
       [numKeyTiles, kvHeads, batch * splits],
     );
     scope.launchFlat(
       ATTENTION_SPLIT_SUM,
-      { headDim },
+      { headDim, element: operand },
       { dKParts, dVParts, dK, dV },
       params,
       keyFloats,
     );
   }
-  scope.launch(ATTENTION_DQ, { headDim, tiling }, { ...inputs, dQ }, params, [
+  scope.launch(ATTENTION_DQ, { headDim, tiling, types }, { ...inputs, dQ }, params, [
     numQueryTiles,
     heads,
     batch,

@@ -9,21 +9,31 @@ import {
   type AttentionShape,
   CallScope,
   checkBuffer,
+  checkElement,
   checkGrid,
   checkShape,
 } from "./dispatch_util.ts";
 import { getRuntime } from "../runtime.ts";
 import { ATTENTION_FORWARD } from "./kernels.ts";
-import { type AttentionTiling, checkTiling, chooseTiling } from "./tiling.ts";
+import { attentionSubgroups } from "./subgroups.ts";
+import { type AttentionTiling, checkTiling, chooseTiling, kernelLayout } from "./tiling.ts";
+import type { AttentionElement } from "./wgsl_blocks.ts";
 
 /** Inputs of {@linkcode attentionForward}. */
 export interface AttentionForwardOptions extends AttentionShape {
-  /** Queries, f32 `[B, Hq, T, D]` contiguous (RoPE already applied). */
+  /** Queries `[B, Hq, T, D]` contiguous (RoPE already applied), stored as `dtype`. */
   q: GPUBuffer;
-  /** Keys, f32 `[B, Hkv, T, D]`. */
+  /** Keys `[B, Hkv, T, D]`, stored as `dtype`. */
   k: GPUBuffer;
-  /** Values, f32 `[B, Hkv, T, D]`. */
+  /** Values `[B, Hkv, T, D]`, stored as `dtype`. */
   v: GPUBuffer;
+  /**
+   * Storage of q, k, v: `f32` (default) or `f16` (needs `shader-f16`; widened
+   * to f32 in the kernel: f32 scores, softmax statistics and accumulation).
+   */
+  dtype?: AttentionElement;
+  /** Storage of out: `f32` (default) or `f16` (rounded once, when written). lse is f32. */
+  outDtype?: AttentionElement;
   /** Mask metadata on the device; supplies B and T. */
   mask: AttentionMask;
   /** Where to write the output `[B, Hq, T, D]`; allocated when absent. */
@@ -81,11 +91,13 @@ export function attentionForward(options: AttentionForwardOptions): AttentionFor
   const { batch, length } = mask;
   const tiling = options.tiling ?? chooseTiling(device.limits, "forward", headDim);
   checkTiling(device.limits, "forward", headDim, tiling);
-  checkBuffer("q", options.q, batch * heads * length * headDim, "[B, Hq, T, D]");
-  checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
-  checkBuffer("v", options.v, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
+  const operand = checkElement("dtype", options.dtype, device.hasF16);
+  const output = checkElement("outDtype", options.outDtype, device.hasF16);
+  checkBuffer("q", options.q, batch * heads * length * headDim, "[B, Hq, T, D]", operand);
+  checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]", operand);
+  checkBuffer("v", options.v, batch * kvHeads * length * headDim, "[B, Hkv, T, D]", operand);
   if (options.out) {
-    checkBuffer("out", options.out, batch * heads * length * headDim, "[B, Hq, T, D]");
+    checkBuffer("out", options.out, batch * heads * length * headDim, "[B, Hq, T, D]", output);
   }
   if (options.lse) checkBuffer("lse", options.lse, batch * heads * length, "[B, Hq, T]");
   checkGrid("heads", heads);
@@ -96,9 +108,12 @@ export function attentionForward(options: AttentionForwardOptions): AttentionFor
   checkGrid("query tiles", numQueryTiles);
   const scope = new CallScope();
   const out = options.out ??
-    scope.storage("attention out", batch * heads * length * headDim, false);
+    scope.storage("attention out", batch * heads * length * headDim, false, output);
   const lse = options.lse ?? scope.storage("attention lse", batch * heads * length, false);
-  scope.launch(ATTENTION_FORWARD, { headDim, tiling }, {
+  const layout = kernelLayout("forward", headDim, tiling);
+  const subgroups = attentionSubgroups(layout.threads, layout.threadsPerRow);
+  const types = { operand, output };
+  scope.launch(ATTENTION_FORWARD, { headDim, tiling, types, subgroups }, {
     q: options.q,
     k: options.k,
     v: options.v,

@@ -19,31 +19,65 @@
  * in one loop over `vec4` columns (2·(RM + RN) loads per 8·RM·RN FMAs), and an
  * RM × CV block of `vec4` gradient columns in registers.
  *
+ * Inputs may be stored as f16 (`types`, see `wgsl_common.ts`): tiles are
+ * widened to f32 when staged, so every product, sum and statistic is f32;
+ * gradients are rounded to their storage type once, when written (split
+ * partials stay f32 and are rounded by the ordered sum).
+ *
  * @module
  */
 
+import { butterfly, invocationArgs, invocationIndex } from "./subgroups.ts";
 import { type AttentionTiling, kernelLayout } from "./tiling.ts";
-import { MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
-import { LANES, loadRowFn, storeRowFn, unroll, unroll2 } from "./wgsl_blocks.ts";
+import { type AttentionTypes, F32_TYPES, MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
+import {
+  type AttentionElement,
+  LANES,
+  loadRowFn,
+  storeRowFn,
+  unroll,
+  unroll2,
+} from "./wgsl_blocks.ts";
 
-/** Row-stats kernel. Bindings: 0 params, 1 out, 2 dOut, 3 lse, 4 stats (vec2 per row). */
-export function rowStatsKernelSource(headDim: number): string {
+/**
+ * Row-stats kernel. Bindings: 0 params, 1 out, 2 dOut (both stored as
+ * `output`), 3 lse, 4 stats (vec2 per row). With `lanes` > 1 (subgroups),
+ * `lanes` consecutive invocations share a row: each sums every lanes-th
+ * column (neighbouring lanes read neighbouring columns) and a subgroup
+ * butterfly adds the partial sums; with 1, one invocation walks the row.
+ */
+export function rowStatsKernelSource(
+  headDim: number,
+  output: AttentionElement = "f32",
+  lanes = 1,
+): string {
+  const subgroups = lanes > 1;
+  const widen = (x: string) => output === "f32" ? x : `f32(${x})`;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 const D: u32 = ${headDim}u;
+const LANES: u32 = ${lanes}u;
 
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) li: u32,
+  ${invocationArgs(subgroups)},
 ) {
-  let row = (wid.y * groups.x + wid.x) * 64u + li;
-  if (row >= P.batch * P.heads * P.seqLen) { return; }
+  ${invocationIndex(subgroups)}
+  let n = (wid.y * groups.x + wid.x) * 64u + li;
+  let row = n / LANES;
+  let lane = n % LANES;
+  let valid = row < P.batch * P.heads * P.seqLen;
   var delta = 0.0;
-  for (var d = 0u; d < D; d++) { delta += dOut[row * D + d] * out[row * D + d]; }
+  // A fixed trip count keeps the subgroup exchange below in uniform control flow.
+  for (var d0 = 0u; d0 < D; d0 += LANES) {
+    let d = d0 + lane;
+    if (valid && d < D) { delta += ${widen("dOut[row * D + d]")} * ${widen("out[row * D + d]")}; }
+  }
+  ${butterfly("sum", "delta", lanes)}
   // L in the exp2 domain, so the gradient kernels recompute P = exp2(s·scale·log2 e − L·log2 e).
-  stats[row] = vec2<f32>(lse[row] * LOG2E, delta);
+  if (valid && lane == 0u) { stats[row] = vec2<f32>(lse[row] * LOG2E, delta); }
 }
 `;
 }
@@ -55,19 +89,25 @@ fn main(
  * gradient columns `t, t+TC, …`. With `P.splits` > 1, split s writes rows
  * `s·B·Hkv·T + …` of dK and dV (partials).
  */
-export function keyValueGradKernelSource(headDim: number, tiling: AttentionTiling): string {
+export function keyValueGradKernelSource(
+  headDim: number,
+  tiling: AttentionTiling,
+  types: AttentionTypes = F32_TYPES,
+  partials = false,
+): string {
   const layout = kernelLayout("dkdv", headDim, tiling);
   const { rows: rm, cols: rn, chunks: cv, d4, stride4, threads, threadsPerRow: tc } = layout;
   const br = tiling.queryTile, bc = tiling.keyTile;
+  const grad = partials ? "f32" : types.operand;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
-${loadRowFn("q", headDim)}
-${loadRowFn("k", headDim)}
-${loadRowFn("v", headDim)}
-${loadRowFn("dOut", headDim)}
-${storeRowFn("dK", headDim)}
-${storeRowFn("dV", headDim)}
+${loadRowFn("q", headDim, types.operand)}
+${loadRowFn("k", headDim, types.operand)}
+${loadRowFn("v", headDim, types.operand)}
+${loadRowFn("dOut", headDim, types.output)}
+${storeRowFn("dK", headDim, grad)}
+${storeRowFn("dV", headDim, grad)}
 const BR: u32 = ${br}u;
 const BR4: u32 = ${br / 4}u;
 const BC: u32 = ${bc}u;
@@ -225,9 +265,11 @@ ${
 
 /**
  * Second pass of a split dK/dV: `dK = Σ_s dKParts[s]`, `dV = Σ_s dVParts[s]`
- * in split order (bindings dKParts, dVParts, dK, dV; one thread per float).
+ * in split order (bindings dKParts, dVParts (f32), dK, dV (stored as
+ * `operand`); one thread per element).
  */
-export function splitSumKernelSource(headDim: number): string {
+export function splitSumKernelSource(headDim: number, operand: AttentionElement = "f32"): string {
+  const narrow = (x: string) => operand === "f32" ? x : `${operand}(${x})`;
   return /* wgsl */ `
 const D: u32 = ${headDim}u;
 
@@ -246,8 +288,8 @@ fn main(
     k += dKParts[s * n + x];
     v += dVParts[s * n + x];
   }
-  dK[x] = k;
-  dV[x] = v;
+  dK[x] = ${narrow("k")};
+  dV[x] = ${narrow("v")};
 }
 `;
 }
@@ -258,18 +300,22 @@ fn main(
  * `vec4` gradient columns `t, t+TC, …`; K is double buffered, so a key tile
  * costs two barriers.
  */
-export function queryGradKernelSource(headDim: number, tiling: AttentionTiling): string {
+export function queryGradKernelSource(
+  headDim: number,
+  tiling: AttentionTiling,
+  types: AttentionTypes = F32_TYPES,
+): string {
   const layout = kernelLayout("dq", headDim, tiling);
   const { rows: rm, cols: rn, chunks: cv, d4, stride4, threads, threadsPerRow: tc } = layout;
   const br = tiling.queryTile, bc = tiling.keyTile;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
-${loadRowFn("q", headDim)}
-${loadRowFn("k", headDim)}
-${loadRowFn("v", headDim)}
-${loadRowFn("dOut", headDim)}
-${storeRowFn("dQ", headDim)}
+${loadRowFn("q", headDim, types.operand)}
+${loadRowFn("k", headDim, types.operand)}
+${loadRowFn("v", headDim, types.operand)}
+${loadRowFn("dOut", headDim, types.output)}
+${storeRowFn("dQ", headDim, types.operand)}
 const BR: u32 = ${br}u;
 const BC: u32 = ${bc}u;
 const BC4: u32 = ${bc / 4}u;

@@ -8,6 +8,14 @@
  * loops, workgroups and the workgroup shape. Computed from the tiling, not
  * measured, so they judge a design on any adapter.
  *
+ * Variants ({@linkcode AttentionVariant}): f16 storage of q, k, v (and dQ,
+ * dK, dV) halves their bytes, f16 out/dO halves theirs; lse, row stats and
+ * split partials stay f32. The row reductions are counted apart from the
+ * hot loops: barriers per tile, workgroup-memory accesses and subgroup
+ * shuffles of the cross-thread row max/sum, so the subgroup variant's saving
+ * (no partial row-value array, one barrier less per key tile and one less at
+ * the end of the forward) shows up in numbers.
+ *
  * @example Forward counts of dense causal attention
  * ```ts
  * import { attentionCounts, buildTileTable, causalMask } from "@irforge/tensor/attention";
@@ -33,6 +41,22 @@ import {
   kernelWorkgroupBytes,
   loopLoadsPerFma,
 } from "./tiling.ts";
+import { type AttentionElement, elementBytes } from "./wgsl_blocks.ts";
+
+/** What a launch stores in f16 and whether it reduces rows with subgroups. */
+export interface AttentionVariant {
+  /** Storage of q, k, v, dQ, dK, dV; default f32. */
+  dtype?: AttentionElement;
+  /** Storage of out and dO; default f32. */
+  outDtype?: AttentionElement;
+  /**
+   * Subgroup row reductions (forward: row max/sum among a row's threads;
+   * row stats: `flatLanes` lanes per row); default false.
+   */
+  subgroups?: boolean;
+  /** Lanes per row of the row-stats kernel on the subgroup path; default 8. */
+  flatLanes?: number;
+}
 
 /** The problem a launch solves. */
 export interface AttentionProblem {
@@ -68,6 +92,19 @@ export interface AttentionKernelCounts {
   scoreLoadsPerFma: number;
   /** Workgroup loads per FMA of the accumulation loop (P·V, dS·K, Pᵀ·dO and dSᵀ·Q). */
   accumulateLoadsPerFma: number;
+  /**
+   * Workgroup barriers per active tile pair the kernel walks (forward: per key
+   * tile; dK/dV: per query tile; dQ: per key tile); 0 for untiled kernels.
+   */
+  barriersPerTile: number;
+  /**
+   * Workgroup-memory loads and stores of the cross-invocation row reductions
+   * over the launch (the forward's partial row maxima and sums); 0 where a
+   * subgroup butterfly does them or no row is shared.
+   */
+  reductionWorkgroupAccesses: number;
+  /** `subgroupShuffleXor` calls of the row reductions over the launch (per invocation summed). */
+  reductionShuffles: number;
 }
 
 /** Counts of a pass: its kernels and their sum. */
@@ -83,6 +120,7 @@ export interface AttentionPassCounts {
 }
 
 const F32 = 4;
+const log2 = (n: number) => Math.round(Math.log2(n));
 /** Bytes of one token's mask metadata read by a kernel (segment, block, kind). */
 const META = 12;
 
@@ -127,6 +165,10 @@ function kernelEntry(
     workgroups: number;
     threads: number;
     tilePairs: number;
+    subgroups?: boolean;
+    barriersPerTile?: number;
+    reductionWorkgroupAccesses?: number;
+    reductionShuffles?: number;
   },
 ): AttentionKernelCounts & { loops: Loops } {
   let loops: Loops = { loads: 0, fmas: 0 };
@@ -138,7 +180,7 @@ function kernelEntry(
       fmas: fields.tilePairs * (perTile.score.fmas + perTile.accumulate.fmas),
     };
     ({ score, accumulate } = loopLoadsPerFma(kernel, problem.headDim, tiling));
-    bytes = kernelWorkgroupBytes(kernel, problem.headDim, tiling);
+    bytes = kernelWorkgroupBytes(kernel, problem.headDim, tiling, fields.subgroups);
   }
   return {
     kernel: name,
@@ -155,6 +197,9 @@ function kernelEntry(
     executedFlops: 2 * loops.fmas,
     scoreLoadsPerFma: score,
     accumulateLoadsPerFma: accumulate,
+    barriersPerTile: fields.barriersPerTile ?? 0,
+    reductionWorkgroupAccesses: fields.reductionWorkgroupAccesses ?? 0,
+    reductionShuffles: fields.reductionShuffles ?? 0,
     loops,
   };
 }
@@ -184,7 +229,8 @@ function sumPass(
 
 /**
  * Design counts of one forward or backward launch of `tiling` on `problem`
- * (`keySplits`: the dK/dV splits of the backward, see `attentionBackward`).
+ * (`keySplits`: the dK/dV splits of the backward, see `attentionBackward`;
+ * `variant`: f16 storage and subgroup reductions).
  * Tiles count whole (a partial last tile is counted as full).
  */
 export function attentionCounts(
@@ -192,8 +238,12 @@ export function attentionCounts(
   problem: AttentionProblem,
   tiling: AttentionTiling,
   keySplits = 1,
+  variant: AttentionVariant = {},
 ): AttentionPassCounts {
   const { batch: b, heads: hq, kvHeads: hkv, seqLen: t, headDim: d } = problem;
+  // Bytes per stored element: operands (q, k, v and their gradients), out/dO.
+  const OP = elementBytes(variant.dtype ?? "f32"), OUT = elementBytes(variant.outDtype ?? "f32");
+  const subgroups = variant.subgroups ?? false;
   const { queryTile: br, keyTile: bc } = tiling;
   const queryTiles = Math.ceil(t / br), keyTiles = Math.ceil(t / bc);
   const queryFloats = b * hq * t * d, keyFloats = b * hkv * t * d, rowFloats = b * hq * t;
@@ -204,56 +254,73 @@ export function attentionCounts(
   if (pass === "forward") {
     const l = kernelLayout("forward", d, tiling);
     const workgroups = queryTiles * hq * b;
+    // Row max per key tile and row sum at the end: each thread stores RM
+    // partials and reads TC per row (a barrier between), or RM·log₂TC shuffles.
+    const exchanges = tilePairs + workgroups;
     const forward = kernelEntry("attention-forward", "forward", problem, tiling, {
       flops: 4 * d * pairsHeads,
-      minBytes: F32 * (2 * queryFloats + 2 * keyFloats + rowFloats),
+      minBytes: OP * (queryFloats + 2 * keyFloats) + OUT * queryFloats + F32 * rowFloats,
       // Q once; K and V per active tile and query head; key metadata and the
       // list entry per active tile; per workgroup the list bounds and each
       // thread's query-row metadata.
-      globalReadBytes: F32 * queryFloats + tilePairs * (2 * bc * d * F32 + bc * META + 4) +
+      globalReadBytes: OP * queryFloats + tilePairs * (2 * bc * d * OP + bc * META + 4) +
         workgroups * (8 + l.threads * l.rows * META),
-      globalWriteBytes: F32 * (queryFloats + rowFloats),
+      globalWriteBytes: OUT * queryFloats + F32 * rowFloats,
       workgroups,
       threads: l.threads,
       tilePairs,
+      subgroups,
+      barriersPerTile: subgroups ? 2 : 3,
+      reductionWorkgroupAccesses: subgroups
+        ? 0
+        : exchanges * l.threads * l.rows * (1 + l.threadsPerRow),
+      reductionShuffles: subgroups ? exchanges * l.threads * l.rows * log2(l.threadsPerRow) : 0,
     });
     return sumPass(4 * d * pairsHeads, forward.counts.minBytes, [forward]);
   }
 
-  const minBytes = F32 * (3 * queryFloats + 2 * keyFloats + rowFloats) +
-    F32 * (queryFloats + 2 * keyFloats);
+  // Reads q, k, v (OP), out, dO (OUT), lse; writes dQ, dK, dV (OP).
+  const minBytes = OP * (queryFloats + 2 * keyFloats) + OUT * 2 * queryFloats + F32 * rowFloats +
+    OP * (queryFloats + 2 * keyFloats);
+  // Row stats: one invocation per row, or `lanes` per row adding by a butterfly.
+  const lanes = subgroups ? variant.flatLanes ?? 8 : 1;
   const rowStats = kernelEntry("attention-row-stats", undefined, problem, tiling, {
     flops: 2 * d * rowFloats,
-    minBytes: F32 * (2 * queryFloats + rowFloats) + 2 * F32 * rowFloats,
-    globalReadBytes: F32 * (2 * queryFloats + rowFloats),
+    minBytes: OUT * 2 * queryFloats + F32 * rowFloats + 2 * F32 * rowFloats,
+    globalReadBytes: OUT * 2 * queryFloats + F32 * rowFloats,
     globalWriteBytes: 2 * F32 * rowFloats,
-    workgroups: Math.ceil(rowFloats / 64),
+    workgroups: Math.ceil(rowFloats * lanes / 64),
     threads: 64,
     tilePairs: 0,
+    reductionShuffles: rowFloats * lanes * log2(lanes),
   });
   const kv = kernelLayout("dkdv", d, tiling);
   const dkdvWorkgroups = keyTiles * hkv * b * keySplits;
+  // Split partials are f32 whatever the gradients' storage.
+  const gradBytes = keySplits > 1 ? F32 : OP;
   const dkdv = kernelEntry("attention-dkdv", "dkdv", problem, tiling, {
     flops: 8 * d * pairsHeads,
-    minBytes: F32 * (2 * queryFloats + 2 * keyFloats + 2 * rowFloats) + F32 * 2 * keyFloats,
+    minBytes: OP * (queryFloats + 2 * keyFloats) + OUT * queryFloats + 2 * F32 * rowFloats +
+      OP * 2 * keyFloats,
     // K and V once per split; Q, dO, row stats, query metadata and the list
     // entry per active tile and query head; per workgroup the list bounds and
     // each thread's key metadata.
-    globalReadBytes: keySplits * F32 * 2 * keyFloats +
-      tilePairs * (2 * br * d * F32 + br * 2 * F32 + br * META + 4) +
+    globalReadBytes: keySplits * OP * 2 * keyFloats +
+      tilePairs * (br * d * (OP + OUT) + br * 2 * F32 + br * META + 4) +
       dkdvWorkgroups * (8 + kv.threads * kv.rows * META),
-    globalWriteBytes: keySplits * F32 * 2 * keyFloats,
+    globalWriteBytes: keySplits * gradBytes * 2 * keyFloats,
     workgroups: dkdvWorkgroups,
     threads: kv.threads,
     tilePairs,
+    barriersPerTile: 2,
   });
   const kernels = [rowStats, dkdv];
   if (keySplits > 1) {
     kernels.push(kernelEntry("attention-dkdv-split-sum", undefined, problem, tiling, {
       flops: 2 * (keySplits - 1) * keyFloats,
-      minBytes: F32 * 2 * keyFloats * (keySplits + 1),
+      minBytes: F32 * 2 * keyFloats * keySplits + OP * 2 * keyFloats,
       globalReadBytes: keySplits * F32 * 2 * keyFloats,
-      globalWriteBytes: F32 * 2 * keyFloats,
+      globalWriteBytes: OP * 2 * keyFloats,
       workgroups: Math.ceil(keyFloats / 64),
       threads: 64,
       tilePairs: 0,
@@ -263,16 +330,18 @@ export function attentionCounts(
   const dqWorkgroups = queryTiles * hq * b;
   kernels.push(kernelEntry("attention-dq", "dq", problem, tiling, {
     flops: 6 * d * pairsHeads,
-    minBytes: F32 * (2 * queryFloats + 2 * keyFloats + 2 * rowFloats) + F32 * queryFloats,
+    minBytes: OP * (queryFloats + 2 * keyFloats) + OUT * queryFloats + 2 * F32 * rowFloats +
+      OP * queryFloats,
     // Q, dO once; K and V per active tile and query head; key metadata and
     // the list entry per active tile; per workgroup the list bounds and each
     // thread's query metadata and row stats.
-    globalReadBytes: F32 * 2 * queryFloats + tilePairs * (2 * bc * d * F32 + bc * META + 4) +
+    globalReadBytes: (OP + OUT) * queryFloats + tilePairs * (2 * bc * d * OP + bc * META + 4) +
       dqWorkgroups * (8 + q.threads * q.rows * (META + 2 * F32)),
-    globalWriteBytes: F32 * queryFloats,
+    globalWriteBytes: OP * queryFloats,
     workgroups: dqWorkgroups,
     threads: q.threads,
     tilePairs,
+    barriersPerTile: 2,
   }));
   return sumPass(10 * d * pairsHeads, minBytes, kernels);
 }

@@ -74,6 +74,60 @@ Deno.test("backward counts with two dK/dV splits, by hand", () => {
   assert.equal(kernels[3]!.scoreLoadsPerFma, 0.25);
 });
 
+Deno.test("forward counts with f16 q, k, v and subgroup row reductions, by hand", () => {
+  const f32 = attentionCounts("forward", problem, tiling);
+  const { total, kernels } = attentionCounts("forward", problem, tiling, 1, {
+    dtype: "f16",
+    subgroups: true,
+  });
+  // Q 128 × 2 B; K and V 2·4·8·2 = 128 B per tile and head (6) plus metadata and entry 52;
+  // the same 4 workgroups × 104 of bounds and row metadata.
+  assert.equal(total.globalReadBytes, 256 + 6 * 180 + 4 * 104);
+  // out stays f32 (512 B), lse f32 (64 B).
+  assert.equal(total.globalWriteBytes, 512 + 64);
+  // q, k, v 256 × 2 B; out 128 × 4 B; lse 16 × 4 B.
+  assert.equal(total.minBytes, 512 + 512 + 64);
+  // Row max per tile pair (6) and row sum per workgroup (4): 10 exchanges, each of 4 threads ×
+  // 2 rows. Workgroup memory: 1 store + TC = 2 loads per row, 3 barriers per tile; subgroups:
+  // log₂ 2 = 1 shuffle per row, no accesses, 2 barriers, no 4·Br·TC = 32-byte partial array.
+  assert.equal(f32.kernels[0]!.reductionWorkgroupAccesses, 10 * 4 * 2 * 3);
+  assert.equal(f32.kernels[0]!.reductionShuffles, 0);
+  assert.equal(f32.kernels[0]!.barriersPerTile, 3);
+  assert.equal(kernels[0]!.reductionWorkgroupAccesses, 0);
+  assert.equal(kernels[0]!.reductionShuffles, 10 * 4 * 2);
+  assert.equal(kernels[0]!.barriersPerTile, 2);
+  assert.equal(total.workgroupBytes, f32.total.workgroupBytes - 32);
+  // The hot loops are the same kernel code.
+  assert.equal(total.workgroupLoadsPerFma, f32.total.workgroupLoadsPerFma);
+});
+
+Deno.test("backward counts with f16 operands, f16 out/dO, two splits and subgroups, by hand", () => {
+  const { total, kernels } = attentionCounts("backward", problem, tiling, 2, {
+    dtype: "f16",
+    outDtype: "f16",
+    subgroups: true,
+  });
+  const [stats, dkdv, sum, dq] = kernels;
+  // Row stats: out and dO 2 × 128 × 2 B, lse 64 B; 8 lanes per row, 3 shuffles each.
+  assert.equal(stats!.counts.globalReadBytes, 512 + 64);
+  assert.equal(stats!.counts.workgroups, 2);
+  assert.equal(stats!.reductionShuffles, 16 * 8 * 3);
+  // K, V 256 B per split; per tile and head Q and dO 4·8·(2 + 2) B, stats 32, metadata 48,
+  // entry 4; partials stay f32.
+  assert.equal(dkdv!.counts.globalReadBytes, 2 * 256 + 6 * 212 + 4 * 104);
+  assert.equal(dkdv!.counts.globalWriteBytes, 2 * 512);
+  // The ordered sum reads f32 partials and writes f16 dK, dV.
+  assert.equal(sum!.counts.globalReadBytes, 2 * 512);
+  assert.equal(sum!.counts.globalWriteBytes, 256);
+  // Q and dO 128 × 4 B once; K, V 128 B per tile and head plus 52; per workgroup 168.
+  assert.equal(dq!.counts.globalReadBytes, 512 + 6 * 180 + 4 * 168);
+  assert.equal(dq!.counts.globalWriteBytes, 256);
+  // q, k, v 512 B; out, dO 512 B; lse 64 B; dQ, dK, dV 512 B.
+  assert.equal(total.minBytes, 512 + 512 + 64 + 512);
+  assert.equal(dkdv!.barriersPerTile, 2);
+  assert.equal(dq!.barriersPerTile, 2);
+});
+
 Deno.test("the tilings chosen for 48 KiB reach ≤ 0.25 loads per FMA in the score loops", () => {
   const limits = {
     maxComputeWorkgroupStorageSize: 49152,

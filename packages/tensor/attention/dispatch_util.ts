@@ -8,6 +8,7 @@
 import type { BindingValues, Kernel } from "../kernel.ts";
 import { getRuntime, type Runtime } from "../runtime.ts";
 import { BufferUsage } from "./gpu_flags.ts";
+import { type AttentionElement, elementBytes } from "./wgsl_blocks.ts";
 import { ATTENTION_UNIFORMS, attentionUniforms, type KernelParams } from "./wgsl_common.ts";
 
 /** Head layout common to every attention call. */
@@ -39,13 +40,39 @@ export function checkShape(shape: AttentionShape): number {
   return scale;
 }
 
-/** Throws unless `buffer` holds at least `floats` f32 values. */
-export function checkBuffer(name: string, buffer: GPUBuffer, floats: number, shape: string): void {
-  if (buffer.size < floats * 4) {
+/** Throws unless `buffer` holds at least `count` values of `element` (default f32). */
+export function checkBuffer(
+  name: string,
+  buffer: GPUBuffer,
+  count: number,
+  shape: string,
+  element: AttentionElement = "f32",
+): void {
+  const bytes = count * elementBytes(element);
+  if (buffer.size < bytes) {
     throw new RangeError(
-      `attention: buffer "${name}" has ${buffer.size} bytes, needs ${floats * 4} for ${shape} f32`,
+      `attention: buffer "${name}" has ${buffer.size} bytes, needs ${bytes} for ${shape} ${element}`,
     );
   }
+}
+
+/**
+ * Checks that `element` is f32, or f16 on a device with `shader-f16`, and
+ * returns it (default f32).
+ */
+export function checkElement(
+  what: string,
+  element: AttentionElement | undefined,
+  hasF16: boolean,
+): AttentionElement {
+  const e = element ?? "f32";
+  if (e !== "f32" && e !== "f16") {
+    throw new RangeError(`attention: ${what} must be "f32" or "f16", got ${e}`);
+  }
+  if (e === "f16" && !hasF16) {
+    throw new RangeError(`attention: ${what} is f16 but the device lacks shader-f16`);
+  }
+  return e;
 }
 
 /**
@@ -58,9 +85,17 @@ export class CallScope {
   readonly #runtime: Runtime = getRuntime();
   readonly #temporaries: GPUBuffer[] = [];
 
-  /** A zeroed f32 storage buffer of `floats` values; a pooled temporary when `temporary`. */
-  storage(label: string, floats: number, temporary: boolean): GPUBuffer {
-    const bytes = Math.max(4, floats * 4);
+  /**
+   * A storage buffer of `count` values of `element` (default f32, size
+   * rounded up to whole words); a pooled temporary when `temporary`.
+   */
+  storage(
+    label: string,
+    count: number,
+    temporary: boolean,
+    element: AttentionElement = "f32",
+  ): GPUBuffer {
+    const bytes = Math.max(4, Math.ceil(count * elementBytes(element) / 4) * 4);
     if (temporary) {
       const buffer = this.#runtime.pool.acquire(bytes, label);
       this.#temporaries.push(buffer);

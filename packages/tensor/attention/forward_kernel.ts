@@ -14,28 +14,51 @@
  * summed once at the end. K has one tile, V two (double buffered), so a key
  * tile costs three barriers.
  *
+ * Subgroup variant (see `subgroups.ts`): the row maxima and the final row sums
+ * are exchanged between the TC threads of a row with `subgroupShuffleXor`
+ * butterflies, so the partial-maximum array, its writes and reads and one
+ * barrier per key tile (and one at the end) disappear: two barriers per tile.
+ *
+ * Q, K, V may be stored as f16 and the output as f16 (`types`); the tiles are
+ * widened to f32 when staged, so scores, softmax statistics and the P·V
+ * accumulation are f32 either way.
+ *
  * @module
  */
 
+import { butterfly, invocationArgs, invocationIndex } from "./subgroups.ts";
 import { type AttentionTiling, kernelLayout } from "./tiling.ts";
-import { MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
+import { type AttentionTypes, F32_TYPES, MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
 import { LANES, loadRowFn, storeRowFn, unroll, unroll2 } from "./wgsl_blocks.ts";
 
 /**
  * Forward kernel source (bindings q, k, v, mask, out, lse; see `kernels.ts`).
- * Threads: `queryTile / rowsPerThread × threadsPerRow`.
+ * Threads: `queryTile / rowsPerThread × threadsPerRow`. `types.operand` is
+ * the storage of q, k, v, `types.output` that of out; `subgroups` selects the
+ * subgroup exchanges (the caller checks `attentionSubgroups(threads, TC)`).
  */
-export function forwardKernelSource(headDim: number, tiling: AttentionTiling): string {
+export function forwardKernelSource(
+  headDim: number,
+  tiling: AttentionTiling,
+  types: AttentionTypes = F32_TYPES,
+  subgroups = false,
+): string {
   const layout = kernelLayout("forward", headDim, tiling);
   const { rows: rm, cols: rn, chunks: cv, d4, stride4, threads, threadsPerRow: tc } = layout;
   const br = tiling.queryTile, bc = tiling.keyTile;
+  const rowMax = (m: number) =>
+    subgroups
+      ? `      var tileMax = ${nestMax(Array.from({ length: rn }, (_, n) => `s${m}_${n}`))};
+      ${butterfly("max", "tileMax", tc)}`
+      : `      var tileMax = rowPart[(r0 + ${m}u) * TC];
+      for (var u = 1u; u < TC; u++) { tileMax = max(tileMax, rowPart[(r0 + ${m}u) * TC + u]); }`;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
-${loadRowFn("q", headDim)}
-${loadRowFn("k", headDim)}
-${loadRowFn("v", headDim)}
-${storeRowFn("out", headDim)}
+${loadRowFn("q", headDim, types.operand)}
+${loadRowFn("k", headDim, types.operand)}
+${loadRowFn("v", headDim, types.operand)}
+${storeRowFn("out", headDim, types.output)}
 const BR: u32 = ${br}u;
 const BC: u32 = ${bc}u;
 const BC4: u32 = ${bc / 4}u;
@@ -49,12 +72,13 @@ var<workgroup> qTile: array<vec4<f32>, ${br * stride4}>;
 var<workgroup> kTile: array<vec4<f32>, ${bc * stride4}>;
 var<workgroup> vTile: array<vec4<f32>, ${2 * bc * stride4}>;
 var<workgroup> pTile: array<vec4<f32>, ${br * bc / 4}>;
-var<workgroup> rowPart: array<f32, ${br * tc}>;
+${subgroups ? "" : `var<workgroup> rowPart: array<f32, ${br * tc}>;`}
 var<workgroup> keyMeta: array<vec4<i32>, ${bc}>;
 var<workgroup> listBounds: vec2<u32>;
 
 @compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, ${invocationArgs(subgroups)}) {
+  ${invocationIndex(subgroups)}
   let qt = wid.x;
   let h = wid.y;
   let b = wid.z;
@@ -120,19 +144,21 @@ ${
       `    s${m}_${n} = select(MASKED, s${m}_${n} * scoreScale, full || visible(qm${m}, i0 + ${m}u, km${n}, k0 + j${n}));`)
   }
 ${
-    unroll(rm, (m) =>
-      `    rowPart[(r0 + ${m}u) * TC + t] = ${
-        nestMax(Array.from({ length: rn }, (_, n) =>
-          `s${m}_${n}`))
-      };`)
+    subgroups
+      ? ""
+      : `${
+        unroll(rm, (m) =>
+          `    rowPart[(r0 + ${m}u) * TC + t] = ${
+            nestMax(Array.from({ length: rn }, (_, n) => `s${m}_${n}`))
+          };`)
+      }
+    workgroupBarrier();`
   }
-    workgroupBarrier();
-    // Row maxima (same order in every thread of the row group), P in registers and to memory.
+    // Row maxima (same value in every thread of the row group), P in registers and to memory.
 ${
     unroll(rm, (m) =>
       `    {
-      var tileMax = rowPart[(r0 + ${m}u) * TC];
-      for (var u = 1u; u < TC; u++) { tileMax = max(tileMax, rowPart[(r0 + ${m}u) * TC + u]); }
+${rowMax(m)}
       let newMax = max(runMax${m}, tileMax);
       let rescale = exp2(runMax${m} - newMax);
       runMax${m} = newMax;
@@ -167,14 +193,21 @@ ${
   }
 
   // Row sums: each thread's share over its keys, added in a fixed order.
-${unroll(rm, (m) => `  rowPart[(r0 + ${m}u) * TC + t] = rowSum${m};`)}
-  workgroupBarrier();
+${
+    subgroups ? "" : `${unroll(rm, (m) => `  rowPart[(r0 + ${m}u) * TC + t] = rowSum${m};`)}
+  workgroupBarrier();`
+  }
 ${
     unroll(rm, (m) =>
       `  {
     let r = r0 + ${m}u;
-    var total = 0.0;
-    for (var u = 0u; u < TC; u++) { total += rowPart[r * TC + u]; }
+${
+        subgroups
+          ? `    var total = rowSum${m};
+    ${butterfly("sum", "total", tc)}`
+          : `    var total = 0.0;
+    for (var u = 0u; u < TC; u++) { total += rowPart[r * TC + u]; }`
+      }
     if (r < rowsHere) {
       // A row that saw no key (padding) writes out = 0 and lse = 0.
       let seen = total > 0.0;

@@ -4,7 +4,9 @@
  * heads, tile skipping; plus a float64 CPU reference of all of them.
  *
  * Layouts: q `[B, Hq, T, D]`, k and v `[B, Hkv, T, D]`, out `[B, Hq, T, D]`,
- * lse `[B, Hq, T]`, row scores `[B, Hq, R, T]`; f32, contiguous, row-major.
+ * lse `[B, Hq, T]`, row scores `[B, Hq, R, T]`; contiguous, row-major; f32,
+ * or f16 storage of q/k/v/gradients and of out/dOut (f32 arithmetic). Row
+ * reductions use subgroups where the device has them.
  *
  * @module
  */
@@ -76,4 +78,7 @@ export {
   type AttentionKernelCounts,
   type AttentionPassCounts,
   type AttentionProblem,
+  type AttentionVariant,
 } from "./counts.ts";
+export { attentionSubgroups, flatRowLanes } from "./subgroups.ts";
+export type { AttentionElement } from "./wgsl_blocks.ts";

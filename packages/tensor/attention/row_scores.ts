@@ -6,7 +6,16 @@
  */
 
 import type { AttentionMask } from "./attention_mask.ts";
-import { type AttentionShape, CallScope, checkBuffer, checkShape } from "./dispatch_util.ts";
+import {
+  type AttentionShape,
+  CallScope,
+  checkBuffer,
+  checkElement,
+  checkShape,
+} from "./dispatch_util.ts";
+import { getRuntime } from "../runtime.ts";
+import { flatRowLanes } from "./subgroups.ts";
+import type { AttentionElement } from "./wgsl_blocks.ts";
 import {
   ATTENTION_ROW_SCORES,
   ATTENTION_ROW_SCORES_DK,
@@ -16,10 +25,15 @@ import type { KernelParams } from "./wgsl_common.ts";
 
 /** Inputs common to the row-score functions. */
 export interface RowScoresCommon extends AttentionShape {
-  /** Queries, f32 `[B, Hq, T, D]`. */
+  /** Queries `[B, Hq, T, D]`, stored as `dtype`. */
   q: GPUBuffer;
-  /** Keys, f32 `[B, Hkv, T, D]`. */
+  /** Keys `[B, Hkv, T, D]`, stored as `dtype`. */
   k: GPUBuffer;
+  /**
+   * Storage of q, k (and of dQ, dK in the backward): `f32` (default) or `f16`
+   * (needs `shader-f16`); products and sums are f32, scores f32.
+   */
+  dtype?: AttentionElement;
   /** Mask metadata on the device; supplies B and T. */
   mask: AttentionMask;
   /**
@@ -84,16 +98,18 @@ export function attentionRowScores(options: RowScoresOptions): { scores: GPUBuff
   const { heads, kvHeads, headDim, mask } = options;
   const { batch, length } = mask;
   const { flat, rowsPerBatch } = flattenRows(options.rows, batch, length);
-  checkBuffer("q", options.q, batch * heads * length * headDim, "[B, Hq, T, D]");
-  checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]");
+  const element = checkElement("dtype", options.dtype, getRuntime().device.hasF16);
+  checkBuffer("q", options.q, batch * heads * length * headDim, "[B, Hq, T, D]", element);
+  checkBuffer("k", options.k, batch * kvHeads * length * headDim, "[B, Hkv, T, D]", element);
   const count = batch * heads * rowsPerBatch * length;
+  const lanes = flatRowLanes();
   if (options.scores) checkBuffer("scores", options.scores, count, "[B, Hq, R, T]");
   const scope = new CallScope();
   const scores = options.scores ?? scope.storage("attention row scores", count, false);
   const rows = scope.int32("attention rows", flat);
   scope.launchFlat(
     ATTENTION_ROW_SCORES,
-    { headDim },
+    { headDim, element, lanes },
     {
       q: options.q,
       k: options.k,
@@ -102,7 +118,7 @@ export function attentionRowScores(options: RowScoresOptions): { scores: GPUBuff
       scores,
     },
     untiledParams(options, mask, scale, rowsPerBatch),
-    count,
+    count * lanes,
   );
   scope.finish();
   return { scores };
@@ -154,20 +170,22 @@ export function attentionRowScoresBackward(
   const { flat, rowsPerBatch } = flattenRows(options.rows, batch, length);
   const queryFloats = batch * heads * length * headDim;
   const keyFloats = batch * kvHeads * length * headDim;
-  checkBuffer("q", options.q, queryFloats, "[B, Hq, T, D]");
-  checkBuffer("k", options.k, keyFloats, "[B, Hkv, T, D]");
+  const element = checkElement("dtype", options.dtype, getRuntime().device.hasF16);
+  checkBuffer("q", options.q, queryFloats, "[B, Hq, T, D]", element);
+  checkBuffer("k", options.k, keyFloats, "[B, Hkv, T, D]", element);
   checkBuffer("dScores", options.dScores, batch * heads * rowsPerBatch * length, "[B, Hq, R, T]");
-  if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]");
-  if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]");
+  if (options.dQ) checkBuffer("dQ", options.dQ, queryFloats, "[B, Hq, T, D]", element);
+  if (options.dK) checkBuffer("dK", options.dK, keyFloats, "[B, Hkv, T, D]", element);
   const scope = new CallScope();
-  const dQ = options.dQ ?? scope.storage("attention row-scores dQ", queryFloats, false);
-  const dK = options.dK ?? scope.storage("attention row-scores dK", keyFloats, false);
+  // Created (not pooled) buffers start zeroed.
+  const dQ = options.dQ ?? scope.storage("attention row-scores dQ", queryFloats, false, element);
+  const dK = options.dK ?? scope.storage("attention row-scores dK", keyFloats, false, element);
   const params = untiledParams(options, mask, scale, rowsPerBatch);
   const rows = scope.int32("attention rows", flat);
   const maskBuffer = mask.forTiling(0, 0).buffer;
   scope.launchFlat(
     ATTENTION_ROW_SCORES_DQ,
-    { headDim },
+    { headDim, element },
     {
       dScores: options.dScores,
       k: options.k,
@@ -180,7 +198,7 @@ export function attentionRowScoresBackward(
   );
   scope.launchFlat(
     ATTENTION_ROW_SCORES_DK,
-    { headDim },
+    { headDim, element },
     {
       dScores: options.dScores,
       q: options.q,

@@ -4,10 +4,20 @@
  * over each kv group). One thread per output element, no atomics: each dQ/dK
  * element has exactly one writer, which adds its sum into the buffer.
  *
+ * q, k and the gradients dQ, dK may be stored as f16 (`operand`); products and
+ * sums are f32, scores f32. With subgroups the forward gives each score
+ * `lanes` invocations that split the head dimension and add their partial
+ * dot products with a subgroup butterfly (see `subgroups.ts`).
+ *
  * @module
  */
 
+import { butterfly, invocationArgs, invocationIndex } from "./subgroups.ts";
+import type { AttentionElement } from "./wgsl_blocks.ts";
 import { MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
+
+const widen = (operand: AttentionElement, x: string) => operand === "f32" ? x : `f32(${x})`;
+const narrow = (operand: AttentionElement, x: string) => operand === "f32" ? x : `${operand}(${x})`;
 
 const FLAT_INDEX_WGSL = /* wgsl */ `
 fn flatIndex(wid: vec3<u32>, groups: vec3<u32>, li: u32) -> u32 {
@@ -15,39 +25,56 @@ fn flatIndex(wid: vec3<u32>, groups: vec3<u32>, li: u32) -> u32 {
 }
 `;
 
-/** Row-scores forward. Bindings: 0 params, 1 q, 2 k, 3 mask, 4 rows (i32 `[B, R]`), 5 scores. */
-export function rowScoresKernelSource(headDim: number): string {
+/**
+ * Row-scores forward. Bindings: 0 params, 1 q, 2 k (stored as `operand`),
+ * 3 mask, 4 rows (i32 `[B, R]`), 5 scores. `lanes` invocations per score
+ * (1 without subgroups).
+ */
+export function rowScoresKernelSource(
+  headDim: number,
+  operand: AttentionElement = "f32",
+  lanes = 1,
+): string {
+  const subgroups = lanes > 1;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
 ${FLAT_INDEX_WGSL}
 const D: u32 = ${headDim}u;
+const LANES: u32 = ${lanes}u;
 
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) li: u32,
+  ${invocationArgs(subgroups)},
 ) {
-  let n = flatIndex(wid, groups, li);
+  ${invocationIndex(subgroups)}
+  let slot = flatIndex(wid, groups, li);
+  let n = slot / LANES;
+  let lane = slot % LANES;
   let seqLen = P.seqLen;
   let rowCount = P.rowsPerBatch;
-  if (n >= P.batch * P.heads * rowCount * seqLen) { return; }
+  let inRange = n < P.batch * P.heads * rowCount * seqLen;
   let j = n % seqLen;
   let r = (n / seqLen) % rowCount;
   let h = (n / (seqLen * rowCount)) % P.heads;
-  let b = n / (seqLen * rowCount * P.heads);
+  let b = min(n / (seqLen * rowCount * P.heads), P.batch - 1u);
   let row = rows[b * rowCount + r];
-  var s = bitcast<f32>(P.negInfBits);
-  if (row >= 0 && visible(tokenMeta(b, u32(row)), u32(row), tokenMeta(b, j), j)) {
-    let kvh = h / (P.heads / P.kvHeads);
-    let qBase = ((b * P.heads + h) * seqLen + u32(row)) * D;
-    let kBase = ((b * P.kvHeads + kvh) * seqLen + j) * D;
-    var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += q[qBase + d] * k[kBase + d]; }
-    s = dot * P.scale;
+  let seen = inRange && row >= 0 && visible(tokenMeta(b, u32(row)), u32(row), tokenMeta(b, j), j);
+  let kvh = h / (P.heads / P.kvHeads);
+  let qBase = ((b * P.heads + h) * seqLen + u32(max(row, 0))) * D;
+  let kBase = ((b * P.kvHeads + kvh) * seqLen + j) * D;
+  var dot = 0.0;
+  // A fixed trip count keeps the subgroup exchange below in uniform control flow.
+  for (var d0 = 0u; d0 < D; d0 += LANES) {
+    let d = d0 + lane;
+    if (seen && d < D) { dot += ${widen(operand, "q[qBase + d]")} * ${
+    widen(operand, "k[kBase + d]")
+  }; }
   }
-  scores[n] = s;
+  ${butterfly("sum", "dot", lanes)}
+  if (inRange && lane == 0u) { scores[n] = select(bitcast<f32>(P.negInfBits), dot * P.scale, seen); }
 }
 `;
 }
@@ -56,7 +83,10 @@ fn main(
  * Row-scores dQ: thread per (b, h, r, d) adds scale·Σⱼ dS·k into dQ[b, h, rows[r], d].
  * Bindings: 0 params, 1 dScores, 2 k, 3 mask, 4 rows, 5 dQ (read-write, accumulated).
  */
-export function rowScoresQueryGradKernelSource(headDim: number): string {
+export function rowScoresQueryGradKernelSource(
+  headDim: number,
+  operand: AttentionElement = "f32",
+): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
@@ -86,10 +116,12 @@ fn main(
   let sBase = ((b * P.heads + h) * rowCount + r) * seqLen;
   var sum = 0.0;
   for (var j = 0u; j <= i; j++) {
-    if (visible(queryMeta, i, tokenMeta(b, j), j)) { sum += dScores[sBase + j] * k[kBase + j * D + d]; }
+    if (visible(queryMeta, i, tokenMeta(b, j), j)) {
+      sum += dScores[sBase + j] * ${widen(operand, "k[kBase + j * D + d]")};
+    }
   }
   let index = ((b * P.heads + h) * seqLen + i) * D + d;
-  dQ[index] = dQ[index] + sum * P.scale;
+  dQ[index] = ${narrow(operand, `${widen(operand, "dQ[index]")} + sum * P.scale`)};
 }
 `;
 }
@@ -98,7 +130,10 @@ fn main(
  * Row-scores dK: thread per (b, kvh, j, d) adds scale·Σ_{h in group, r} dS·q[rows[r]]
  * into dK[b, kvh, j, d]. Bindings: 0 params, 1 dScores, 2 q, 3 mask, 4 rows, 5 dK.
  */
-export function rowScoresKeyGradKernelSource(headDim: number): string {
+export function rowScoresKeyGradKernelSource(
+  headDim: number,
+  operand: AttentionElement = "f32",
+): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
@@ -128,10 +163,10 @@ fn main(
     for (var g = 0u; g < group; g++) {
       let h = kvh * group + g;
       let dScore = dScores[((b * P.heads + h) * rowCount + r) * seqLen + j];
-      sum += dScore * q[((b * P.heads + h) * seqLen + u32(row)) * D + d];
+      sum += dScore * ${widen(operand, "q[((b * P.heads + h) * seqLen + u32(row)) * D + d]")};
     }
   }
-  dK[n] = dK[n] + sum * P.scale;
+  dK[n] = ${narrow(operand, `${widen(operand, "dK[n]")} + sum * P.scale`)};
 }
 `;
 }

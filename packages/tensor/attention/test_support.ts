@@ -33,6 +33,30 @@ export function upload(device: GPUDevice, values: ArrayLike<number>): GPUBuffer 
   return buffer;
 }
 
+/** Uploads numbers as an f16 storage buffer (rounded to nearest; size padded to whole words). */
+export function uploadF16(device: GPUDevice, values: ArrayLike<number>): GPUBuffer {
+  const data = Float16Array.from(values as ArrayLike<number>);
+  const buffer = device.createBuffer({
+    size: Math.max(4, Math.ceil(data.byteLength / 4) * 4),
+    usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
+  });
+  const padded = new Uint8Array(buffer.size);
+  padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  getRuntime().write(buffer, padded);
+  return buffer;
+}
+
+/** Reads an f16 buffer of `count` values back as f32, after everything recorded so far. */
+export async function readBackF16(buffer: GPUBuffer, count: number): Promise<Float32Array> {
+  const bytes = await getRuntime().read(buffer, buffer.size);
+  return Float32Array.from(new Float16Array(bytes, 0, count));
+}
+
+/** Rounds to f16 (so the reference sees exactly what the GPU sees). */
+export function toF16(values: Float64Array): Float64Array {
+  return Float64Array.from(Float16Array.from(values));
+}
+
 /** Reads an f32 buffer back, after everything recorded so far. */
 export async function readBack(_device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
   return new Float32Array(await getRuntime().read(buffer, buffer.size));

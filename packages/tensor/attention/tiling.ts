@@ -95,17 +95,21 @@ export function kernelLayout(
   };
 }
 
-/** Bytes of workgroup memory one kernel declares. */
+/**
+ * Bytes of workgroup memory one kernel declares (`subgroups`: the forward's
+ * subgroup variant, which has no partial row-value array).
+ */
 export function kernelWorkgroupBytes(
   kernel: AttentionKernelName,
   headDim: number,
   tiling: AttentionTiling,
+  subgroups = false,
 ): number {
   const { queryTile: br, keyTile: bc, threadsPerRow: tc } = tiling;
   const row = 16 * kernelLayout(kernel, headDim, tiling).stride4;
   if (kernel === "forward") {
     // Q tile, K tile, double-buffered V tile, P tile, partial row maxima, key metadata, bounds
-    return row * (br + 3 * bc) + 4 * br * bc + 4 * br * tc + 16 * bc + 16;
+    return row * (br + 3 * bc) + 4 * br * bc + (subgroups ? 0 : 4 * br * tc) + 16 * bc + 16;
   }
   if (kernel === "dkdv") {
     // K, V (resident), Q, dO (per query tile), Pᵀ and dSᵀ, query metadata and row stats, bounds

@@ -1,48 +1,84 @@
 /**
  * WGSL generation helpers of the register-blocked attention kernels: `vec4`
- * row access to the `[rows, D]` tensors (as `array<vec4<f32>>` when D is a
- * multiple of 4, as scalars with a zero-padded last chunk otherwise) and
- * unrolled statements over a thread's register block.
+ * row access to the `[rows, D]` tensors (as `array<vec4<T>>` when D is a
+ * multiple of 4, as scalars with a zero-padded last chunk otherwise; T is f32
+ * or f16, widened to f32 on load and rounded on store) and unrolled
+ * statements over a thread's register block.
  *
  * @module
  */
 
 import type { BindingDecl } from "../kernel.ts";
 
-/** Storage binding of a `[rows, D]` f32 tensor: `vec4` elements when D allows. */
-export function rowBinding(headDim: number, access: "read" | "read_write" = "read"): BindingDecl {
-  return { type: headDim % 4 === 0 ? "array<vec4<f32>>" : "array<f32>", access };
+/** Element type of an attention tensor in storage (arithmetic is always f32). */
+export type AttentionElement = "f32" | "f16";
+
+/** Bytes of one stored element. */
+export function elementBytes(element: AttentionElement): number {
+  return element === "f16" ? 2 : 4;
 }
 
-/** `fn load_<name>(row: u32, c: u32) -> vec4<f32>`: chunk `c` of row `row`, zeros past D. */
-export function loadRowFn(name: string, headDim: number): string {
+/** Storage binding of a `[rows, D]` tensor of `element`s: `vec4` elements when D allows. */
+export function rowBinding(
+  headDim: number,
+  access: "read" | "read_write" = "read",
+  element: AttentionElement = "f32",
+): BindingDecl {
+  return { type: headDim % 4 === 0 ? `array<vec4<${element}>>` : `array<${element}>`, access };
+}
+
+/**
+ * `fn load_<name>(row: u32, c: u32) -> vec4<f32>`: chunk `c` of row `row`,
+ * zeros past D, widened to f32 when stored as f16.
+ */
+export function loadRowFn(
+  name: string,
+  headDim: number,
+  element: AttentionElement = "f32",
+): string {
   const d4 = Math.ceil(headDim / 4);
+  const widen = (x: string) => element === "f32" ? x : `f32(${x})`;
   if (headDim % 4 === 0) {
-    return `fn load_${name}(row: u32, c: u32) -> vec4<f32> { return ${name}[row * ${d4}u + c]; }`;
+    const chunk = `${name}[row * ${d4}u + c]`;
+    return `fn load_${name}(row: u32, c: u32) -> vec4<f32> { return ${
+      element === "f32" ? chunk : `vec4<f32>(${chunk})`
+    }; }`;
   }
   const rem = headDim % 4;
-  const partial = [0, 1, 2, 3].map((e) => e < rem ? `${name}[o + ${e}u]` : "0.0").join(", ");
+  const at = (e: number) => widen(`${name}[o + ${e}u]`);
+  const partial = [0, 1, 2, 3].map((e) => e < rem ? at(e) : "0.0").join(", ");
   return `fn load_${name}(row: u32, c: u32) -> vec4<f32> {
   let o = row * ${headDim}u + 4u * c;
-  if (c + 1u < ${d4}u) { return vec4<f32>(${name}[o], ${name}[o + 1u], ${name}[o + 2u], ${name}[o + 3u]); }
+  if (c + 1u < ${d4}u) { return vec4<f32>(${at(0)}, ${at(1)}, ${at(2)}, ${at(3)}); }
   return vec4<f32>(${partial});
 }`;
 }
 
-/** `fn store_<name>(row: u32, c: u32, value: vec4<f32>)`: writes chunk `c` of row `row` (within D). */
-export function storeRowFn(name: string, headDim: number): string {
+/**
+ * `fn store_<name>(row: u32, c: u32, value: vec4<f32>)`: writes chunk `c` of
+ * row `row` (within D), rounded to f16 when stored as f16.
+ */
+export function storeRowFn(
+  name: string,
+  headDim: number,
+  element: AttentionElement = "f32",
+): string {
   const d4 = Math.ceil(headDim / 4);
+  const narrow = (x: string) => element === "f32" ? x : `${element}(${x})`;
   if (headDim % 4 === 0) {
-    return `fn store_${name}(row: u32, c: u32, value: vec4<f32>) { ${name}[row * ${d4}u + c] = value; }`;
+    const value = element === "f32" ? "value" : `vec4<${element}>(value)`;
+    return `fn store_${name}(row: u32, c: u32, value: vec4<f32>) { ${name}[row * ${d4}u + c] = ${value}; }`;
   }
   const rem = headDim % 4;
   const partial = [0, 1, 2, 3].filter((e) => e < rem).map((e) =>
-    `${name}[o + ${e}u] = value[${e}];`
+    `${name}[o + ${e}u] = ${narrow(`value[${e}]`)};`
   ).join(" ");
+  const all = [0, 1, 2, 3].map((e) => `${name}[o + ${e}u] = ${narrow(`value.${LANES[e]}`)};`)
+    .join(" ");
   return `fn store_${name}(row: u32, c: u32, value: vec4<f32>) {
   let o = row * ${headDim}u + 4u * c;
   if (c + 1u < ${d4}u) {
-    ${name}[o] = value.x; ${name}[o + 1u] = value.y; ${name}[o + 2u] = value.z; ${name}[o + 3u] = value.w;
+    ${all}
     return;
   }
   ${partial}

@@ -5,6 +5,29 @@
  * @module
  */
 
+import type { AttentionElement } from "./wgsl_blocks.ts";
+
+/**
+ * Storage types of a launch's `[rows, D]` tensors: `operand` for q, k, v and
+ * their gradients dQ, dK, dV; `output` for the forward's out and the
+ * backward's out and dOut. lse, row statistics and row scores stay f32.
+ */
+export interface AttentionTypes {
+  /** q, k, v, dQ, dK, dV. */
+  operand: AttentionElement;
+  /** out, dOut. */
+  output: AttentionElement;
+}
+
+/** Everything f32 (the default). */
+export const F32_TYPES: AttentionTypes = { operand: "f32", output: "f32" };
+
+/** Pipeline-key fragment of `types` (empty for all-f32, so f32 keys are unchanged). */
+export function typesKey(types: AttentionTypes | undefined): string {
+  const t = types ?? F32_TYPES;
+  return t.operand === "f32" && t.output === "f32" ? "" : ` ${t.operand}>${t.output}`;
+}
+
 /** Values of the attention kernels' uniforms, see {@linkcode attentionUniforms}. */
 export interface KernelParams {
   /** Query heads (Hq). */

@@ -4,7 +4,9 @@
  * `attention/attention_test.ts`, design counts `attention/counts.ts`) on
  * dense causal and BlockRank layouts of 10 / 30 / 100 documents — the H200
  * sitting's workloads at GPU scale — forward, backward and the split dK/dV
- * path.
+ * path, in f32 and (where the adapter has `shader-f16`) with f16 q, k, v as
+ * under `training.fp16` (f32 out). Each case's counts follow the row-reduction
+ * path the device takes (subgroups where present, see `attention/subgroups.ts`).
  *
  * @module
  */
@@ -13,7 +15,8 @@ import type { Device } from "../../device.ts";
 import { AttentionMask } from "../../attention/attention_mask.ts";
 import { attentionBackward } from "../../attention/attention_backward.ts";
 import { attentionForward } from "../../attention/attention_forward.ts";
-import { attentionCounts } from "../../attention/counts.ts";
+import { attentionCounts, type AttentionVariant } from "../../attention/counts.ts";
+import { attentionSubgroups, flatRowLanes } from "../../attention/subgroups.ts";
 import {
   type BlockRankLayout,
   blockRankMask,
@@ -22,7 +25,8 @@ import {
   type MaskMetadata,
 } from "../../attention/mask_metadata.ts";
 import { buildTileTable } from "../../attention/tile_table.ts";
-import { type AttentionTiling, chooseTiling } from "../../attention/tiling.ts";
+import { type AttentionTiling, chooseTiling, kernelLayout } from "../../attention/tiling.ts";
+import { cast } from "../../ops/elementwise.ts";
 import { randn } from "../../random.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type LabCase, type LabFamily, type LabScale, registerLabFamily } from "../family.ts";
@@ -79,9 +83,17 @@ function problems(scale: LabScale): [string, AttentionLabProblem][] {
   return out;
 }
 
-function prepare(p: AttentionLabProblem, backward: boolean, keySplits?: number) {
+function prepare(
+  p: AttentionLabProblem,
+  backward: boolean,
+  keySplits: number | undefined,
+  dtype: "f32" | "f16",
+) {
   const { heads, kvHeads, headDim, meta } = p;
   const T = meta.length;
+  // q, k, v, dQ, dK, dV in `dtype`; out, lse, dOut f32 (the model's fp16 path).
+  const asOperand = (t: Tensor) => dtype === "f16" ? cast(t, "f16") : t;
+  const operand = new Set([0, 1, 2, 6, 7, 8]);
   const tensors: Tensor[] = [
     randn([1, heads, T, headDim], { seed: 1 }),
     randn([1, kvHeads, T, headDim], { seed: 2 }),
@@ -92,10 +104,10 @@ function prepare(p: AttentionLabProblem, backward: boolean, keySplits?: number) 
     randn([1, heads, T, headDim], { seed: 7 }), // dQ
     randn([1, kvHeads, T, headDim], { seed: 8 }), // dK
     randn([1, kvHeads, T, headDim], { seed: 9 }), // dV
-  ].map((t) => t.keep());
+  ].map((t, n) => (operand.has(n) ? asOperand(t) : t).keep());
   const [q, k, v, out, lse, dOut, dQ, dK, dV] = tensors.map((t) => t.buffer) as GPUBuffer[];
   const mask = new AttentionMask(meta);
-  const shape = { heads, kvHeads, headDim, mask };
+  const shape = { heads, kvHeads, headDim, mask, dtype };
   attentionForward({ ...shape, q: q!, k: k!, v: v!, out, lse }); // a valid lse for the backward
   return {
     record: backward
@@ -146,17 +158,33 @@ function cases(scale: LabScale, device: Device): LabCase[] {
       // The split dK/dV path (an ordered second pass sums the partials) on the same problem.
       [`${tilingName(backward)} split 2`, "backward", backward, 2],
     ];
-    for (const [variant, pass, tiling, splits] of passes) {
-      const counts = attentionCounts(pass, counted(tiling), tiling, splits ?? 1);
-      for (const k of counts.kernels) {
-        if (splits !== undefined && !k.kernel.startsWith("attention-dkdv")) continue;
-        out.push({
-          kernel: k.kernel,
-          variant,
-          problem: name,
-          counts: k.counts,
-          prepare: () => prepare(problem, pass === "backward", splits),
-        });
+    const layout = kernelLayout("forward", headDim, forward);
+    const subgroups = attentionSubgroups(layout.threads, layout.threadsPerRow);
+    const lanes = flatRowLanes();
+    const dtypes = device.hasF16 ? ["f32", "f16"] as const : ["f32"] as const;
+    for (const dtype of dtypes) {
+      for (const [variant, pass, tiling, splits] of passes) {
+        // The forward's subgroup choice, and the row-stats lanes, as the dispatch makes them.
+        const countedVariant: AttentionVariant = {
+          dtype,
+          subgroups: pass === "forward" ? subgroups : lanes > 1,
+          flatLanes: lanes,
+        };
+        const counts = attentionCounts(pass, counted(tiling), tiling, splits ?? 1, countedVariant);
+        for (const k of counts.kernels) {
+          if (splits !== undefined && !k.kernel.startsWith("attention-dkdv")) continue;
+          const sg = (k.kernel === "attention-forward" && subgroups) ||
+              (k.kernel === "attention-row-stats" && lanes > 1)
+            ? " sg"
+            : "";
+          out.push({
+            kernel: k.kernel,
+            variant: `${variant}${dtype === "f16" ? " f16" : ""}${sg}`,
+            problem: name,
+            counts: k.counts,
+            prepare: () => prepare(problem, pass === "backward", splits, dtype),
+          });
+        }
       }
     }
   }
