@@ -18,7 +18,9 @@
  *                                [--shapes issue|transformer|all] [--splits 1,2,4,8]
  *
  * `--tune` sweeps the matmul family (`--all`: the whole variant grid) at
- * each `--splits` factor (and the one routing would pick) at the H200
+ * each `--splits` factor (and the one routing would pick) — and, at f16×f16
+ * shapes (`--dtypes f16` adds them next to the f16-weight ones), the
+ * subgroup-matrix kernel where the adapter has it — at the H200
  * sitting's shapes (`--shapes transformer`: every product of a
  * mistral-small and a Mistral-7B step; `all`: both) on a GPU (tiny shapes on
  * CPU adapters) in each
@@ -153,6 +155,13 @@ async function tune(): Promise<Record<string, unknown>> {
         const products = transformerMatmulShapes(dims, { layouts: wanted, weightType: dtype });
         shapes.push(...products.filter((s) => dtype === "f32" || !s.transA));
       }
+    }
+  }
+  // f16 also means f16 compute (QLoRA's compute dtype, f16 activations): the same forward and
+  // input-gradient products with both operands f16, where the subgroup-matrix kernel competes.
+  if (dtypes.includes("f16") && device.hasF16) {
+    for (const s of [...shapes]) {
+      if (s.bType === "f16" && !s.transA) shapes.push({ ...s, aType: "f16" });
     }
   }
   const unique = [...new Map(shapes.map((s) => [JSON.stringify(s), s])).values()];

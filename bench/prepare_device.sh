@@ -2,7 +2,8 @@
 # Run HERE (the machine with network) from the repo root, once: packs what a bare
 # GPU machine without network needs into ignored folders that travel with `carry`:
 #   .deno/deno.xz          the Deno binary (xz: 91 MiB → ~28 MiB)
-#   .deno/dir.tar.xz       a DENO_DIR with every npm package the bench imports (~11 MiB, source maps dropped)
+#   .deno/dir.tar.xz       a DENO_DIR with every npm package the bench imports, npm:webgpu's
+#                          linux-x64 Dawn binary included (source maps and other platforms dropped)
 #   .gl/*.deb              the Vulkan/EGL loaders (the NVIDIA driver supplies the ICD)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -12,6 +13,12 @@ tmp=$(mktemp -d)
 DENO_DIR="$tmp/dir" deno cache --no-lock bench/main.ts bench/kernels.ts bench/attention.ts bench/model_step.ts \
   bench/lora_step.ts bench/compare.ts bench/peers/irforge.ts bench/peers/tfjs.ts bench/peers/jax.ts
 find "$tmp/dir" -name '*.map' -delete
+# npm:webgpu ships Dawn for five platforms (~130 MiB); the GPU machine needs linux-x64 (~21 MiB).
+for d in "$tmp"/dir/npm/registry.npmjs.org/webgpu/*/dist/*/; do
+  case "$d" in */linux-x64/) ;; *) rm -rf "$d" ;; esac
+done
+[ -n "$(ls "$tmp"/dir/npm/registry.npmjs.org/webgpu/*/dist/linux-x64/dawn.node 2>/dev/null)" ] ||
+  { echo "prepare_device: npm:webgpu's linux-x64 dawn.node is missing from the cache" >&2; exit 1; }
 tar -C "$tmp" -cf - dir | xz -6 -T0 > .deno/dir.tar.xz
 rm -rf "$tmp"
 if [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then

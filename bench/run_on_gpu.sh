@@ -2,8 +2,11 @@
 # Run ON THE GPU MACHINE from the repo root (after bench/prepare_device.sh here, carrying
 # .deno and .gl): unpacks Deno, its npm cache and the Vulkan loader, then runs the suites
 # named in $SUITES (default: all Deno suites at full shape, then the PyTorch references),
-# writing results to bench/results and copying them to $OUT when set.
-#   SUITES="attention model_step" bash bench/run_on_gpu.sh
+# writing results to bench/results and copying them to $OUT when set. The irforge GPU
+# suites (kernels, attention, model_step, lora_step) run once per WebGPU provider in
+# $PROVIDERS (default "deno dawn": Deno's wgpu, then Dawn from npm:webgpu, whose Linux
+# binary prepare_device.sh packs); every result file and header names its provider.
+#   SUITES="attention model_step" PROVIDERS=dawn bash bench/run_on_gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -16,18 +19,27 @@ tar -C /tmp -xJf .deno/dir.tar.xz
 export DENO_DIR=/tmp/dir PATH=/tmp/deno-bin:$PATH
 deno --version | head -1
 SUITES=${SUITES:-"kernels attention model_step lora_step peers-irforge peers-tfjs peers-jax torch-matmul torch-attention torch-model_step torch-lora_step"}
+PROVIDERS=${PROVIDERS:-"deno dawn"}
 status=0
 for s in $SUITES; do
-  echo "== $s =="
   case $s in
-    kernels) deno run -A --cached-only bench/kernels.ts || status=1 ;;
-    torch-*) python3 bench/reference/${s#torch-}.py > bench/results/torch-${s#torch-}.jsonl || status=1
-             cat bench/results/torch-${s#torch-}.jsonl ;;
-    peers-*) deno run -A --no-lock --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
-    lora_step) deno run -A --cached-only bench/lora_step.ts --full --compute "${LORA_COMPUTE:-f32,f16}" || status=1 ;;
-    *) deno run -A --cached-only bench/$s.ts --full || status=1 ;;
+    kernels | attention | model_step | lora_step) providers=$PROVIDERS ;;
+    *) providers=auto ;;
   esac
+  for p in $providers; do
+    export IRFORGE_WEBGPU=$p
+    echo "== $s (webgpu $p) =="
+    case $s in
+      kernels) deno run -A --cached-only bench/kernels.ts || status=1 ;;
+      torch-*) python3 bench/reference/${s#torch-}.py > bench/results/torch-${s#torch-}.jsonl || status=1
+               cat bench/results/torch-${s#torch-}.jsonl ;;
+      peers-*) deno run -A --no-lock --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
+      lora_step) deno run -A --cached-only bench/lora_step.ts --full --compute "${LORA_COMPUTE:-f32,f16}" || status=1 ;;
+      *) deno run -A --cached-only bench/$s.ts --full || status=1 ;;
+    esac
+  done
 done
+unset IRFORGE_WEBGPU
 deno run -A --cached-only bench/compare.ts | tee bench/results/compare.md
 if [ -n "${OUT:-}" ]; then
   # $OUT returns at most 8 files: pack the results into one.

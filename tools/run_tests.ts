@@ -8,11 +8,16 @@
  * !packages/tensor/attention`, as `.ci/run` does; `!` excludes a path), those
  * tests run a second time under Dawn (`IRFORGE_WEBGPU=dawn`) after the main
  * pass, when Dawn yields an adapter here; the last line then sums both passes.
+ * `IRFORGE_DAWN_ICD` names a Vulkan ICD file for the Dawn pass only (CI's
+ * side-by-side Mesa 25 lavapipe, which Dawn accepts and bookworm's 22.3 is
+ * not): that pass gets `VK_ICD_FILENAMES` and the driver's directory first in
+ * `LD_LIBRARY_PATH`, and Dawn is probed in a child process with the same
+ * environment.
  *
  * @module
  */
 
-import { loadDawn } from "@irforge/tensor";
+import { dirname } from "node:path";
 
 /** Counts from one `deno test` run. */
 interface PassResult {
@@ -61,12 +66,41 @@ function summary(r: Pick<PassResult, "passed" | "failed" | "ignored">): string {
   return `${r.passed} passed, ${r.failed} failed${r.ignored > 0 ? `, ${r.ignored} skipped` : ""}`;
 }
 
+/** The environment of the Dawn pass (see the module docs). */
+function dawnEnv(): Record<string, string> {
+  const env: Record<string, string> = { IRFORGE_WEBGPU: "dawn" };
+  const icd = Deno.env.get("IRFORGE_DAWN_ICD");
+  if (!icd) return env;
+  env.VK_ICD_FILENAMES = icd;
+  try {
+    const library = JSON.parse(Deno.readTextFileSync(icd)).ICD.library_path as string;
+    const ld = Deno.env.get("LD_LIBRARY_PATH");
+    env.LD_LIBRARY_PATH = ld ? `${dirname(library)}:${ld}` : dirname(library);
+  } catch (e) {
+    console.log(`IRFORGE_DAWN_ICD ${icd}: ${(e as Error).message}`);
+  }
+  return env;
+}
+
+// Run in a child: LD_LIBRARY_PATH is read when a process starts.
+const PROBE = `import { loadDawn } from "@irforge/tensor";
+const dawn = await loadDawn();
+if ("error" in dawn) console.log("npm:webgpu does not load (" + dawn.error + ")");
+else if (!(await dawn.gpu.requestAdapter().catch(() => null))) {
+  console.log("Dawn finds no adapter (lavapipe needs Mesa >= 25)");
+} else console.log("ok");`;
+
 /** Why Dawn cannot run tests here, or `null` when it yields an adapter. */
-async function dawnUnavailable(): Promise<string | null> {
-  const dawn = await loadDawn();
-  if ("error" in dawn) return `npm:webgpu does not load (${dawn.error})`;
-  const adapter = await dawn.gpu.requestAdapter().catch(() => null);
-  return adapter ? null : "Dawn finds no adapter (lavapipe needs Mesa ≥ 25)";
+async function dawnUnavailable(env: Record<string, string>): Promise<string | null> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", PROBE],
+    env,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const said = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  if (said === "ok") return null;
+  return said || `the Dawn probe exited with code ${out.code}`;
 }
 
 const main = await denoTest(Deno.args, {});
@@ -77,13 +111,14 @@ let total = main;
 const dawnPaths = (Deno.env.get("IRFORGE_TEST_DAWN") ?? "").split(/\s+/).filter((p) => p !== "");
 if (dawnPaths.length > 0) {
   console.log(`main pass: ${summary(main)}`);
-  const why = await dawnUnavailable();
+  const env = dawnEnv();
+  const why = await dawnUnavailable(env);
   if (why) {
     console.log(`dawn pass skipped: ${why}`);
   } else {
     const t0 = performance.now();
     const args = dawnPaths.map((p) => p.startsWith("!") ? `--ignore=${p.slice(1)}` : p);
-    const dawn = await denoTest(args, { IRFORGE_WEBGPU: "dawn" });
+    const dawn = await denoTest(args, env);
     console.log(
       `dawn pass (${dawnPaths.join(" ")}, ${((performance.now() - t0) / 1000).toFixed(0)} s): ${
         summary(dawn)

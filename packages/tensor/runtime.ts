@@ -35,6 +35,7 @@ import {
 } from "./kernel.ts";
 import { bucketSize, BufferPool, type MemoryStats } from "./pool.ts";
 import { currentOpLabel } from "./op_label.ts";
+import { awaitDawn } from "./dawn_wait.ts";
 
 /** Dispatches recorded before an automatic submit. */
 export const BATCH_DISPATCHES = 64;
@@ -323,7 +324,7 @@ export class Runtime {
     this.#encoder.copyBufferToBuffer(buffer, offset, staging, 0, Math.ceil(bytes / 4) * 4 || 4);
     this.flush();
     try {
-      await staging.mapAsync(MapMode.READ);
+      await awaitDawn(this.device.provider, () => staging.mapAsync(MapMode.READ));
       const out = staging.getMappedRange().slice(0, bytes);
       staging.unmap();
       let free = this.#staging.get(size);
@@ -342,7 +343,7 @@ export class Runtime {
   async checkErrors(): Promise<void> {
     const scoped = this.#scoped;
     this.#scoped = [];
-    await Promise.all(scoped);
+    if (scoped.length > 0) await awaitDawn(this.device.provider, () => Promise.all(scoped));
     const first = this.#errors[0];
     this.#errors = [];
     if (first) throw first;
@@ -351,7 +352,7 @@ export class Runtime {
   /** Waits until the GPU finished everything submitted. */
   async sync(): Promise<void> {
     this.flush();
-    await this.#gpu.queue.onSubmittedWorkDone();
+    await awaitDawn(this.device.provider, () => this.#gpu.queue.onSubmittedWorkDone());
   }
 
   /**

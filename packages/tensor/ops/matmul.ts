@@ -41,6 +41,7 @@ import {
 } from "./matmul_kernels.ts";
 import { splitPlan } from "./matmul_counts.ts";
 import { routeMatmul } from "./matmul_route.ts";
+import { activeMatmulTuning, subgroupMatrixRouted } from "./matmul_table.ts";
 import { launchSplitReduce } from "./matmul_splitk.ts";
 import { gelu, mapRaw, silu } from "./elementwise.ts";
 import { subgroupMatrixAvailable, subgroupMatrixMatmul } from "./matmul_subgroup_matrix.ts";
@@ -193,7 +194,17 @@ export function matmulRaw(
   // f16×f16 on the matrix units where Dawn offers them (exact f16 products, f32 accumulation).
   if (
     a.dtype === "f16" && b.dtype === "f16" && !o.bias && act === "none" && !o.variant &&
-    !override && b.byteLength <= limit && subgroupMatrixAvailable(rt.device)
+    !override && b.byteLength <= limit && subgroupMatrixAvailable(rt.device) &&
+    subgroupMatrixRouted(activeMatmulTuning(rt.device.isCpuAdapter), {
+      M: p.M,
+      N: p.N,
+      K: p.K,
+      batch: p.batch,
+      transA,
+      transB,
+      aType: "f16",
+      bType: "f16",
+    })
   ) {
     out.dispose();
     return subgroupMatrixMatmul(a, b, { transA, transB });

@@ -78,6 +78,12 @@ export interface MatmulTuningEntry {
   splitK?: number;
   /** Where the choice comes from (a measurement, or a design choice awaiting one). */
   source?: string;
+  /**
+   * `subgroup-matrix`: f16×f16 products of the class run on subgroup matrices
+   * (`matmul_subgroup_matrix.ts`) where the device has them; `variant` is
+   * then the tiled fallback elsewhere (see {@link subgroupMatrixRouted}).
+   */
+  kernel?: "subgroup-matrix";
 }
 
 /** A tuning table (the JSON format of `bench/results/matmul-tuning-*.json`). */
@@ -240,6 +246,19 @@ export function lookupEntry(
   return best;
 }
 
+/**
+ * Whether `table` sends an f16×f16 product of `shape` to the subgroup-matrix
+ * kernel (where the device has it): yes when its entry says
+ * `kernel: "subgroup-matrix"`, no when an entry measured on f16 operands chose
+ * a tiled variant (the tuner timed both), and yes when the table has no
+ * measurement for the class (the matrix units are the default for f16).
+ */
+export function subgroupMatrixRouted(table: MatmulTuningTable, shape: MatmulShape): boolean {
+  const entry = lookupEntry(table, shapeClass(shape));
+  if (entry?.kernel === "subgroup-matrix") return true;
+  return !(entry && entry.match.dtypes === "f16" && entry.tflops !== undefined);
+}
+
 /** The variant `table` assigns to `shape`. */
 export function lookupVariant(table: MatmulTuningTable, shape: MatmulShape): MatmulVariant {
   return lookupEntry(table, shapeClass(shape))?.variant ?? table.default;
@@ -330,6 +349,15 @@ export function parseMatmulTuning(raw: unknown, source: string): MatmulTuningTab
       out.splitK = k;
     }
     if (typeof entry.source === "string") out.source = entry.source;
+    if (entry.kernel !== undefined) {
+      if (entry.kernel !== "subgroup-matrix") {
+        throw fail(
+          `${at}.kernel`,
+          `expected "subgroup-matrix", got ${JSON.stringify(entry.kernel)}`,
+        );
+      }
+      out.kernel = entry.kernel;
+    }
     table.entries.push(out);
   });
   return table;
@@ -424,9 +452,9 @@ function fitsDevice(v: MatmulVariant, limits: MatmulLimits): boolean {
 export function describeMatmulTuning(table: MatmulTuningTable): string[] {
   return [
     ...table.entries.map((e) =>
-      `${className(e.match)} → ${variantName(e.variant)}${
-        e.splitK !== undefined ? ` split ${e.splitK}` : ""
-      }${e.source ? ` (${e.source})` : ""}`
+      `${className(e.match)} → ${
+        e.kernel ? `${e.kernel} (elsewhere ${variantName(e.variant)})` : variantName(e.variant)
+      }${e.splitK !== undefined ? ` split ${e.splitK}` : ""}${e.source ? ` (${e.source})` : ""}`
     ),
     `default → ${variantName(table.default)}${
       table.defaultSource ? ` (${table.defaultSource})` : ""

@@ -30,6 +30,13 @@ import { splitPlan } from "./matmul_counts.ts";
 import { refMatmul } from "./matmul_reference.ts";
 import { autoSplitK } from "./matmul_route.ts";
 import {
+  subgroupMatrixAvailable,
+  subgroupMatrixConfig,
+  subgroupMatrixMatmul,
+  subgroupMatrixUnavailableReason,
+} from "./matmul_subgroup_matrix.ts";
+import { describeMatrixConfig } from "../device.ts";
+import {
   type MatmulShape,
   type MatmulShapeClass,
   type MatmulTuningTable,
@@ -135,6 +142,12 @@ export interface TuneMatmulOptions {
    * (the same launch as a smaller factor).
    */
   splitFactors?: readonly number[];
+  /**
+   * Also time the subgroup-matrix kernel at f16×f16 shapes (default true).
+   * Where the device lacks the feature the route is recorded as skipped with
+   * the reason.
+   */
+  subgroupMatrix?: boolean;
 }
 
 /** Shortest K range the tuner times a split at (routing itself keeps ≥ 512). */
@@ -162,6 +175,11 @@ export interface MatmulMeasurement {
   error?: number;
   /** Why the variant was not timed or not eligible (device limits, wrong output, error). */
   skipped?: string;
+  /**
+   * `subgroup-matrix` when the route is that kernel (then `variant` is the
+   * tiled fallback a table entry names for devices without it).
+   */
+  kernel?: "subgroup-matrix";
 }
 
 /** What {@link tuneMatmul} returns. */
@@ -175,6 +193,8 @@ export interface MatmulTuningResult {
 }
 
 const SMALL_PRODUCT = 1 << 24;
+
+type MatrixKernel = "subgroup-matrix" | undefined;
 
 /** Largest error a correct variant shows, relative to max |C| (f32 or any f16 operand). */
 function tolerance(shape: MatmulShape): number {
@@ -215,6 +235,9 @@ export async function tuneMatmul(
   const verify = options.verify ?? true;
   const measurements: MatmulMeasurement[] = [];
   const factors = options.splitFactors ?? [1, 2, 4, 8];
+  const withMatrix = options.subgroupMatrix ?? true;
+  const matrixProblem = subgroupMatrixUnavailableReason(device);
+  const matrixConfig = subgroupMatrixConfig(device);
   // Routes per shape: each candidate at each split factor that makes a distinct launch.
   const routesOf = (shape: MatmulShape) =>
     candidates.flatMap((variant) => {
@@ -224,8 +247,12 @@ export async function tuneMatmul(
         const plan = splitPlan(shape.K, s, variant.bk);
         return plan.splits === s && plan.kChunk >= MIN_TUNED_SPLIT_CHUNK;
       }).sort((x, y) => x - y);
-      return splits.map((splitK) => ({ variant, splitK }));
-    });
+      return splits.map((splitK) => ({ variant, splitK, kernel: undefined as MatrixKernel }));
+    }).concat(
+      withMatrix && shape.aType === "f16" && shape.bType === "f16"
+        ? [{ variant: SMALL_VARIANT, splitK: 1, kernel: "subgroup-matrix" as MatrixKernel }]
+        : [],
+    );
   const total = shapes.reduce((n, s) => n + routesOf(s).length, 0);
   const timing = device.hasTimestamps ? "gpu-timestamps" : "wall-clock";
   for (const shape of shapes) {
@@ -234,10 +261,12 @@ export async function tuneMatmul(
     const aType = shape.aType ?? "f32", bType = shape.bType ?? "f32";
     const flops = 2 * M * N * K * batch;
     let a: Tensor | undefined, b: Tensor | undefined;
-    const run = (variant: MatmulVariant, splitK = 1) =>
+    const run = (variant: MatmulVariant, splitK = 1, kernel?: MatrixKernel) =>
       noGrad(() =>
         tidy(() =>
-          matmulRaw(a!, b!, { transA: shape.transA, transB: shape.transB, variant, splitK })
+          kernel === "subgroup-matrix"
+            ? subgroupMatrixMatmul(a!, b!, { transA: shape.transA, transB: shape.transB })
+            : matmulRaw(a!, b!, { transA: shape.transA, transB: shape.transB, variant, splitK })
         )
       );
     let expected: ArrayLike<number> | undefined;
@@ -272,23 +301,30 @@ export async function tuneMatmul(
       shapeProblem = `shape not runnable: ${(e as Error).message}`;
       await rt.checkErrors().catch(() => {});
     }
-    for (const { variant, splitK } of routesOf(shape)) {
+    for (const { variant, splitK, kernel } of routesOf(shape)) {
+      const matrixName = `subgroup-matrix ${
+        matrixConfig ? describeMatrixConfig(matrixConfig) : "(unavailable)"
+      }`;
       const m: MatmulMeasurement = {
         shape,
         shapeName: shapeName(shape),
         variant,
-        variantName: variantName(variant),
+        variantName: kernel ? matrixName : variantName(variant),
         splitK,
-        routeName: routeName(variant, splitK),
+        routeName: kernel ? matrixName : routeName(variant, splitK),
         ms: NaN,
         tflops: NaN,
+        ...(kernel ? { kernel } : {}),
       };
-      const problem = shapeProblem ?? variantProblem(variant, device.limits);
+      const problem = shapeProblem ??
+        (kernel
+          ? (subgroupMatrixAvailable(device) ? undefined : matrixProblem ?? "unavailable")
+          : variantProblem(variant, device.limits));
       if (problem) {
         m.skipped = problem;
       } else {
         try {
-          const first = run(variant, splitK); // compiles the pipelines
+          const first = run(variant, splitK, kernel); // compiles the pipelines
           if (expected) {
             const got = await sampleOutput(first, limit);
             m.error = relativeError(got, expected).relative;
@@ -300,12 +336,12 @@ export async function tuneMatmul(
           const samples: number[] = [];
           for (let i = 0; i < reps && !m.skipped; i++) {
             if (rt.startTiming()) {
-              run(variant, splitK).dispose();
+              run(variant, splitK, kernel).dispose();
               const spans = await rt.stopTiming();
               samples.push(spans.reduce((s, [, ns]) => s + ns, 0) / 1e6);
             } else {
               const t0 = performance.now();
-              run(variant, splitK).dispose();
+              run(variant, splitK, kernel).dispose();
               await rt.sync();
               samples.push(performance.now() - t0);
             }
@@ -381,16 +417,22 @@ export function bestTable(
     const best = pick(ms, (rows) => rows.reduce((s, m) => s + m.ms, 0));
     if (!best) continue;
     const top = best.reduce((x, y) => (x.tflops >= y.tflops ? x : y));
+    // A subgroup-matrix entry names the class's best tiled variant for devices without it.
+    const tiled = top.kernel
+      ? pick(ms.filter((m) => !m.kernel), (rows) => rows.reduce((s, m) => s + m.ms, 0))
+      : undefined;
     table.entries.push({
       match: cls,
-      variant: top.variant,
-      ...(top.splitK !== undefined ? { splitK: top.splitK } : {}),
+      variant: tiled?.[0]?.variant ?? top.variant,
+      ...(top.kernel ? { kernel: top.kernel } : {}),
+      ...(top.splitK !== undefined && !top.kernel ? { splitK: top.splitK } : {}),
       tflops: Number(top.tflops.toPrecision(4)),
       measuredAt: best.map((m) => m.shapeName).join(", "),
       source: `tuned${adapter ? ` on ${adapter}` : ""}: least total time over the class`,
     });
   }
-  const unsplit = valid.filter((m) => (m.splitK ?? 1) === 1);
+  // The default serves every dtype: tiled variants only.
+  const unsplit = valid.filter((m) => (m.splitK ?? 1) === 1 && !m.kernel);
   const overall = pick(unsplit, (rows) => -rows.reduce((s, m) => s + Math.log(m.tflops), 0));
   if (overall) {
     table.default = overall[0]!.variant;

@@ -7,6 +7,12 @@ import { Tensor } from "../tensor.ts";
 import { matmul, traceMatmulKernels } from "./matmul.ts";
 import { type MatmulVariant, variantName, variantProblem } from "./matmul_kernels.ts";
 import {
+  subgroupMatrixAvailable,
+  subgroupMatrixUnavailableReason,
+} from "./matmul_subgroup_matrix.ts";
+import { refMatmul } from "./matmul_reference.ts";
+import { relativeError } from "../testing/assert_close.ts";
+import {
   activeMatmulTuning,
   bestTable,
   chooseMatmulVariant,
@@ -25,6 +31,7 @@ import {
   shapeClass,
   shapeName,
   SMALL_VARIANT,
+  subgroupMatrixRouted,
   transformerMatmulShapes,
   tuneMatmul,
   useMatmulTuning,
@@ -396,3 +403,97 @@ gpuTest("tuneMatmul sweeps split factors and its table records them", async () =
     useMatmulTuning(undefined);
   }
 });
+
+Deno.test("bestTable: a subgroup-matrix route can win an f16 class; its entry names the tiled fallback", () => {
+  const a = V({ bk: 8 }), b = V({ bk: 32 });
+  const f16: MatmulShape = { M: 4096, N: 4096, K: 4096, aType: "f16", bType: "f16" };
+  const f32: MatmulShape = { M: 4096, N: 4096, K: 4096 };
+  const row = (shape: MatmulShape, variant: MatmulVariant, ms: number, kernel?: boolean) => ({
+    shape,
+    shapeName: shapeName(shape),
+    variant,
+    variantName: kernel ? "subgroup-matrix f16→f32 8×8×8" : variantName(variant),
+    routeName: kernel ? "subgroup-matrix f16→f32 8×8×8" : variantName(variant),
+    ms,
+    tflops: 1 / ms,
+    ...(kernel ? { kernel: "subgroup-matrix" as const } : {}),
+  } as MatmulMeasurement);
+  const t = bestTable([
+    row(f16, a, 3),
+    row(f16, b, 2),
+    row(f16, SMALL_VARIANT, 0.5, true), // the matrix units: fastest at f16
+    row(f32, a, 1),
+    row(f32, b, 4),
+  ]);
+  const e16 = t.entries.find((e) => e.match.dtypes === "f16")!;
+  equal(e16.kernel, "subgroup-matrix");
+  equal(e16.variant, b); // the best tiled variant of the class, for devices without the feature
+  equal(e16.splitK, undefined);
+  ok(subgroupMatrixRouted(t, f16));
+  const e32 = t.entries.find((e) => e.match.dtypes === "f32")!;
+  equal(e32.kernel, undefined);
+  equal(t.default, a); // the default comes from tiled routes only
+  // Where the tiled variant won the f16 class, f16 products stay tiled.
+  const tiled = bestTable([row(f16, a, 1), row(f16, SMALL_VARIANT, 2, true)]);
+  equal(tiled.entries[0]!.kernel, undefined);
+  ok(!subgroupMatrixRouted(tiled, f16));
+  // A table that says nothing about f16 leaves f16 products on the matrix units.
+  ok(subgroupMatrixRouted(CPU_TABLE, f16));
+  ok(subgroupMatrixRouted(GPU_TABLE, f16));
+});
+
+Deno.test("matmul tuning tables: the subgroup-matrix kernel survives the JSON round trip; others are refused", () => {
+  const table: MatmulTuningTable = {
+    version: 1,
+    default: SMALL_VARIANT,
+    entries: [{ match: { dtypes: "f16" }, variant: SMALL_VARIANT, kernel: "subgroup-matrix" }],
+  };
+  deepEqual(parseMatmulTuning(JSON.parse(JSON.stringify(table)), "t.json"), table);
+  const bad = { ...table, entries: [{ ...table.entries[0], kernel: "tensor-cores" }] };
+  throws(
+    () => parseMatmulTuning(bad, "t.json"),
+    /t\.json \(field "entries\[0\]\.kernel"\): expected "subgroup-matrix", got "tensor-cores"/,
+  );
+});
+
+gpuTest(
+  "tuneMatmul times the subgroup-matrix route at f16×f16 shapes (skipped with the reason elsewhere)",
+  async (d) => {
+    if (!d.hasF16) return void console.log("skipped: the adapter has no shader-f16");
+    const shape: MatmulShape = { M: 40, N: 24, K: 48, transB: true, aType: "f16", bType: "f16" };
+    const result = await tuneMatmul([shape], [SMALL_VARIANT], { reps: 2, splitFactors: [1] });
+    const rows = result.measurements.filter((m) => m.kernel === "subgroup-matrix");
+    equal(rows.length, 1);
+    const m = rows[0]!;
+    if (!subgroupMatrixAvailable(d)) {
+      equal(m.skipped, subgroupMatrixUnavailableReason(d));
+      equal(result.table.entries[0]?.kernel, undefined);
+      console.log(`subgroup-matrix route skipped: ${m.skipped}`);
+      return;
+    }
+    equal(m.skipped, undefined);
+    ok(m.error !== undefined && m.error < 2e-2, `error ${m.error}`);
+    // Independent check of the route: float64 product of the f16-rounded operands.
+    const a = Float64Array.from(Float16Array.from(randnArray(40 * 48, 5)));
+    const b = Float64Array.from(Float16Array.from(randnArray(24 * 48, 6)));
+    const ref = refMatmul(a, b, {
+      batch: 1,
+      M: 40,
+      N: 24,
+      K: 48,
+      tA: false,
+      tB: true,
+      aB: false,
+      bB: false,
+    });
+    const c = noGrad(() =>
+      tidy(() =>
+        matmul(Tensor.fromArray(a, [40, 48], "f16"), Tensor.fromArray(b, [24, 48], "f16"), {
+          transB: true,
+        })
+      )
+    );
+    ok(relativeError(await c.toArray(), ref).relative < 1e-3);
+    c.dispose();
+  },
+);
