@@ -66,27 +66,13 @@ import { findResumeCheckpoint } from "../run_dir.ts";
 import { outputDirError } from "../output_dir_error.ts";
 import type { Config, TrainingConfig } from "../config/schema.ts";
 import { runDirectory } from "../config/run_location.ts";
-import {
-  epochPermutation,
-  type EvalOutcome,
-  train,
-  type TrainingTask,
-  type TrainResult,
-} from "../loop.ts";
+import { type EvalOutcome, train, type TrainingTask, type TrainResult } from "../loop.ts";
 import { Rng } from "../rng.ts";
-import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  loadWeights,
-  saveCheckpointWeights,
-  saveWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
+import { type LoadedModel, loadModel } from "./model_setup.ts";
+import { microBatchIndices, type ModelSession, withModelSession } from "./model_session.ts";
 import { evaluationToOutcome, retrievalEvalOptions } from "./metrics.ts";
-import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
+import { poolingBatch, tokenBatchOf } from "./batches.ts";
+import { readBeirFiles } from "./retrieval_data.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
 import { phasedEvalProgress } from "../eval_progress.ts";
@@ -274,6 +260,8 @@ async function loadFullTeacher(config: Config): Promise<Teacher | null> {
 
 /** The student: model, optional projection, and how it embeds. */
 export interface Student {
+  /** The student's model session: kept inputs, eval mode, checkpoint weights. */
+  session: ModelSession;
   /** The model, tokenizer, trainable model parameters and LoRA adapter (if any). */
   loaded: LoadedModel;
   model: CausalLM;
@@ -303,18 +291,12 @@ export interface Student {
 }
 
 /** Loads the student of `config`; `teacherDim` checks the projection. */
-export async function loadStudent(config: Config, teacherDim: number | null): Promise<Student> {
-  const loaded = await loadModel(config);
-  try {
-    return studentOf(config, loaded, teacherDim);
-  } catch (error) {
-    disposeLoaded(loaded);
-    throw error;
-  }
+export function loadStudent(config: Config, teacherDim: number | null): Promise<Student> {
+  return withModelSession(config, (session) => studentOf(config, session, teacherDim));
 }
 
-function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | null): Student {
-  const { model, tokenizer, trainable } = loaded;
+function studentOf(config: Config, session: ModelSession, teacherDim: number | null): Student {
+  const { loaded, model, tokenizer, trainable } = session;
   const hidden = model.config.hiddenSize;
   const projectionDim = config.model.projection_dim;
   if (config.model.student_dim !== null && config.model.student_dim !== hidden) {
@@ -361,15 +343,10 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
       throw new Error(`model.matryoshka_dims: ${d} is wider than the embedding (${dim})`);
     }
   }
-  // What model.safetensors holds: the model and the projection, or (LoRA) the projection alone.
-  const modelFileParameters = !loaded.adapter
-    ? parameters
-    : projection
-    ? new Map([[PROJECTION, projection]])
-    : mlp
-    ? mlp.parameters
-    : null;
+  // model.safetensors holds the projection beside the adapter, or after the model's weights.
+  const projectionFile = projection ? new Map([[PROJECTION, projection]]) : mlp?.parameters;
   const student: Student = {
+    session,
     loaded,
     model,
     tokenizer,
@@ -392,18 +369,12 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
         return config.model.normalize ? l2Normalize(projected) : projected;
       });
     },
-    async saveWeights(dir) {
-      if (loaded.adapter) await saveCheckpointWeights(dir, loaded);
-      if (modelFileParameters) await saveWeights(dir, modelFileParameters);
-    },
-    async loadWeights(dir) {
-      if (loaded.adapter) await loadCheckpointWeights(dir, loaded);
-      if (modelFileParameters) await loadWeights(dir, modelFileParameters);
-    },
+    saveWeights: (dir) => session.saveWeights(dir, projectionFile),
+    loadWeights: (dir) => session.loadWeights(dir, projectionFile),
     dispose() {
       projection?.dispose();
       mlp?.dispose();
-      disposeLoaded(loaded);
+      session.dispose();
     },
   };
   return student;
@@ -495,29 +466,8 @@ async function distillTasksOf(
   const d = config.data;
   const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
   const hasTeacher = teacher !== null;
-  const loaded = student.loaded;
-
-  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  const liveInputs: ModelInputs[] = [];
-  const release = () => {
-    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
-  };
-  // A micro-batch of either phase starts here: the last one's inputs go, dropout is seeded.
-  const startMicroBatch = (rng: Rng) => {
-    release();
-    seedAdapterDropout(loaded, rng);
-  };
-  // Evaluation mode (no adapter dropout) for the duration of `fn`.
-  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
-      return await fn();
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
-  };
+  // A micro-batch of either phase starts the student's session: the last one's inputs go.
+  const session = student.session;
 
   const instruction = d.query_instruction ?? "";
   // Phase 1 texts: every corpus passage and every training query; with max_samples, the
@@ -540,12 +490,12 @@ async function distillTasksOf(
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(texts.length / batch1),
     async microBatch(epoch, index, rng) {
-      startMicroBatch(rng);
+      session.startMicroBatch(rng);
       const before = student.tokens;
-      const order = epochPermutation(texts.length, d.dataset_seed, epoch);
-      const items = order.slice(index * batch1, (index + 1) * batch1).map((i) => texts[i]!);
+      const items = microBatchIndices(texts.length, d.dataset_seed, epoch, index, batch1)
+        .map((i) => texts[i]!);
       const target = await teacher!.embed(items, phase1Length);
-      const embeddings = student.embed(items.map((i) => i.text), phase1Length, liveInputs);
+      const embeddings = student.embed(items.map((i) => i.text), phase1Length, session.live);
       const out = await loss1.compute({ student: embeddings, teacher: target });
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
@@ -603,17 +553,16 @@ async function distillTasksOf(
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(groupCount / batch2),
     async microBatch(epoch, index, rng) {
-      startMicroBatch(rng);
+      session.startMicroBatch(rng);
       const before = student.tokens;
-      const order = epochPermutation(groupCount, d.dataset_seed, epoch);
-      const items = order.slice(index * batch2, (index + 1) * batch2)
+      const items = microBatchIndices(groupCount, d.dataset_seed, epoch, index, batch2)
         .map((i) => groups.get(i, epoch));
       const queryItems = items.map((t) => ({ id: t.qid, text: instruction + t.query }));
       const passageItems = items.flatMap((t) =>
         t.passages.map((p) => ({ id: p.id, text: passageText(p) }))
       );
-      const q = student.embed(queryItems.map((i) => i.text), queryLength, liveInputs);
-      const p = student.embed(passageItems.map((i) => i.text), passageLength, liveInputs);
+      const q = student.embed(queryItems.map((i) => i.text), queryLength, session.live);
+      const p = student.embed(passageItems.map((i) => i.text), passageLength, session.live);
       const labels = items.flatMap((t) => t.passages.map((_, j) => j === 0 ? 1 : 0));
       let out;
       if (teacher) {
@@ -673,7 +622,7 @@ async function distillTasksOf(
     return await out.toArray().finally(() => out.dispose()) as Float32Array;
   };
   const evaluate = () =>
-    inEvalMode(() =>
+    session.inEvalMode(() =>
       retrieval(
         studentEncoder(d.query_max_len, instruction),
         studentEncoder(d.passage_max_len),
@@ -697,7 +646,7 @@ async function distillTasksOf(
     data,
     phase1,
     phase2,
-    embed: (texts, maxLength) => inEvalMode(() => studentEncoder(maxLength)(texts)),
+    embed: (texts, maxLength) => session.inEvalMode(() => studentEncoder(maxLength)(texts)),
     evaluateTeacher: () => {
       if (!teacher) throw new Error("no teacher to evaluate");
       return retrieval(
@@ -707,7 +656,6 @@ async function distillTasksOf(
       );
     },
     dispose() {
-      release();
       student.dispose();
       teacher?.dispose();
     },
