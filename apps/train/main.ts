@@ -82,6 +82,8 @@ the global batch is N × per_device_train_batch_size. Under mpiexec/mpirun
 directly (e.g. with a hostfile) each process joins the job as one rank.`;
 }
 
+export type { EvalOutcome, RunStatus, TrainResult } from "@irforge/trainer";
+
 /** What {@link main} decided, for tests. */
 export interface MainOutcome {
   /** Process exit code. */

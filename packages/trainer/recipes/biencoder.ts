@@ -79,7 +79,9 @@ export function embedBatch(
 export interface EmbedTextsOptions {
   /** Tokens per text (BOS and EOS included). */
   maxLength: number;
+  /** How hidden states become one vector (mean, last, cls). */
   pooling: PoolingMode;
+  /** L2-normalise the embeddings. */
   normalize: boolean;
   /** Padded length is a multiple of this (default 8). */
   padToMultipleOf?: number;

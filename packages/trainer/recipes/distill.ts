@@ -100,10 +100,15 @@ export interface Teacher {
 
 /** The data distillation reads. */
 export interface DistillData {
+  /** Passages by id. */
   corpus: Corpus;
+  /** Training queries by id. */
   queries: Queries;
+  /** Training judgments. */
   trainQrels: Qrels;
+  /** Evaluation queries (null: no evaluation data). */
   evalQueries: Queries | null;
+  /** Evaluation judgments, capped at `max_eval_samples` queries (null: none). */
   evalQrels: Qrels | null;
 }
 
@@ -264,7 +269,9 @@ export interface Student {
   session: ModelSession;
   /** The model, tokenizer, trainable model parameters and LoRA adapter (if any). */
   loaded: LoadedModel;
+  /** The student model. */
   model: CausalLM;
+  /** Its tokenizer. */
   tokenizer: TextTokenizer;
   /** Trainable parameters (model or adapter, + projection). */
   parameters: Map<string, Tensor>;
@@ -287,6 +294,7 @@ export interface Student {
   saveWeights(dir: string): Promise<void>;
   /** Loads what {@link Student.saveWeights} wrote, in place. */
   loadWeights(dir: string): Promise<void>;
+  /** Frees the projection, the kept inputs, the adapter and the model. */
   dispose(): void;
 }
 
@@ -412,10 +420,15 @@ export interface DistillOptions {
 
 /** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
 export interface DistillTasks {
+  /** The student both phases train. */
   student: Student;
+  /** The teacher (null: phase 2 alone, with InfoNCE). */
   teacher: Teacher | null;
+  /** The data both phases read. */
   data: DistillData;
+  /** Phase 1: the student's embeddings regress onto the teacher's. */
   phase1: TrainingTask;
+  /** Phase 2: contrastive training (with the teacher's scores when there is a teacher). */
   phase2: TrainingTask;
   /**
    * Student embeddings `[texts, dim]` of `texts` truncated to `maxLength`
@@ -424,6 +437,7 @@ export interface DistillTasks {
   embed(texts: readonly string[], maxLength: number): Promise<Float32Array>;
   /** Retrieval evaluation of the teacher (null without a teacher model/table). */
   evaluateTeacher(): Promise<EvalOutcome>;
+  /** Frees the student and the teacher. */
   dispose(): void;
 }
 
@@ -684,8 +698,11 @@ export interface TrainDistillOptions {
 
 /** What {@link trainDistill} returns: the run directory and each phase's result (null: skipped). */
 export interface DistillResult {
+  /** The run directory; phases train in `phase1/` and `phase2/` under it. */
   runPath: string;
+  /** Phase 1's result (null: skipped or finished in an earlier run). */
   phase1: TrainResult | null;
+  /** Phase 2's result (null: skipped, or not reached). */
   phase2: TrainResult | null;
   /** `finished` when every phase that ran finished; else the first other status. */
   status: TrainResult["status"];

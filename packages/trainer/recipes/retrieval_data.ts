@@ -20,10 +20,15 @@ import { evalCapNote, firstEvalQueries } from "./eval_samples.ts";
 
 /** The BEIR data a bi-encoder trains and evaluates on. */
 export interface RetrievalData {
+  /** Passages by id. */
   corpus: Corpus;
+  /** Training queries by id. */
   queries: Queries;
+  /** Training judgments. */
   trainQrels: Qrels;
+  /** Evaluation queries (null: no evaluation data). */
   evalQueries: Queries | null;
+  /** Evaluation judgments, capped at `max_eval_samples` queries (null: none). */
   evalQrels: Qrels | null;
 }
 
