@@ -73,12 +73,10 @@ export { type SftOptions, type SftTask, sftTask } from "./sft.ts";
 export {
   type DistillData,
   type DistillOptions,
-  type DistillResult,
   type DistillTasks,
   distillTasks,
   type IdText,
   type Student,
   type Teacher,
-  trainDistill,
-  type TrainDistillOptions,
 } from "./distill.ts";
+export { type DistillResult, trainDistill, type TrainDistillOptions } from "./distill_run.ts";

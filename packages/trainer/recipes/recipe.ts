@@ -19,7 +19,7 @@ import type { Collective } from "../distributed/collective.ts";
 import { biencoderTask } from "./biencoder.ts";
 import { blockrankTask } from "./blockrank.ts";
 import { crossencoderTask } from "./crossencoder.ts";
-import { trainDistill } from "./distill.ts";
+import { trainDistill } from "./distill_run.ts";
 import { listwiseTask } from "./listwise.ts";
 import { sftTask } from "./sft.ts";
 
