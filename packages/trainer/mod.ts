@@ -87,6 +87,13 @@ export {
   withModelSession,
 } from "./recipes/mod.ts";
 export { DEFAULT_CONFIG_PATH, DEFAULT_DIR, defaultConfig } from "./default/mod.ts";
+export {
+  EvalProgress,
+  evalProgress,
+  type EvalProgressOptions,
+  phasedEvalProgress,
+} from "./eval_progress.ts";
+export { outputDirError } from "./output_dir_error.ts";
 export type { KeyKind } from "./config/key_spec.ts";
 export type {
   BestMetric,
