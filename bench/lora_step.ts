@@ -8,10 +8,16 @@
  * tokens/s and peak GPU memory (tensor pool), and prints
  * `qloraMemory(MISTRAL_7B_SHAPE)`. Tiny config on CPU adapters.
  *
+ * Also reports dispatches per step (counted over the timed steps).
+ *
  * `--profile` adds one step per base timed dispatch by dispatch: GPU time per
  * op, sorted by share, with dispatch counts (saved with the result).
  *
- * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--compute f32,f16,bf16] [--tokens N] [--profile]
+ * `--fp16` runs the step as `training.fp16` does: f16 operands for every
+ * projection and the LM head (`model.autocast`), the loss scaled by 65536
+ * and unscaled as AdamW reads the gradients.
+ *
+ * Usage: deno run -A bench/lora_step.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--base f16,nf4] [--compute f32,f16,bf16] [--tokens N] [--profile] [--fp16]
  *
  * @module
  */
@@ -31,6 +37,7 @@ import {
   emptyCache,
   memoryStats,
   resetPeakMemory,
+  runtimeCounters,
   syncGpu,
   type Tensor,
 } from "@irforge/tensor";
@@ -71,6 +78,7 @@ const args = parseSuiteArgs(
     compute: { type: "string", default: "f32" },
     tokens: { type: "string" },
     profile: { type: "boolean", default: false },
+    fp16: { type: "boolean", default: false },
   },
   device.isCpuAdapter ? { reps: 2, warmup: 1 } : { reps: 5, warmup: 1 },
 );
@@ -146,6 +154,8 @@ function buildBase(base: "f16" | "nf4", computeDtype: Nf4ComputeDtype): CausalLM
   return model;
 }
 
+const fp16 = args.values.fp16 === true;
+const lossScale = fp16 ? 65536 : undefined;
 const rows: Row[] = [];
 const profiles: Record<string, OpProfile> = {};
 for (const { base, compute } of variants) {
@@ -155,22 +165,26 @@ for (const { base, compute } of variants) {
   }
   const model = buildBase(base, compute ?? "f32");
   model.gradientCheckpointing = true;
+  if (fp16) model.autocast = "f16";
   const adapter = LoraAdapter.create(config, lora, { seed: 3 }).attach(model);
   adapter.training = true;
   const optimizer = new AdamW([...adapter.parameters().values()], { weightDecay: 0 });
   const { inputs, targets } = randomLmBatch(1, tokens, config.vocabSize);
   await syncGpu();
 
-  for (let i = 0; i < args.warmup; i++) trainStep(model, inputs, targets, optimizer).dispose();
+  const step = () => trainStep(model, inputs, targets, optimizer, 1e-4, lossScale);
+  for (let i = 0; i < args.warmup; i++) step().dispose();
   await syncGpu();
   resetPeakMemory();
   const losses: Tensor[] = [];
+  const counted = runtimeCounters().dispatches;
   const { value: totalMs, reads } = await countReadbacks(async () => {
     const t0 = performance.now();
-    for (let i = 0; i < args.reps; i++) losses.push(trainStep(model, inputs, targets, optimizer));
+    for (let i = 0; i < args.reps; i++) losses.push(step());
     await syncGpu();
     return performance.now() - t0;
   });
+  const dispatchesPerStep = (runtimeCounters().dispatches - counted) / args.reps;
   if (reads !== 0) throw new Error(`lora_step: ${reads} readbacks during the timed steps`);
   const mem = memoryStats();
   const lastLoss = (await losses[losses.length - 1]!.toArray())[0]!;
@@ -185,11 +199,13 @@ for (const { base, compute } of variants) {
     targets: lora.targetModules.join(","),
     tokens,
     gradientCheckpointing: true,
+    fp16,
     trainableParameters: adapter.parameterCount,
     baseBytes: modelBytes(model),
     steps: args.reps,
     msPerStep,
     tokensPerSecond: tokens / (msPerStep / 1e3),
+    dispatchesPerStep,
     peakLiveBytes: mem.peakLiveBytes,
     peakReservedBytes: mem.peakReservedBytes,
     lastLoss,
@@ -197,12 +213,14 @@ for (const { base, compute } of variants) {
   console.log(
     `  ${base}${compute ? ` (compute ${compute})` : ""}: ${
       msPerStep.toFixed(1)
-    } ms/step, peak live ${formatBytes(mem.peakLiveBytes)}`,
+    } ms/step, peak live ${
+      formatBytes(mem.peakLiveBytes)
+    }, ${dispatchesPerStep} dispatches per step`,
   );
   if (args.values.profile) {
     profiles[base] = await profileStep(
       `lora_step ${base}`,
-      () => trainStep(model, inputs, targets, optimizer),
+      step,
     );
   }
   disposeInputs(inputs);

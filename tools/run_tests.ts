@@ -12,7 +12,7 @@
  * @module
  */
 
-import { loadDawn } from "../packages/tensor/device.ts";
+import { loadDawn } from "@irforge/tensor";
 
 /** Counts from one `deno test` run. */
 interface PassResult {

@@ -129,11 +129,22 @@ function failure(
   return c.html(errorPage(status, message), status);
 }
 
+/** The dashboard as an HTTP handler (a hono app underneath). */
+export interface DashboardApp {
+  /** Answers one request; bound, so `Deno.serve(options, app.fetch)` works. */
+  readonly fetch: (request: Request) => Response | Promise<Response>;
+  /** Answers a request for a path or URL without a server (tests, scripts). */
+  readonly request: (
+    input: string | URL | Request,
+    init?: RequestInit,
+  ) => Response | Promise<Response>;
+}
+
 /**
  * Creates the dashboard for the runs in `runsDir` (layout in
  * `docs/run-layout.md`). Only files inside `runsDir` are ever read.
  */
-export function createApp(runsDir: string, options: DashboardOptions = {}): Hono {
+export function createApp(runsDir: string, options: DashboardOptions = {}): DashboardApp {
   const events = {
     pollMs: options.pollMs ?? 500,
     keepAliveMs: options.keepAliveMs ?? 15_000,

@@ -12,7 +12,7 @@
  * @module
  */
 
-export { createApp, type DashboardOptions } from "./app.ts";
+export { createApp, type DashboardApp, type DashboardOptions } from "./app.ts";
 export { HttpError } from "./http_error.ts";
 export {
   formatCursor,

@@ -17,6 +17,7 @@ import {
   splitUpstreamArgs,
 } from "@irforge/trainer";
 import { sharedPath, sharedPathOrSkip } from "@irforge/data";
+import { f64ToF16Bits } from "@irforge/model/safetensors";
 import { main } from "./main.ts";
 
 function capture() {
@@ -207,8 +208,24 @@ training:
   });
 });
 
-/** distill-for-retrieval's quick_test.yaml as README_DDP documents it; models and data changed. */
-function distillQuickTest(teacher: string, student: string, data: string, out: string): string {
+/**
+ * distill-for-retrieval's configs/quick_test.yaml as it is upstream; models, data and paths
+ * changed. `cache` null leaves out its precomputed_embeddings_dir lines (a teacher model runs).
+ */
+function distillQuickTest(
+  teacher: string,
+  student: string,
+  data: string,
+  out: string,
+  cache: string | null = null,
+): string {
+  const precomputed = () =>
+    cache === null ? "" : `  # Pre-computed embeddings (required for faster training)
+  # Format: {base_dir}/{dataset_name}_{precision}/
+  # Example: ./cache/embedding/msmarco_fp16/
+  precomputed_embeddings_dir: "${cache}"
+
+`;
   return `# Quick test configuration for fast experimentation
 query_instruction: "Instruct: Given a web search query, retrieve relevant passages that answer the query\\nQuery: "
 
@@ -221,7 +238,7 @@ model:
   use_projection: false
 
 phase1:
-  datasets:
+${precomputed()}  datasets:
     - name: "${data}"
       max_samples: 1000
   batch_size: 64
@@ -234,7 +251,7 @@ phase1:
   gradient_accumulation_steps: 4
 
 phase2:
-  datasets:
+${precomputed()}  datasets:
     - name: "${data}"
       max_samples: 1000
   batch_size: 1
@@ -293,23 +310,84 @@ async function tinyBeir(dir: string): Promise<void> {
   );
 }
 
-Deno.test("dialect distill: quick_test resolves key by key, trains phase 2 for two steps, copies artifacts", async () => {
-  const teacher = sharedPathOrSkip("distill dialect run", "data", "stories260K");
-  if (!teacher || !sharedPathOrSkip("distill dialect run", "data", "scifact")) return;
+/**
+ * What precompute_embeddings.py writes for an MRL student (use_projection: false): every query
+ * (instruction prefixed) and document of the BEIR directory `data`, cut to `targetDim` of the
+ * teacher's `teacherDim` and renormalised, as f16 rows in `<base>/<dataset>_fp16/`. The rows are
+ * seeded random unit vectors: the run reads them, it does not care how a teacher made them.
+ */
+async function writePrecomputedCache(
+  base: string,
+  data: string,
+  instruction: string,
+  teacherDim: number,
+  targetDim: number,
+): Promise<void> {
+  const ids = async (file: string) =>
+    (await Deno.readTextFile(join(data, file))).trim().split("\n")
+      .map((l) => (JSON.parse(l) as { _id: string })._id);
+  const queryIds = await ids("queries.jsonl"), corpusIds = await ids("corpus.jsonl");
+  let seed = 7;
+  const rows = (n: number) => {
+    const out = new Uint16Array(n * targetDim);
+    for (let r = 0; r < n; r++) {
+      const row = Array.from({ length: targetDim }, () => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed / 2147483648 - 0.5;
+      });
+      const norm = Math.hypot(...row);
+      row.forEach((v, k) => out[r * targetDim + k] = f64ToF16Bits(v / norm));
+    }
+    return new Uint8Array(out.buffer);
+  };
+  const dir = join(base, "beir_fp16");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeFile(join(dir, "queries.mmap"), rows(queryIds.length));
+  await Deno.writeFile(join(dir, "corpus.mmap"), rows(corpusIds.length));
+  await Deno.writeTextFile(
+    join(dir, "metadata.json"),
+    JSON.stringify({
+      dataset: "beir",
+      teacher_model: "infly/inf-retriever-v1",
+      query_instruction: instruction,
+      embedding_dim: teacherDim,
+      target_dim: targetDim,
+      use_projection: false,
+      dtype: "float16",
+      precision: "fp16",
+      num_queries: queryIds.length,
+      num_corpus: corpusIds.length,
+      query_ids: queryIds,
+      corpus_ids: corpusIds,
+      query_embeddings_shape: [queryIds.length, targetDim],
+      corpus_embeddings_shape: [corpusIds.length, targetDim],
+    }),
+  );
+}
+
+const QUICK_TEST_INSTRUCTION =
+  "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ";
+
+Deno.test("dialect distill: upstream's quick_test (precomputed teacher embeddings) resolves key by key, trains phase 2 for two steps, copies artifacts", async () => {
+  if (!sharedPathOrSkip("distill dialect run", "data", "scifact")) return;
+  // Upstream's teacher name stays: with precomputed embeddings it is never loaded.
+  const teacher = "infly/inf-retriever-v1";
   const student = "random-init:packages/trainer/default/tiny-llama";
   const dir = await Deno.makeTempDir();
   try {
     const data = join(dir, "beir");
     await tinyBeir(data);
+    const cache = join(dir, "cache", "embedding");
+    await writePrecomputedCache(cache, data, QUICK_TEST_INSTRUCTION, 64, 32);
     const path = join(dir, "quick_test.yaml");
-    await Deno.writeTextFile(path, distillQuickTest(teacher, student, data, dir));
+    await Deno.writeTextFile(path, distillQuickTest(teacher, student, data, dir, cache));
     const { config, notes } = parseAnyConfig(await Deno.readTextFile(path), path);
     const experiment = "distilled-32d-mrl-quick_test";
     assertResolved(config, {
       recipe: "distill",
       name: experiment,
       "model.model_name_or_path": student,
-      "model.teacher_model_name_or_path": teacher,
+      "model.precomputed_embeddings_dir": cache,
       "model.teacher_dim": 64,
       "model.student_dim": 32,
       "model.teacher_prefix_dim": 32,
@@ -346,6 +424,14 @@ Deno.test("dialect distill: quick_test resolves key by key, trains phase 2 for t
     });
     assert.ok(notes.some((n) => /projection_hidden_dim: not used/.test(n)), notes.join("\n"));
     assert.ok(notes.some((n) => /router_lr: not used/.test(n)), notes.join("\n"));
+    assert.ok(
+      notes.some((n) => /model\.teacher: not loaded: .*precomputed_embeddings_dir/.test(n)),
+      notes.join("\n"),
+    );
+    assert.ok(
+      notes.some((n) => /phase1\.precomputed_embeddings_dir: not used: phase 1 is skipped/.test(n)),
+      notes.join("\n"),
+    );
 
     const run = capture();
     const { code } = await main(["--config", path], run.log, run.error);
@@ -357,6 +443,18 @@ Deno.test("dialect distill: quick_test resolves key by key, trains phase 2 for t
     const artifacts = `${dir}/artifacts/${experiment}`;
     assert.ok((await Deno.stat(join(artifacts, "model.safetensors"))).isFile);
     assert.ok((await Deno.stat(join(artifacts, "config.yaml"))).isFile);
+
+    // A cache embedded with another instruction stops with one sentence naming file and field.
+    const metadata = join(cache, "beir_fp16", "metadata.json");
+    const meta = JSON.parse(await Deno.readTextFile(metadata));
+    await Deno.writeTextFile(metadata, JSON.stringify({ ...meta, query_instruction: "" }));
+    const bad = capture();
+    const refused = await main(["--config", path], bad.log, bad.error);
+    assert.equal(refused.code, 2);
+    assert.match(
+      bad.err.join("\n"),
+      /beir_fp16\/metadata\.json \(field "query_instruction"\): the queries were embedded with "", but this run's query instruction is "Instruct: /,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -377,13 +475,16 @@ Deno.test("dialect distill: default.yaml's projection maps to the two-layer proj
     () => parseAnyConfig(text.replace("train_router: false", "train_router: true"), "d.yaml"),
     /train_router is not supported/,
   );
+  // Without precomputed_embeddings_dir the teacher model runs; phases that both run must read
+  // one table.
+  assert.equal(config.model.teacher_model_name_or_path, "t");
+  assert.equal(config.model.precomputed_embeddings_dir, null);
+  const twoTables = distillQuickTest("t", "s", "beir", "/o", "c1")
+    .replace("skip_phase1: true", "skip_phase1: false")
+    .replace(/(phase2:\n(?:.*\n)*? {2}precomputed_embeddings_dir: )"c1"/, '$1"c2"');
   assert.throws(
-    () =>
-      parseAnyConfig(
-        text.replace("  batch_size: 1\n", "  batch_size: 1\n  precomputed_embeddings_dir: x\n"),
-        "d.yaml",
-      ),
-    /precomputed_embeddings_dir .* is not read/,
+    () => parseAnyConfig(twoTables, "d.yaml"),
+    /phase2 reads teacher embeddings from "c2" but phase1 from "c1"/,
   );
 });
 
@@ -510,15 +611,128 @@ Deno.test("dialect rankllm: the train_rankllm.py command line resolves key by ke
       "training.learning_rate": 5e-6,
       "training.save_strategy": "epoch",
     });
+    // The ranking objectives train the listwise recipe (next test); a bad one is refused.
+    assert.equal(
+      flagsConfig([...split.upstream!.slice(0, -1), "ranking"], split).config.recipe,
+      "listwise",
+    );
     assert.throws(
-      () => flagsConfig([...split.upstream!.slice(0, -1), "ranking"], split),
-      /--objective "ranking" from a conversations file is not supported/,
+      () => flagsConfig([...split.upstream!.slice(0, -1), "rank"], split),
+      /--objective "rank": expected generation, ranking or combined/,
     );
 
     const run = capture();
     const { code, result } = await main(args, run.log, run.error);
     assert.equal(code, 0, run.err.join("\n"));
     assert.equal(result?.step, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** FIRST's alpha training records: letter identifiers, the gpt turn a permutation of them. */
+function alphaRecords(): unknown[] {
+  return [0, 1, 2, 3].map((i) => ({
+    id: `q${i}`,
+    conversations: [
+      { from: "system", value: "You rank passages by relevance." },
+      {
+        from: "human",
+        value: `Query: cat ${i}\n[A] a dog ran\n[B] the cat ${i} sat\n[C] a bird\nRank them.`,
+      },
+      { from: "gpt", value: i % 2 ? "[B] > [C] > [A]" : "[B] > [A] > [C]" },
+    ],
+  }));
+}
+
+Deno.test("dialect rankllm: --objective ranking and combined (FIRST's flags) train the listwise recipe on the conversations file, two steps", async () => {
+  const model = sharedPathOrSkip("rankllm dialect run", "data", "stories260K");
+  if (!model) return;
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = join(dir, "rank_zephyr_training_data_alpha.json");
+    await Deno.writeTextFile(data, JSON.stringify(alphaRecords()));
+    const common = {
+      recipe: "listwise",
+      name: null,
+      "model.model_name_or_path": model,
+      "model.use_lora": false,
+      "data.data_path": data,
+      "training.seed": 42,
+      "training.per_device_train_batch_size": 2,
+      "training.gradient_accumulation_steps": 1,
+      "training.num_train_epochs": 1,
+      "training.warmup_steps": 0,
+      "training.lr_scheduler_type": "cosine",
+      "training.noisy_embedding_alpha": 5,
+      "training.learning_rate": 5e-6,
+      "training.save_strategy": "epoch",
+    };
+    const cases = [
+      {
+        // scripts/train_first_mistral.sh's objective flags.
+        flags: "--objective combined --ranking_loss ranknet --weighted",
+        expected: {
+          "training.objective": "combined",
+          "training.loss": "ranknet",
+          "training.loss_options": { ranking_weight: 10, weighted: true },
+        },
+        parts: ["train/lm", "train/ranknet"],
+      },
+      {
+        flags: "--objective ranking",
+        expected: {
+          "training.objective": "ranking",
+          "training.loss": "lambdarank",
+          "training.loss_options": { reduction: "mean" },
+        },
+        parts: [],
+      },
+    ];
+    for (const { flags, expected, parts } of cases) {
+      const out = join(dir, flags.replace(/\W+/g, "_"));
+      const args = `--model_name_or_path ${model} --train_dataset_path ${data} --num_train_epochs 1
+        --seed 42 --per_device_train_batch_size 2 --gradient_accumulation_steps 1
+        --lr_scheduler_type cosine --num_warmup_steps 0 --output_dir ${out}
+        --noisy_embedding_alpha 5 ${flags}`.split(/\s+/);
+      const split = splitUpstreamArgs(args);
+      const { config, notes } = flagsConfig(split.upstream!, split);
+      assertResolved(config, { ...common, ...expected, "training.output_dir": out });
+      assert.ok(notes.some((n) => /grades n − rank/.test(n)), notes.join("\n"));
+      const run = capture();
+      const { code, result } = await main(args, run.log, run.error);
+      assert.equal(code, 0, run.err.join("\n"));
+      // Four records in batches of two: two steps.
+      assert.equal(result?.step, 2);
+      const records = (await Deno.readTextFile(join(result!.runPath, "metrics.jsonl"))).trim()
+        .split("\n").map((l) => JSON.parse(l)).filter((r) => "train/loss" in r);
+      assert.ok(records.length > 0 && records.every((r) => Number.isFinite(r["train/loss"])));
+      for (const part of parts) assert.ok(part in records[0], `${part} logged`);
+    }
+    // A gpt turn without letter identifiers stops with a sentence naming file, record and field.
+    await Deno.writeTextFile(
+      data,
+      JSON.stringify([alphaRecords()[0], {
+        conversations: [
+          { from: "system", value: "s" },
+          { from: "human", value: "h" },
+          { from: "gpt", value: "[2] > [1]" },
+        ],
+      }]),
+    );
+    const bad = capture();
+    const refused = await main(
+      `--model_name_or_path ${model} --train_dataset_path ${data} --objective ranking --output_dir ${
+        join(dir, "bad")
+      }`.split(/\s+/),
+      bad.log,
+      bad.error,
+    );
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      bad.err.join("\n"),
+      /rank_zephyr_training_data_alpha\.json \(field "\[1\]\.conversations\[2\]\.value"\): expected a ranking of letter identifiers/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -46,6 +46,7 @@ import {
   launchedByMpi,
   launchRanks,
   leaveDataParallel,
+  Mpi,
   withoutNproc,
 } from "@irforge/trainer/distributed";
 
@@ -62,7 +63,7 @@ export function usageText(): string {
   return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
        [--dialect irforge|blockrank|distill|qa-expert|rankllm] [--print-config]
        deno task train --recipe sft --model_name_or_path DIR --train_path F ...  (qa-expert flags)
-       deno task train --train_dataset_path F --objective generation ...  (RankLLM flags)
+       deno task train --train_dataset_path F --objective generation|ranking|combined ...  (RankLLM flags)
 
 Trains a retrieval or ranking model from a YAML recipe (examples/<recipe>-*.yaml).
 Recipes:
@@ -202,13 +203,22 @@ export async function main(
     // Phases (distill: two), each a full run under <run>/phase1, <run>/phase2, ….
     let result;
     try {
-      result = await recipe.training.run({ config, resume: values.resume ?? undefined, log });
+      result = await recipe.training.run({
+        config,
+        resume: values.resume ?? undefined,
+        log,
+        distributed: dp,
+        progress: dp ? dp.leader : undefined,
+      });
     } catch (e) {
+      if (dp) await abortDataParallel(dp, e); // never leave the other ranks waiting
       const sentence = userError(e);
       if (sentence === undefined) throw e;
       error(sentence);
       return { code: 2 };
     }
+    if (dp && result.last) await leaveDataParallel(dp, result.last);
+    else if (dp) await dp.close().then(() => Mpi.finalizeIfInitialized());
     log(`${config.recipe} ${result.status}: ${result.runPath}`);
     if (result.status === "failed") return { code: 1 };
     if (result.status === "interrupted") return { code: 130 };

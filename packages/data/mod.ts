@@ -5,31 +5,207 @@
  * @module
  */
 
-export * from "./input_error.ts";
-export * from "./shared_data.ts";
-export * from "./trec.ts";
-export * from "./lines.ts";
-export * from "./jsonl.ts";
-export * from "./fields.ts";
-export * from "./json_records.ts";
-export * from "./beir.ts";
-export * from "./classic.ts";
-export * from "./candidates.ts";
-export * from "./hotpotqa.ts";
-export * from "./blockrank_jsonl.ts";
-export * from "./tokenizer.ts";
-export * from "./random.ts";
-export * from "./sequence.ts";
-export * from "./packing.ts";
-export * from "./blockrank.ts";
-export * from "./trove_names.ts";
-export * from "./qrel_source.ts";
-export * from "./binary_dataset.ts";
-export * from "./multilevel_dataset.ts";
-export * from "./retrieval_collator.ts";
-export * from "./chat.ts";
-export * from "./sft.ts";
-export * from "./sft_formats.ts";
-export * from "./listwise.ts";
-export * from "./distill.ts";
-export * from "./safe_output.ts";
+export { formatLocation, InputError, type InputLocation, SkipLog } from "./input_error.ts";
+export { hasShared, sharedPath, sharedPathOrSkip, sharedRoot } from "./shared_data.ts";
+export {
+  formatQrels,
+  formatRun,
+  parseQrels,
+  parseRun,
+  type Qrels,
+  type ReadOptions,
+  readQrels,
+  readRun,
+  type Run,
+  type RunEntry,
+} from "./trec.ts";
+export { type NumberedLine, readLines, splitLines } from "./lines.ts";
+export { type JsonlOptions, type JsonlRecord, readJsonl, writeJsonl } from "./jsonl.ts";
+export {
+  asArray,
+  asObject,
+  describe,
+  fieldLocation,
+  numberField,
+  type RecordLocation,
+  stringField,
+  type StringFieldOptions,
+} from "./fields.ts";
+export { type LocatedRecord, readJsonRecords, recordWhere } from "./json_records.ts";
+export {
+  type BeirCollection,
+  type BeirCounts,
+  type BeirQrelsOptions,
+  type BeirReadOptions,
+  type Corpus,
+  type Document,
+  type Queries,
+  readBeir,
+  readBeirCorpus,
+  readBeirQrels,
+  readBeirQueries,
+  writeBeir,
+} from "./beir.ts";
+export {
+  type ClassicCollection,
+  type ClassicFiles,
+  type ClassicQrels,
+  type ClassicQrelsOptions,
+  emptyDocuments,
+  normalizeId,
+  parseBinaryQrels,
+  parseCranfieldQrels,
+  parseSmart,
+  parseTrecDocuments,
+  parseTrecTopics,
+  readCranfield,
+  readNpl,
+  readSmart,
+  SMART_MARKERS,
+  smartCorpus,
+  type SmartCorpusFields,
+  smartQueries,
+  type SmartQueriesOptions,
+  type SmartRecord,
+} from "./classic.ts";
+export {
+  type Candidate,
+  type CandidateList,
+  parseCandidateList,
+  readCandidates,
+} from "./candidates.ts";
+export {
+  type HotpotExample,
+  type HotpotParagraph,
+  parseHotpotExample,
+  readHotpotQa,
+  type SupportingFact,
+  supportingParagraphs,
+} from "./hotpotqa.ts";
+export {
+  parseRankingExample,
+  type RankingExample,
+  readRankingExamples,
+} from "./blockrank_jsonl.ts";
+export { CharTokenizer, HashWordTokenizer, type TextTokenizer } from "./tokenizer.ts";
+export {
+  type Random,
+  randomInt,
+  sampleWithoutReplacement,
+  seededRandom,
+  shuffleInPlace,
+} from "./random.ts";
+export {
+  attentionAllowed,
+  collate,
+  type CollatedBatch,
+  type EncodeOptions,
+  encodeText,
+  IGNORE_INDEX,
+  type PadOptions,
+  roundUp,
+  TokenKind,
+  type TokenSequence,
+  withDefaults,
+} from "./sequence.ts";
+export {
+  type PackedRow,
+  type PackingPlan,
+  type PackingReport,
+  packingReport,
+  type PackingStrategy,
+  type PackOptions,
+  packSequences,
+  paddingReport,
+  planPacking,
+} from "./packing.ts";
+export {
+  BlockRankDataset,
+  type BlockRankItem,
+  blockRankMistralPrompt,
+  type BlockRankOptions,
+  type BlockRankPrompt,
+  layoutBlockRank,
+  rankingExamplesFromCandidates,
+  sampleBlockRankDocuments,
+} from "./blockrank.ts";
+export { type TroveNamePairs, troveSpelling } from "./trove_names.ts";
+export {
+  type MaterializedQrels,
+  materializeQrels,
+  type QrelSourceConfig,
+  type QrelSourceInput,
+  qrelSourceOptions,
+  type QrelSourceTroveNames,
+  runAsQrels,
+  type ScoredDocument,
+  type ScoreTransform,
+} from "./qrel_source.ts";
+export {
+  BinaryDataset,
+  type BinaryDatasetInput,
+  type BinaryDatasetOptions,
+  binaryDatasetOptions,
+  type BinaryItem,
+  type RunNegatives,
+} from "./binary_dataset.ts";
+export {
+  candidateGroups,
+  type GradedItem,
+  MultiLevelDataset,
+  type MultiLevelInput,
+  type MultiLevelOptions,
+  multiLevelOptions,
+  type MultiLevelTroveNames,
+} from "./multilevel_dataset.ts";
+export {
+  collateRetrieval,
+  passageText,
+  type RetrievalBatch,
+  type RetrievalCollatorInput,
+  type RetrievalCollatorOptions,
+  retrievalCollatorOptions,
+} from "./retrieval_collator.ts";
+export {
+  type ChatMessage,
+  type ChatOptions,
+  type ChatTemplate,
+  mistralChatTemplate,
+  tokenizeChat,
+} from "./chat.ts";
+export { type HotpotSftOptions, hotpotToSft, SftDataset, type SftRecord } from "./sft.ts";
+export {
+  conversationsToSft,
+  isConversationsRecord,
+  isQaExpertRecord,
+  QA_EXPERT_SYSTEM,
+  qaExpertToSft,
+  retrieveCall,
+} from "./sft_formats.ts";
+export {
+  identifierOffset,
+  identifierTokenIds,
+  type ListwiseExample,
+  listwiseExamples,
+  type ListwiseOptions,
+  listwisePrompt,
+  type ListwiseTokens,
+  rankLlmSystemMessage,
+  slidingWindows,
+  tokenizeListwise,
+} from "./listwise.ts";
+export {
+  type DistillItem,
+  EmbeddingDistillDataset,
+  type EmbeddingDistillOptions,
+  type Triplet,
+  TripletDataset,
+} from "./distill.ts";
+export {
+  checkOutput,
+  type CheckOutputOptions,
+  type NamedPath,
+  OutputError,
+  writeDirectoryAtomic,
+  writeFileAtomic,
+} from "./safe_output.ts";

@@ -27,7 +27,7 @@ export const TokenKind = {
 } as const;
 
 /** Label value that means "no loss here". */
-export const IGNORE_INDEX = -100;
+export const IGNORE_INDEX: number = -100;
 
 /** One tokenised sequence; optional metadata defaults to a plain causal sequence. */
 export interface TokenSequence {

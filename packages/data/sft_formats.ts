@@ -24,7 +24,7 @@ import { type LocatedRecord, recordWhere } from "./json_records.ts";
 import type { SftRecord } from "./sft.ts";
 
 /** The system turn of a qa-expert conversation (irforge's wording of its retrieval instruction). */
-export const QA_EXPERT_SYSTEM =
+export const QA_EXPERT_SYSTEM: string =
   "The assistant answers the user's question. To find what it needs it calls the function " +
   "`retrieve` with one parameter, query (string); a complex question may need several calls.";
 

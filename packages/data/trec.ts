@@ -12,8 +12,11 @@ export type Qrels = Map<string, Map<string, number>>;
 
 /** One retrieved document of a run. */
 export interface RunEntry {
+  /** Document id. */
   docid: string;
+  /** Rank column as written (1-based). */
   rank: number;
+  /** Score column. */
   score: number;
 }
 

@@ -56,7 +56,28 @@ function runQueries(run: RunInput): ReadonlyMap<string, readonly ScoredDocument[
     : run as ReadonlyMap<string, readonly ScoredDocument[]>;
 }
 
-/** Evaluates `run` against `qrels` with trec_eval's semantics. */
+/**
+ * Evaluates `run` against `qrels` with trec_eval's semantics.
+ *
+ * @example nDCG@10 and MAP of a run, printed as `trec_eval -c -l 2` would
+ * ```ts
+ * import { evaluateRun, formatTrecEval } from "@irforge/eval";
+ *
+ * const qrels = new Map([["q1", new Map([["d1", 2], ["d2", 0], ["d3", 1]])]]);
+ * const run = new Map([["q1", [
+ *   { docid: "d3", score: 9.1 },
+ *   { docid: "d1", score: 7.4 },
+ *   { docid: "d9", score: 2.0 },
+ * ]]]);
+ * const evaluation = evaluateRun(qrels, run, {
+ *   measures: ["ndcg_cut.10", "map"],
+ *   relevanceLevel: 2,
+ *   complete: true,
+ * });
+ * console.log(evaluation.summary.get("ndcg_cut_10")); // 0.8597… (grades 1, 2 ranked 1st, 2nd)
+ * console.log(formatTrecEval(evaluation)); // map 0.5000: only d1 has grade ≥ 2, at rank 2
+ * ```
+ */
 export function evaluateRun(
   qrels: Qrels,
   run: RunInput,

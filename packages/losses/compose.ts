@@ -29,7 +29,7 @@ import type { HostNumbers, LossInputs } from "./types.ts";
  * Additive mask value for excluded entries. Finite (not −inf) so that
  * `0 · masked` stays 0 and softmax rows never become all −inf.
  */
-export const MASKED = -1e30;
+export const MASKED: number = -1e30;
 
 /**
  * log Σ exp(x) over the last axis, keepdim. The max is taken without

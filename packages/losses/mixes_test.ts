@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "@irforge/tensor/testing";
+import { concat } from "@irforge/tensor";
 import { createLoss } from "./mod.ts";
 import {
   refBlockRankAux,
@@ -42,19 +43,41 @@ gpuTest("distill_phase1 = w·MSE + w′·(1 − cos), parts reported", async () 
   assert(Math.abs(r.value - (0.5 * r.parts.mse! + 2 * r.parts.cosine!)) < 1e-5);
 });
 
-gpuTest("distill_phase2 = w·InfoNCE + w′·MSE", async () => {
-  const G = 2, teacher = randomValues(N * d, 7);
-  await checkLoss({
-    loss: createLoss("distill_phase2", { infonce_weight: 1, mse_weight: 3, temperature: 0.5 }),
-    params: [
-      { data: randomValues(N * d, 5), shape: [N, d] },
-      { data: randomValues(N * G * d, 6), shape: [N * G, d] },
-    ],
-    inputs: ([q, p]) => ({ queryEmbeddings: q, passageEmbeddings: p, student: q, teacher }),
-    ref: ([q, p]) =>
-      refInfoNCE(refScores(q!, p!, d, false), N, 0.5, true) + 3 * refMSE(q!, teacher),
-  });
-});
+gpuTest(
+  "distill_phase2 = w·InfoNCE + w′·(MSE(queries) + MSE(passages))/2, as Phase2Loss",
+  async () => {
+    const G = 2, teacher = randomValues(N * (1 + G) * d, 7);
+    const tq = teacher.slice(0, N * d), tp = teacher.slice(N * d);
+    const halves = (q: Float64Array, p: Float64Array) => (refMSE(q, tq) + refMSE(p, tp)) / 2;
+    const pooled = (q: Float64Array, p: Float64Array) => refMSE([...q, ...p], teacher);
+    const qData = randomValues(N * d, 5), pData = randomValues(N * G * d, 6);
+    const f32 = (x: ArrayLike<number>) => Float64Array.from(Float32Array.from(x));
+    const r = await checkLoss({
+      loss: createLoss("distill_phase2", { infonce_weight: 1, mse_weight: 3, temperature: 0.5 }),
+      params: [
+        { data: qData, shape: [N, d] },
+        { data: pData, shape: [N * G, d] },
+      ],
+      inputs: ([q, p]) => ({
+        queryEmbeddings: q,
+        passageEmbeddings: p,
+        student: concat([q!, p!], 0),
+        teacher,
+      }),
+      ref: ([q, p]) => refInfoNCE(refScores(q!, p!, d, false), N, 0.5, true) + 3 * halves(q!, p!),
+    });
+    // Control: the MSE over all rows at once (3 query rows, 6 passage rows) differs.
+    const want = halves(f32(qData), f32(pData)), old = pooled(f32(qData), f32(pData));
+    assert.ok(Math.abs(r.parts.mse! - want) < 1e-5, `mse part ${r.parts.mse} vs ${want}`);
+    assert.ok(Math.abs(want - old) > 1e-3, `control: pooled MSE ${old} vs halves ${want}`);
+    await assert.rejects(
+      createLoss("distill_phase2").compute({
+        queryEmbeddings: undefined,
+      }),
+      /needs input "queryEmbeddings"/,
+    );
+  },
+);
 
 gpuTest("matryoshka: infonce at prefix dims, renormalised per prefix, weighted", async () => {
   const G = 2, D = 6, dims = [2, 4, 6], weights = [1, 0.5, 0.25];

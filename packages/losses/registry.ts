@@ -1,14 +1,6 @@
 /**
  * The loss registry: built-in and user losses by name (and alias), created
- * with validated options.
- *
- * ```ts
- * import { createLoss, registerLoss } from "@irforge/losses";
- * registerLoss("my_loss", (o) => myLoss(o.scale), {
- *   options: { scale: { kind: "number", default: 1, description: "factor" } },
- * });
- * const loss = createLoss("my_loss", { scale: 2 });
- * ```
+ * with validated options. Examples: {@link createLoss}, {@link registerLoss}.
  *
  * @module
  */
@@ -52,6 +44,26 @@ const aliasOf = new Map<string, string>();
  * Registers the loss `name` (and its aliases). Throws when the name or an
  * alias is taken. Users can register their own losses without touching this
  * package.
+ *
+ * @example A loss of your own, created by name like the built-in ones
+ * ```ts
+ * import { mean, scale } from "@irforge/tensor";
+ * import { createLoss, registerLoss } from "@irforge/losses";
+ *
+ * registerLoss("negative_mean_score", (options) => ({
+ *   name: "negative_mean_score",
+ *   options,
+ *   compute(inputs) {
+ *     if (!inputs.scores) throw new Error('loss "negative_mean_score" needs input "scores"');
+ *     return Promise.resolve({ loss: scale(mean(inputs.scores), -options.weight) });
+ *   },
+ * }), {
+ *   options: { weight: { kind: "number", default: 1, min: 0, description: "multiplier" } },
+ *   description: "minus the mean score (an illustration)",
+ * });
+ * const loss = createLoss("negative_mean_score", { weight: 2 });
+ * console.log(loss.options); // { weight: 2 }
+ * ```
  */
 export function registerLoss<S extends OptionSchema>(
   name: string,
@@ -109,6 +121,20 @@ function lookup(name: string): Entry {
  * Creates the loss `name` (or alias) with `options` validated against its
  * schema (unknown option → error naming the closest valid one; wrong type →
  * error).
+ *
+ * @example InfoNCE with in-batch negatives: two queries, two passages each
+ * ```ts
+ * import { getDevice, tensor } from "@irforge/tensor";
+ * import { createLoss } from "@irforge/losses";
+ *
+ * await getDevice();
+ * const loss = createLoss("infonce", { temperature: 0.05, normalize: true });
+ * const queryEmbeddings = tensor([1, 0, 0, 1], [2, 2]); // [Q, d]
+ * // [Q·G, d], group-major, each group's positive first
+ * const passageEmbeddings = tensor([0.9, 0.1, 0.2, 0.8, 0.1, 0.9, 0.7, 0.3], [4, 2]);
+ * const { loss: value } = await loss.compute({ queryEmbeddings, passageEmbeddings });
+ * console.log(await value.toArray());
+ * ```
  */
 export function createLoss(name: string, options: Readonly<Record<string, unknown>> = {}): Loss {
   const entry = lookup(name);

@@ -1,7 +1,9 @@
 /**
  * The Mistral/Llama causal language model on the GPU engine: embedding,
  * decoder layers (RMSNorm, q/k/v/o with grouped-query attention, RoPE, fused
- * masked attention, SwiGLU MLP), final norm, LM head (tied or not).
+ * masked attention, SwiGLU MLP), final norm, LM head (tied or not). Every
+ * RMSNorm but layer 0's input norm runs fused with the residual add before
+ * it (`addRmsNorm`), forward and backward.
  *
  * Parameters keep Hugging Face names (`model.layers.0.self_attn.q_proj.weight`)
  * so checkpoints, gradients and adapters line up with transformers and peft.
@@ -15,7 +17,7 @@ import {
   attention,
   attentionScoresForRows,
   cast,
-  checkpoint,
+  checkpointMany,
   crossEntropy,
   embedding,
   isReplayableState,
@@ -34,6 +36,7 @@ import {
   variable,
 } from "@irforge/tensor";
 import type { ModelConfig } from "./config.ts";
+import { F16WeightCache } from "./f16_weights.ts";
 import type { ModelInputs } from "./model_inputs.ts";
 
 /** Names of the seven linear projections of a decoder layer. */
@@ -106,9 +109,30 @@ export interface ForwardResult {
   attentionScores?: Tensor;
 }
 
+/**
+ * The decoder's residual stream between two RMSNorms: `base + pending`, the
+ * add left undone so that the next norm does it in the same kernel
+ * (`addRmsNorm`: the MLP residual of layer l with the input norm of layer
+ * l+1, the last one with the final norm). `pending` is null when the stream
+ * is already summed (the embeddings).
+ */
+export interface ResidualStream {
+  /** The stream so far. */
+  base: Tensor;
+  /** The block output still to be added to it, or null. */
+  pending: Tensor | null;
+}
+
+/** A summed tensor as a {@link ResidualStream}, or the stream as is. */
+function asStream(h: Tensor | ResidualStream): ResidualStream {
+  return h instanceof Tensor ? { base: h, pending: null } : h;
+}
+
 /** Keys and values of every layer for incremental decoding: `[B, Hkv, T, D]` each. */
 export interface LayerCache {
+  /** Keys after RoPE, `[B, Hkv, T, D]`. */
   keys: Tensor;
+  /** Values, `[B, Hkv, T, D]`. */
   values: Tensor;
 }
 
@@ -129,16 +153,26 @@ export class CausalLM {
   /**
    * Activation checkpointing: keep only each decoder layer's input on the
    * tape and recompute the layer in backward (one extra forward per layer).
-   * The layer whose attention scores are asked for is never checkpointed.
+   * The input is the {@link ResidualStream} (two `[B, T, hidden]` tensors
+   * after layer 0, so that the recomputation fuses the residual add with the
+   * norm as the forward does). The layer whose attention scores are asked
+   * for is never checkpointed.
    */
   gradientCheckpointing = false;
   /**
-   * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
-   * projection and the LM head to f16 (f32 accumulation and output), as
-   * autocast does; weights stay f32 masters. Attention, norms and the loss
-   * stay f32. `null` (default): operands as stored.
+   * The f16 copies of the f32 weights under {@link CausalLM.autocast}: cast
+   * once per weight change (once per optimizer step for trainable weights,
+   * once per run for frozen ones), not at every use.
    */
-  autocast: "f16" | null = null;
+  readonly f16Weights: F16WeightCache = new F16WeightCache();
+  /**
+   * Whether {@link CausalLM.autocast} reuses {@link CausalLM.f16Weights}
+   * (default). `false` casts every weight at every use, as before the cache
+   * existed (same values, one cast per weight per forward), and frees the
+   * cached copies at the next use.
+   */
+  cacheF16Weights = true;
+  #autocast: "f16" | null = null;
   #ropeTable: Tensor;
 
   /**
@@ -160,6 +194,30 @@ export class CausalLM {
       if (params.has(name) || this.quantized.has(name.replace(/\.weight$/, ""))) continue;
       throw new Error(`model: parameter ${name} is missing`);
     }
+  }
+
+  /**
+   * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
+   * projection and the LM head to f16 (f32 accumulation and output), as
+   * autocast does; weights stay f32 masters, their f16 copies cached in
+   * {@link CausalLM.f16Weights}. Attention, norms and the loss stay f32.
+   * `null` (default): operands as stored; setting it frees the cache.
+   */
+  get autocast(): "f16" | null {
+    return this.#autocast;
+  }
+
+  set autocast(mode: "f16" | null) {
+    this.#autocast = mode;
+    if (mode === null) this.f16Weights.clear();
+  }
+
+  /** A weight as an f16 operand: the cached copy unless caching is off. */
+  #halfWeight(w: Tensor): Tensor {
+    if (w.dtype === "f16") return w;
+    if (this.cacheF16Weights) return this.f16Weights.half(w);
+    if (this.f16Weights.size > 0) this.f16Weights.clear();
+    return cast(w, "f16");
   }
 
   /** The HF name → tensor map of trainable (non-quantised) parameters. */
@@ -224,8 +282,7 @@ export class CausalLM {
   /** x·Wᵀ, with f16 operands under {@link CausalLM.autocast}. */
   #linear(x: Tensor, w: Tensor): Tensor {
     if (this.autocast !== "f16") return linear(x, w);
-    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
-    return linear(half(x), half(w));
+    return linear(x.dtype === "f16" ? x : cast(x, "f16"), this.#halfWeight(w));
   }
 
   /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */
@@ -237,18 +294,44 @@ export class CausalLM {
   }
 
   /**
+   * The summed stream and its RMSNorm with weight `name`: one fused kernel
+   * when an add is pending on the f32 stream.
+   */
+  #addNorm(stream: ResidualStream, name: string): { h: Tensor; x: Tensor } {
+    const { base, pending } = stream;
+    const w = this.#weight(name), eps = this.config.rmsNormEps;
+    if (!pending) return { h: base, x: rmsNorm(base, w, eps) };
+    if (base.dtype === "f32" && pending.dtype === "f32") {
+      const [h, x] = addRmsNorm(base, pending, w, eps);
+      return { h, x };
+    }
+    const h = add(base, pending);
+    return { h, x: rmsNorm(h, w, eps) };
+  }
+
+  /**
+   * The final norm of the residual stream (fused with the last layer's MLP
+   * residual when that add is pending).
+   */
+  finalNorm(h: Tensor | ResidualStream): Tensor {
+    return this.#addNorm(asStream(h), "model.norm.weight").x;
+  }
+
+  /**
    * The attention half's inputs of layer `index`: RoPE'd queries `[B, T, Hq, D]`
-   * and keys, and values `[B, T, Hkv, D]`, from the residual stream `h`.
+   * and keys, and values `[B, T, Hkv, D]`, from the residual stream `h`
+   * (whose pending add fuses with the input norm); `h` is the summed stream,
+   * what {@link CausalLM.finishLayer} adds attention to.
    */
   queryKeyValue(
     index: number,
-    h: Tensor,
+    stream: Tensor | ResidualStream,
     positionIds: Tensor,
-  ): { q: Tensor; k: Tensor; v: Tensor } {
+  ): { q: Tensor; k: Tensor; v: Tensor; h: Tensor } {
     const c = this.config;
-    const [B, T] = h.shape as [number, number, number];
     const p = `model.layers.${index}`;
-    const x = rmsNorm(h, this.#weight(`${p}.input_layernorm.weight`), c.rmsNormEps);
+    const { h, x } = this.#addNorm(asStream(stream), `${p}.input_layernorm.weight`);
+    const [B, T] = h.shape as [number, number, number];
     const heads = (proj: string, n: number) =>
       reshape(this.project(`${p}.self_attn.${proj}`, x), [B, T, n, c.headDim]);
     const qh = heads("q_proj", c.numHeads), kh = heads("k_proj", c.numKvHeads);
@@ -256,43 +339,45 @@ export class CausalLM {
     const [q, k] = qh.dtype === kh.dtype
       ? ropeQK(qh, kh, positionIds, this.#ropeTable)
       : [rope(qh, positionIds, this.#ropeTable), rope(kh, positionIds, this.#ropeTable)];
-    return { q, k, v: heads("v_proj", c.numKvHeads) };
+    return { q, k, v: heads("v_proj", c.numKvHeads), h };
   }
 
   /**
    * The rest of layer `index` after attention: output projection and
-   * residual, then the SwiGLU MLP and residual. `attended` is `[B, T, Hq·D]`.
+   * residual (fused with the post-attention norm), then the SwiGLU MLP,
+   * whose residual add is left pending for the next norm. `h` is the summed
+   * stream from {@link CausalLM.queryKeyValue}; `attended` is `[B, T, Hq·D]`.
    */
-  finishLayer(index: number, h: Tensor, attended: Tensor): Tensor {
+  finishLayer(index: number, h: Tensor, attended: Tensor): ResidualStream {
     const p = `model.layers.${index}`;
     const o = this.project(`${p}.self_attn.o_proj`, attended);
-    const norm = this.#weight(`${p}.post_attention_layernorm.weight`);
-    const eps = this.config.rmsNormEps;
-    // Residual add + RMSNorm in one kernel over the f32 residual stream.
-    const [h1, x2] = h.dtype === "f32" && o.dtype === "f32"
-      ? addRmsNorm(h, o, norm, eps)
-      : ((s: Tensor) => [s, rmsNorm(s, norm, eps)])(add(h, o));
-    const gated = swiglu(
-      this.project(`${p}.mlp.gate_proj`, x2!),
-      this.project(`${p}.mlp.up_proj`, x2!),
+    const { h: h1, x: x2 } = this.#addNorm(
+      { base: h, pending: o },
+      `${p}.post_attention_layernorm.weight`,
     );
-    return add(h1!, this.project(`${p}.mlp.down_proj`, gated));
+    const gated = swiglu(
+      this.project(`${p}.mlp.gate_proj`, x2),
+      this.project(`${p}.mlp.up_proj`, x2),
+    );
+    return { base: h1, pending: this.project(`${p}.mlp.down_proj`, gated) };
   }
 
   /**
-   * One decoder layer on `h` `[B, T, hidden]` with the fused masked attention.
-   * Also returns the layer's keys and values `[B, Hkv, T, D]` (for a KV cache)
-   * and, when `scoreRows` is given, the pre-softmax scores of those rows.
+   * One decoder layer on the residual stream `[B, T, hidden]` with the fused
+   * masked attention; the stream it returns has the MLP's residual add
+   * pending. Also returns the layer's keys and values `[B, Hkv, T, D]` (for
+   * a KV cache) and, when `scoreRows` is given, the pre-softmax scores of
+   * those rows.
    */
   layer(
     index: number,
-    h: Tensor,
+    stream: Tensor | ResidualStream,
     inputs: ModelInputs,
     scoreRows?: number[][],
-  ): { h: Tensor; scores?: Tensor; keys: Tensor; values: Tensor } {
+  ): { h: ResidualStream; scores?: Tensor; keys: Tensor; values: Tensor } {
     const c = this.config;
+    const { q, k, v, h } = this.queryKeyValue(index, stream, inputs.positionIds);
     const [B, T] = h.shape as [number, number, number];
-    const { q, k, v } = this.queryKeyValue(index, h, inputs.positionIds);
     // The fused kernel wants heads before time: [B, H, T, D].
     const qh = permute(q, [0, 2, 1, 3]);
     const kh = permute(k, [0, 2, 1, 3]);
@@ -311,7 +396,10 @@ export class CausalLM {
     this.#checkWindow(inputs);
     this.ensurePositions(inputs.maxPosition);
     return tidy(() => {
-      let h = options.inputsEmbeds ?? this.embed(inputs.inputIds);
+      let h: ResidualStream = {
+        base: options.inputsEmbeds ?? this.embed(inputs.inputIds),
+        pending: null,
+      };
       let attentionScores: Tensor | undefined;
       const wanted = options.attentionScores;
       if (wanted && (wanted.layer < 0 || wanted.layer >= this.config.numLayers)) {
@@ -323,7 +411,18 @@ export class CausalLM {
       const state: ReplayableState[] = isReplayableState(this.adapter) ? [this.adapter] : [];
       for (let l = 0; l < this.config.numLayers; l++) {
         if (this.gradientCheckpointing && wanted?.layer !== l) {
-          h = checkpoint(([x]) => this.layer(l, x!, inputs).h, [h], { state });
+          // Both halves of the stream are the checkpoint's inputs and outputs, so the
+          // recomputation fuses the pending add with the norm as the forward did.
+          const saved = h.pending ? [h.base, h.pending] : [h.base];
+          const [base, pending] = checkpointMany(
+            ([b, d]) => {
+              const out = this.layer(l, { base: b!, pending: d ?? null }, inputs).h;
+              return [out.base, out.pending!];
+            },
+            saved,
+            { state },
+          );
+          h = { base: base!, pending: pending! };
           continue;
         }
         const out = this.layer(l, h, inputs, wanted?.layer === l ? wanted.rows : undefined);
@@ -333,7 +432,7 @@ export class CausalLM {
           if (options.stopAfterScores) return { attentionScores };
         }
       }
-      const normed = rmsNorm(h, this.#weight("model.norm.weight"), this.config.rmsNormEps);
+      const normed = this.finalNorm(h);
       if (options.output === "hidden") return { hidden: normed, attentionScores };
       return { logits: this.lmHead(normed), attentionScores };
     });
@@ -361,8 +460,8 @@ export class CausalLM {
       : this.#weight("lm_head.weight");
     const rows = reshape(hidden, [hidden.size / H, H]);
     if (this.autocast !== "f16") return lmHeadLoss(rows, head, shiftedTargets);
-    const half = (t: Tensor) => t.dtype === "f16" ? t : cast(t, "f16");
-    return lmHeadLoss(half(rows), half(head), shiftedTargets);
+    const rows16 = rows.dtype === "f16" ? rows : cast(rows, "f16");
+    return lmHeadLoss(rows16, this.#halfWeight(head), shiftedTargets);
   }
 
   /**
@@ -391,6 +490,7 @@ export class CausalLM {
       p.dispose();
     }
     for (const q of this.quantized.values()) q.dispose();
+    this.f16Weights.clear();
     this.#ropeTable.dispose();
   }
 }

@@ -6,6 +6,12 @@
  * intermediate (q/k/v, attention output, the MLP's `[B, T, intermediate]`
  * tensors). Costs one extra forward per layer.
  *
+ * Every RMSNorm but layer 0's input norm is fused with the residual add
+ * before it, so between layers the stream travels as two tensors (the
+ * stream and the MLP output still to be added, `ResidualStream`); each
+ * checkpoint keeps both, one more `[B, T, hidden]` per layer than a summed
+ * stream would, so that the recomputation fuses the add with the norm too.
+ *
  * @module
  */
 

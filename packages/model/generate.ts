@@ -13,14 +13,13 @@ import {
   noGrad,
   permute,
   reshape,
-  rmsNorm,
   scale,
   slice,
   softmax,
   Tensor,
   tidy,
 } from "@irforge/tensor";
-import type { CausalLM } from "./causal_lm.ts";
+import type { CausalLM, ResidualStream } from "./causal_lm.ts";
 import { causalInputs, disposeInputs } from "./model_inputs.ts";
 
 /** Options of {@link generate}. */
@@ -99,23 +98,22 @@ function prefill(model: CausalLM, prompt: number[], cache: CacheEntry[]): Tensor
   try {
     return tidy(() => {
       model.ensurePositions(inputs.maxPosition);
-      let h = model.embed(inputs.inputIds);
+      let h: ResidualStream = { base: model.embed(inputs.inputIds), pending: null };
       for (let l = 0; l < model.config.numLayers; l++) {
         const out = model.layer(l, h, inputs);
         cache[l] = { keys: out.keys.keep(), values: out.values.keep() };
         h = out.h;
       }
-      const last = slice(h, 1, prompt.length - 1, prompt.length);
-      return logitsOf(model, last);
+      const last = (t: Tensor) => slice(t, 1, prompt.length - 1, prompt.length);
+      return logitsOf(model, { base: last(h.base), pending: h.pending && last(h.pending) });
     });
   } finally {
     disposeInputs(inputs);
   }
 }
 
-function logitsOf(model: CausalLM, hidden: Tensor): Tensor {
-  const norm = model.params.get("model.norm.weight")!;
-  return model.lmHead(rmsNorm(hidden, norm, model.config.rmsNormEps));
+function logitsOf(model: CausalLM, hidden: ResidualStream): Tensor {
+  return model.lmHead(model.finalNorm(hidden));
 }
 
 /**
@@ -129,10 +127,10 @@ function decodeStep(model: CausalLM, token: number, position: number, cache: Cac
   const pos = Tensor.fromArray(Int32Array.of(position), [1, 1], "i32");
   try {
     return tidy(() => {
-      let h = model.embed(ids);
+      let h: ResidualStream = { base: model.embed(ids), pending: null };
       const group = c.numHeads / c.numKvHeads;
       for (let l = 0; l < c.numLayers; l++) {
-        const { q, k, v } = model.queryKeyValue(l, h, pos);
+        const { q, k, v, h: summed } = model.queryKeyValue(l, h, pos);
         const entry = cache[l]!;
         const keys = concat([entry.keys, permute(k, [0, 2, 1, 3])], 2).keep();
         const values = concat([entry.values, permute(v, [0, 2, 1, 3])], 2).keep();
@@ -151,7 +149,7 @@ function decodeStep(model: CausalLM, token: number, position: number, cache: Cac
           1 / Math.sqrt(c.headDim),
         );
         const attended = matmul(softmax(scores), visibleValues); // [1, Hkv, G, D]
-        h = model.finishLayer(l, h, reshape(attended, [1, 1, c.numHeads * c.headDim]));
+        h = model.finishLayer(l, summed, reshape(attended, [1, 1, c.numHeads * c.headDim]));
       }
       return logitsOf(model, h);
     });

@@ -40,6 +40,23 @@ const projectionSuffixes = PROJECTIONS.map((p) => `.${p}.weight`);
  * Hugging Face Mistral/Llama directory. Tensors are read one at a time, so a
  * checkpoint is never wholly in JS memory. A missing tensor or a shape that
  * disagrees with the config stops with an error naming file and tensor.
+ *
+ * @example Next-token logits of one prompt
+ * ```ts
+ * import { getDevice, noGrad } from "@irforge/tensor";
+ * import { causalInputs, disposeInputs, loadCausalLM, loadTokenizer } from "@irforge/model";
+ *
+ * await getDevice();
+ * const dir = "path/to/Mistral-7B-v0.1"; // config.json, *.safetensors, tokenizer.model
+ * const model = await loadCausalLM(dir, { dtype: "f16" });
+ * const tokenizer = await loadTokenizer(dir);
+ * const inputs = causalInputs([tokenizer.encode("The capital of France is", { addBos: true })]);
+ * const { logits } = noGrad(() => model.forward(inputs)); // [1, T, vocab]
+ * console.log(logits?.shape);
+ * logits?.dispose();
+ * disposeInputs(inputs);
+ * model.dispose();
+ * ```
  */
 export async function loadCausalLM(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
   const config = await loadModelConfig(dir);

@@ -25,8 +25,11 @@ export interface ModelInputs {
 
 /** Per-token arrays of a batch, flat `[B·T]` (what `@irforge/data`'s collator emits). */
 export interface TokenBatch {
+  /** Rows (B). */
   batch: number;
+  /** Tokens per row (T). */
   length: number;
+  /** Token ids, `[B·T]` row-major. */
   inputIds: Int32Array;
   /** Defaults to 0..T−1 in every row. */
   positionIds?: Int32Array;

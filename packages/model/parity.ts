@@ -35,11 +35,15 @@ export interface ParityReport {
   logits_pad_positions: number;
   /** Relative logits error over every position, pads included (information only). */
   logits_rel_err_incl_pads: number;
+  /** Absolute difference of the losses. */
   loss_abs_err: number;
+  /** Largest relative error over the compared gradients. */
   grad_max_rel_err: number;
+  /** Name of the parameter whose gradient has that largest error. */
   worst_grad: string;
   /** Number of gradients compared. */
   grads_compared: number;
+  /** Whether every error is within {@link PARITY_TOLERANCE}. */
   passed: boolean;
 }
 

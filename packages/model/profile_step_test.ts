@@ -61,9 +61,14 @@ Deno.test("the per-op profile of a tiny training step times every dispatch, grou
     ) {
       assert(ops.has(op), `profile has ${op}: ${[...ops.keys()].join(", ")}`);
     }
-    // input_layernorm of every layer and the final norm; post_attention_layernorm is fused.
-    assert.equal(ops.get("rms_norm")!.dispatches, config.numLayers + 1);
-    assert.equal(ops.get("add_rms_norm")!.dispatches, config.numLayers);
+    // Every norm but layer 0's input norm is fused with the residual add before it:
+    // post_attention_layernorm with attention's, input_layernorm of layer l > 0 with
+    // layer l − 1's MLP residual, the final norm with the last one.
+    assert.equal(ops.get("rms_norm")!.dispatches, 1);
+    assert.equal(ops.get("add_rms_norm")!.dispatches, 2 * config.numLayers);
+    // Backward: dx (with the sum's gradient added) and dweight per fused norm.
+    assert.equal(ops.get("add_rms_norm.backward")!.dispatches, 2 * 2 * config.numLayers);
+    assert.equal(ops.get("rms_norm.backward")!.dispatches, 2);
     assert.equal(ops.get("rope_qk")!.dispatches, config.numLayers);
     assert.equal(ops.get("swiglu")!.dispatches, config.numLayers);
     // The optimizer launches outside ops: its rows are kernel names.
@@ -76,6 +81,38 @@ Deno.test("the per-op profile of a tiny training step times every dispatch, grou
     const table = formatOpProfile(profile);
     assert.match(table, /rms_norm\.backward/);
     assert.match(table, new RegExp(`total .* ${recorded}$`));
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+});
+
+Deno.test("with gradient checkpointing the recomputed layers fuse their norms as the forward does", async (t) => {
+  if (!(await gpuOrSkip())) {
+    t.step({ name: "skipped: no WebGPU adapter with timestamp-query", ignore: true, fn: () => {} });
+    return;
+  }
+  const config = tinyConfig({ numLayers: 3 });
+  const model = causalLMFromArrays(config, f32ReferenceWeights(config, 4));
+  model.setTrainable(true);
+  model.gradientCheckpointing = true;
+  const optimizer = new AdamW([...model.parameters().values()]);
+  const ids = [[1, 5, 9, 13, 17, 21, 25, 29], [1, 6, 10, 14, 18, 22, 26, 30]];
+  try {
+    step(model, optimizer, ids).dispose();
+    await syncGpu();
+    let loss: Tensor | undefined;
+    const profile = await profileOps(() => {
+      loss = step(model, optimizer, ids);
+    });
+    assert(Number.isFinite(await loss!.item()));
+    loss!.dispose();
+    const dispatches = (op: string) => profile.rows.find((r) => r.op === op)?.dispatches ?? 0;
+    const L = config.numLayers;
+    // Forward: layer 0's input norm alone, 2L fused; the backward recomputes every layer
+    // (1 + 2L − 1 fused: the final norm is outside the checkpoints).
+    assert.equal(dispatches("rms_norm"), 2);
+    assert.equal(dispatches("add_rms_norm"), 2 * L + 2 * L - 1);
   } finally {
     optimizer.dispose();
     model.dispose();

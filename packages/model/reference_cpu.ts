@@ -10,17 +10,27 @@
 
 /** The architecture fields the reference needs. */
 export interface ReferenceConfig {
+  /** Vocabulary size (V). */
   vocabSize: number;
+  /** Hidden size (d). */
   hiddenSize: number;
+  /** MLP inner size. */
   intermediateSize: number;
+  /** Decoder layers. */
   numLayers: number;
+  /** Query heads. */
   numHeads: number;
+  /** Key/value heads (grouped-query attention when fewer than `numHeads`). */
   numKvHeads: number;
+  /** Dimension of one head. */
   headDim: number;
+  /** RoPE base. */
   ropeTheta: number;
+  /** Epsilon of RMSNorm. */
   rmsNormEps: number;
   /** `null` for none. Key j is visible from query i when i − j < window. */
   slidingWindow: number | null;
+  /** Whether the LM head reuses the embedding matrix. */
   tieWordEmbeddings: boolean;
 }
 
@@ -30,7 +40,9 @@ export interface ReferenceLora {
   a: Float64Array;
   /** [out, r] */
   b: Float64Array;
+  /** Rank. */
   r: number;
+  /** Multiplier of the delta (alpha / r). */
   scale: number;
 }
 

@@ -163,11 +163,21 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
   if (!loss.requiresGrad) {
     throw new Error("backward: the loss does not require grad (no input had requiresGrad)");
   }
-  if (gradOutput && gradOutput.size !== loss.size) {
-    throw new Error(
-      `backward: gradOutput [${gradOutput.shape}] does not match loss [${loss.shape}]`,
-    );
-  }
+  backwardFrom([loss], [gradOutput ?? null]);
+}
+
+/**
+ * {@link backward} from several outputs at once, each with its gradient
+ * (`null`: ones), e.g. a checkpointed block with two outputs. Outputs that
+ * do not require grad are skipped. The gradients stay owned by the caller.
+ */
+export function backwardFrom(outputs: readonly Tensor[], gradOutputs: (Tensor | null)[]): void {
+  outputs.forEach((out, i) => {
+    const g = gradOutputs[i];
+    if (g && g.size !== out.size) {
+      throw new Error(`backward: gradOutput [${g.shape}] does not match output [${out.shape}]`);
+    }
+  });
   const grads = new Map<number, Tensor>();
   const leaves = new Map<number, Tensor>();
   const accumulate = (target: Tensor, g: Tensor) => {
@@ -180,9 +190,13 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
     } else grads.set(target.id, g);
   };
   withGradMode(false, () => {
-    const seed = gradOutput ? gradOutput.shareAs(loss.shape, true) : keep(ones(loss.shape, "f32"));
-    if (!loss.node) leaves.set(loss.id, loss);
-    accumulate(loss, seed);
+    outputs.forEach((out, i) => {
+      if (!out.requiresGrad) return;
+      const g = gradOutputs[i];
+      const seed = g ? g.shareAs(out.shape, true) : keep(ones(out.shape, "f32"));
+      if (!out.node) leaves.set(out.id, out);
+      accumulate(out, seed);
+    });
     try {
       for (let n = tape.length - 1; n >= 0; n--) {
         const node = tape[n]!;

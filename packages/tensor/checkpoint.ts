@@ -26,7 +26,7 @@
 
 import type { TapeNode } from "./autograd_types.ts";
 import {
-  backward,
+  backwardFrom,
   isGradEnabled,
   record,
   releaseTape,
@@ -75,28 +75,35 @@ function leafViews(inputs: readonly Tensor[], requiresGrad: readonly boolean[]):
  * recorded op that requires grad is either a leaf or was produced inside.
  */
 function runRecorded(
-  fn: (inputs: Tensor[]) => Tensor,
+  fn: (inputs: Tensor[]) => Tensor[],
   views: Tensor[],
   nodes: TapeNode[],
-): Tensor {
-  const output = withTape(nodes, () => withGradMode(true, () => tidy(() => fn(views))));
-  if (views.includes(output)) {
+): Tensor[] {
+  const outputs = withTape(nodes, () => withGradMode(true, () => tidy(() => fn(views))));
+  const release = () => {
     withTape(nodes, releaseTape);
+    for (const o of outputs) o.dispose();
+  };
+  if (outputs.some((o) => views.includes(o))) {
+    release();
     throw new Error("checkpoint: fn returned one of its inputs; it must compute a new tensor");
+  }
+  if (new Set(outputs).size !== outputs.length) {
+    release();
+    throw new Error("checkpoint: fn returned the same tensor twice");
   }
   const inside = new Set(nodes);
   for (const node of nodes) {
     for (const input of node.inputs) {
       if (input.requiresGrad && input.node && !inside.has(input.node)) {
-        withTape(nodes, releaseTape);
-        output.dispose();
+        release();
         throw new Error(
           `checkpoint: op "${node.op}" inside fn uses ${input}, which requires grad and was computed outside fn; pass it in inputs so its gradient is not lost`,
         );
       }
     }
   }
-  return output;
+  return outputs;
 }
 
 /**
@@ -105,12 +112,40 @@ function runRecorded(
  * what `fn` returns (a new tensor, owned like any op output). Gradients are
  * the same as for `fn(inputs)` — bit-identical when `fn` is deterministic.
  * With grad mode off this is just `fn(inputs)`.
+ *
+ * @example
+ * ```ts
+ * import { checkpoint, mul, Tensor, variable } from "@irforge/tensor";
+ * const x = variable(Tensor.fromArray([1, 2, 3], [3]));
+ * const y = checkpoint(([a]) => mul(a!, a!), [x]);
+ * ```
  */
 export function checkpoint(
   fn: (inputs: Tensor[]) => Tensor,
   inputs: readonly Tensor[],
   options: CheckpointOptions = {},
 ): Tensor {
+  return checkpointMany((views) => [fn(views)], inputs, options)[0]!;
+}
+
+/**
+ * {@link checkpoint} of a block with several outputs (e.g. a decoder layer
+ * that hands on its residual stream and the delta still to be added to it):
+ * `fn` returns new tensors, all of which come back; the backward
+ * recomputes `fn` once and backpropagates every output's gradient together.
+ *
+ * @example
+ * ```ts
+ * import { add, checkpointMany, mul, Tensor, variable } from "@irforge/tensor";
+ * const x = variable(Tensor.fromArray([1, 2, 3], [3]));
+ * const [sq, twice] = checkpointMany(([a]) => [mul(a!, a!), add(a!, a!)], [x]);
+ * ```
+ */
+export function checkpointMany(
+  fn: (inputs: Tensor[]) => Tensor[],
+  inputs: readonly Tensor[],
+  options: CheckpointOptions = {},
+): Tensor[] {
   for (const t of inputs) {
     if (t.disposed) throw new Error(`checkpoint: input ${t} was disposed`);
   }
@@ -120,23 +155,27 @@ export function checkpoint(
   const wanted = inputs.map((t) => t.requiresGrad);
   const views = leafViews(inputs, wanted);
   const nodes: TapeNode[] = [];
-  let output: Tensor;
+  let outputs: Tensor[];
   try {
-    output = runRecorded(fn, views, nodes);
+    outputs = runRecorded(fn, views, nodes);
   } finally {
     for (const v of views) v.dispose();
   }
-  // Only whether the output needed grad was wanted from this run: drop its activations.
+  // Only which outputs needed grad was wanted from this run: drop its activations.
   withTape(nodes, releaseTape);
-  if (!output.requiresGrad) return output;
+  const needGrad = outputs.map((o) => o.requiresGrad);
+  if (!needGrad.some((n) => n)) return outputs;
 
   const saved = inputs.map((t) => t.shareAs(t.shape, true));
+  const [first, ...rest] = outputs;
   const node: TapeNode = {
     op: "checkpoint",
     inputs: [...inputs],
-    outputId: output.id,
+    outputId: first!.id,
+    extraOutputIds: rest.map((o) => o.id),
+    outputShape: first!.shape,
     saved,
-    backward: (dy) => {
+    backward: (dy, extraGrads) => {
       const again = leafViews(saved, wanted);
       const stateNow = states.map((s) => s.saveState());
       states.forEach((s, i) => s.restoreState(stateBefore[i]));
@@ -144,10 +183,16 @@ export function checkpoint(
         const inner: TapeNode[] = [];
         const recomputed = runRecorded(fn, again, inner);
         try {
-          if (!recomputed.requiresGrad) throw new Error("checkpoint: fn is not deterministic");
-          withTape(inner, () => backward(recomputed, dy));
+          if (recomputed.some((r, i) => r.requiresGrad !== needGrad[i])) {
+            throw new Error("checkpoint: fn is not deterministic");
+          }
+          // An output that needs no gradient gets none (the tape's zeros stand in for the first).
+          const grads = [dy, ...extraGrads].map((g, i) => needGrad[i] ? g : null);
+          const roots = recomputed.filter((_, i) => grads[i] !== null);
+          const rootGrads = grads.filter((g) => g !== null);
+          if (roots.length > 0) withTape(inner, () => backwardFrom(roots, rootGrads));
         } finally {
-          recomputed.dispose();
+          for (const r of recomputed) r.dispose();
           withTape(inner, releaseTape);
         }
         return again.map((view) => {
@@ -164,8 +209,10 @@ export function checkpoint(
       }
     },
   };
-  output.node = node;
-  output.requiresGrad = true;
+  for (const o of outputs) {
+    o.node = node;
+    o.requiresGrad = true;
+  }
   record(node);
-  return output;
+  return outputs;
 }

@@ -8,7 +8,7 @@ import {
   tapeStats,
   zeroGrad,
 } from "./autograd.ts";
-import { checkpoint } from "./checkpoint.ts";
+import { checkpoint, checkpointMany } from "./checkpoint.ts";
 import { add, mul, scale, silu } from "./ops/elementwise.ts";
 import { linear } from "./ops/matmul.ts";
 import { dropout } from "./ops/dropout.ts";
@@ -199,3 +199,43 @@ gpuTest("checkpoint: host state advanced inside fn is rewound for the recomputat
   // Without the state the recomputation draws another mask: the gradients are wrong.
   assert.notDeepEqual(await gradsOf("unreplayed"), plain);
 });
+
+gpuTest(
+  "checkpointMany: a block handing on two tensors gives the plain gradients bit for bit",
+  async () => {
+    // Each block returns (stream, delta) with the add left to the next block, as the decoder does.
+    const twoOut = (layer: Layer, s: Tensor, d: Tensor): Tensor[] => {
+      const x = add(s, d);
+      return [mul(x, x), linear(silu(linear(x, layer.up, layer.upBias)), layer.down)];
+    };
+    const gradsOf = async (useCheckpoint: boolean, secondUsed: boolean) => {
+      const layers = makeParams(6);
+      const params = layers.flatMap((l) => [l.up, l.upBias, l.down]);
+      const x = parameter(Float32Array.from(randnArray(batch * width, 12, 0, 0.5)), [
+        batch,
+        width,
+      ]);
+      const zero = Tensor.fromArray(new Float32Array(batch * width), [batch, width]);
+      const loss = tidy(() => {
+        let pair = [x, zero];
+        for (const layer of layers) {
+          const f = ([s, d]: Tensor[]) => twoOut(layer, s!, d!);
+          pair = useCheckpoint ? checkpointMany(f, pair) : f(pair);
+        }
+        const [s, d] = pair as [Tensor, Tensor];
+        return secondUsed ? sum(mul(add(s, d), s)) : sum(s);
+      });
+      backward(loss);
+      loss.dispose();
+      const grads = await Promise.all([...params, x].map((p) => p.grad?.toArray() ?? null));
+      zeroGrad([...params, x]);
+      for (const t of [...params, x, zero]) t.dispose();
+      return grads;
+    };
+    for (const secondUsed of [true, false]) {
+      const plain = await gradsOf(false, secondUsed);
+      assert.deepEqual(await gradsOf(true, secondUsed), plain, `second output used: ${secondUsed}`);
+    }
+    assert.equal(tapeLength(), 0);
+  },
+);

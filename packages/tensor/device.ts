@@ -174,6 +174,16 @@ export function providerChoice(
  * it once before creating tensors; later calls return the same device.
  *
  * @throws {NoGpuError} when no adapter exists.
+ *
+ * @example Pick the device, then compute
+ * ```ts
+ * import { add, getDevice, tensor } from "@irforge/tensor";
+ *
+ * const device = await getDevice();
+ * console.log(device.adapter.description, device.hasF16 ? "f16" : "f32 only");
+ * const sum = add(tensor([1, 2, 3], [3]), tensor([10, 20, 30], [3]));
+ * console.log(await sum.toArray()); // Float32Array [11, 22, 33]
+ * ```
  */
 export function getDevice(): Promise<Device> {
   devicePromise ??= requestDevice().catch((e) => {

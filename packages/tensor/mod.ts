@@ -6,8 +6,32 @@
  * @module
  */
 
-export * from "./dtype.ts";
-export * from "./device.ts";
+export {
+  type ArrayFor,
+  bytesPerElement,
+  type DType,
+  type FloatDType,
+  isFloat,
+  wgslType,
+} from "./dtype.ts";
+export {
+  type AdapterDescription,
+  currentDevice,
+  DAWN_TOGGLES,
+  describeDevice,
+  describeMatrixConfig,
+  describeNoGpu,
+  type Device,
+  type DeviceFacts,
+  deviceFacts,
+  getDevice,
+  loadDawn,
+  NoGpuError,
+  providerChoice,
+  type SubgroupMatrixConfig,
+  type WebGpuProvider,
+  type WebGpuProviderChoice,
+} from "./device.ts";
 export type { MemoryStats } from "./pool.ts";
 export { bucketSize, TensorTooLargeError } from "./pool.ts";
 export {
@@ -38,7 +62,7 @@ export {
   setGpuDebug,
   syncGpu,
 } from "./runtime.ts";
-export * from "./scope.ts";
+export { type Disposable, keep, tidy, tidyAsync, track } from "./scope.ts";
 export {
   full,
   type Nf4Meta,
@@ -49,10 +73,19 @@ export {
   type TensorData,
   zeros,
 } from "./tensor.ts";
-export * from "./random.ts";
-export type { BackwardContext, InputMeta } from "./autograd_types.ts";
+export {
+  rand,
+  randArray,
+  randn,
+  randnArray,
+  type RandomOptions,
+  Rng,
+  xoshiro128ssNext,
+} from "./random.ts";
+export type { BackwardContext, InputMeta, TapeNode } from "./autograd_types.ts";
 export {
   backward,
+  backwardFrom,
   isGradEnabled,
   noGrad,
   parameter,
@@ -64,11 +97,37 @@ export {
 export {
   defineMultiOutputOp,
   defineOp,
+  type DifferentiableOp,
+  type ForwardResult,
   type MultiOutputOpDefinition,
+  type NonDifferentiableOp,
+  type Op,
+  type OpBase,
   type OpDefinition,
   registeredOps,
 } from "./registry.ts";
-export * from "./ops/elementwise.ts";
+export {
+  add,
+  addScalar,
+  cast,
+  div,
+  exp,
+  gelu,
+  geluErf,
+  log,
+  mapRaw,
+  mul,
+  neg,
+  powScalar,
+  relu,
+  rsqrt,
+  scale,
+  sigmoid,
+  silu,
+  sqrt,
+  sub,
+  tanh,
+} from "./ops/elementwise.ts";
 export {
   type Activation,
   linear,
@@ -85,6 +144,7 @@ export { logSoftmax, softmax } from "./ops/softmax.ts";
 export { addRmsNorm, rmsNorm } from "./ops/rmsnorm.ts";
 export { rope, ropeQK, ropeTable, ropeTableData } from "./ops/rope.ts";
 export { swiglu } from "./ops/swiglu.ts";
+export { castF16Into } from "./ops/cast_many.ts";
 export { lmHeadLoss, type LmHeadLossOptions } from "./ops/lm_head_loss.ts";
 export { embedding, indexSelect } from "./ops/gather.ts";
 export { crossEntropy, type CrossEntropyOptions, type Reduction } from "./ops/cross_entropy.ts";
@@ -102,7 +162,15 @@ export {
 export { dropout, dropoutMask } from "./ops/dropout.ts";
 export { maskedFill, where } from "./ops/mask.ts";
 export { cosineSimilarity, l2Normalize } from "./ops/l2norm.ts";
-export * from "./nf4.ts";
+export {
+  dequantizeNf4,
+  dequantizeNf4Cpu,
+  NF4_LEVELS,
+  type Nf4Data,
+  nf4Tensor,
+  quantizeNf4,
+  quantizeNf4Cpu,
+} from "./nf4.ts";
 export { AdamW, type AdamWOptions, type AdamWState, type AdamWStepOptions } from "./optim/adamw.ts";
 export {
   clipGradNorm,
@@ -123,8 +191,10 @@ export {
   summarizeSpans,
 } from "./profile.ts";
 export { currentOpLabel, withOpLabel } from "./op_label.ts";
+export { markUpdated, storageVersion } from "./storage_version.ts";
 export {
   checkpoint,
+  checkpointMany,
   type CheckpointOptions,
   isReplayableState,
   type ReplayableState,

@@ -22,7 +22,8 @@ export interface ForwardResult {
   extraOutputs?: Tensor[];
 }
 
-interface OpBase<A> {
+/** What every op definition has: a unique name and a forward. */
+export interface OpBase<A> {
   /** Unique op name. */
   name: string;
   /**

@@ -12,6 +12,7 @@ import { defineKernel } from "./kernel.ts";
 import { getRuntime } from "./runtime.ts";
 import { keep, track } from "./scope.ts";
 import type { TapeNode } from "./autograd_types.ts";
+import { markUpdated } from "./storage_version.ts";
 
 let nextId = 1;
 
@@ -163,6 +164,7 @@ export class Tensor {
       );
     }
     getRuntime().write(this.buffer, data, byteOffset);
+    markUpdated([this]);
   }
 
   /** The GPU buffer (for raw kernels; the data starts at {@link byteOffset}). */

@@ -11,10 +11,12 @@ import {
   parameterShape,
 } from "@irforge/model";
 import {
+  castF16Into,
   getDevice,
   mean,
   mul,
   randnArray,
+  runtimeCounters,
   scale,
   sub,
   type Tensor,
@@ -180,7 +182,7 @@ const TINY: ModelConfig = {
   dtype: "float32",
 };
 
-function tinyLmTask(fp16: boolean, overflowAt?: number) {
+function tinyLmTask(fp16: boolean, overflowAt?: number, cacheF16Weights = true) {
   const weights = new Map<string, Float64Array>();
   expectedParameterNames(TINY).forEach((name, i) => {
     const shape = parameterShape(TINY, name);
@@ -193,6 +195,9 @@ function tinyLmTask(fp16: boolean, overflowAt?: number) {
   const model = causalLMFromArrays(TINY, weights);
   model.setTrainable(true);
   model.autocast = fp16 ? "f16" : null;
+  model.cacheF16Weights = cacheF16Weights;
+  // Dispatches of each micro-batch's forward, in call order.
+  const forwardDispatches: number[] = [];
   const batches: { inputs: ModelInputs; targets: Tensor }[] = [];
   for (let b = 0; b < 4; b++) {
     const ids = [0, 1].map((r) =>
@@ -210,7 +215,10 @@ function tinyLmTask(fp16: boolean, overflowAt?: number) {
     microBatch(_epoch, index): Promise<MicroBatchResult> {
       calls++;
       const { inputs, targets } = batches[index]!;
-      let loss = CausalLM.lmLoss(model.forward(inputs).logits!, targets);
+      const before = runtimeCounters().dispatches;
+      const { logits } = model.forward(inputs);
+      forwardDispatches.push(runtimeCounters().dispatches - before);
+      let loss = CausalLM.lmLoss(logits!, targets);
       if (overflowAt !== undefined && Math.floor((calls - 1) / 2) + 1 === overflowAt) {
         // ×65536·1e30 overflows the f16 gradients of the projections: a real fp16 overflow.
         loss = scale(loss, 1e30);
@@ -231,7 +239,7 @@ function tinyLmTask(fp16: boolean, overflowAt?: number) {
     for (const b of batches) disposeInputs(b.inputs), b.targets.dispose();
     model.dispose();
   };
-  return { task, dispose };
+  return { task, dispose, model, forwardDispatches };
 }
 
 const lmConfig = (dir: string, sets: string[]) =>
@@ -319,6 +327,81 @@ gpuTest(
       const pick = (rs: Record<string, number>[]) =>
         rs.map((r) => [r.step, r["train/loss"], r["train/loss_scale"], r["train/learning_rate"]]);
       assert.deepEqual(pick(await metrics(half.runPath)), pick(await metrics(full.runPath)));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+gpuTest(
+  "fp16: each f32 weight is cast to f16 once per optimizer step under gradient accumulation, with the same values as a cast at every use",
+  async () => {
+    await getDevice();
+    const dir = await Deno.makeTempDir();
+    try {
+      const runs = [];
+      for (const cached of [true, false]) {
+        const run = tinyLmTask(true, undefined, cached);
+        const result = await train({
+          config: config(join(dir, String(cached)), [
+            "training.fp16=true",
+            "training.max_steps=3",
+          ]),
+          task: run.task,
+          log: () => {},
+          progress: false,
+          handleSignals: false,
+        });
+        assert.equal(result.status, "finished", result.error?.message);
+        const weights = await Promise.all(
+          [...run.model.params.values()].map((p) => p.toArray()),
+        );
+        runs.push({
+          losses: result.losses.map((l) => l.loss),
+          weights,
+          casts: run.model.f16Weights.casts,
+          cached: run.model.f16Weights.size,
+          forwardDispatches: [...run.forwardDispatches],
+        });
+        run.dispose();
+      }
+      const [cached, uncached] = runs as [typeof runs[0], typeof runs[0]];
+      // The projections and the LM head; the embedding table is looked up in f32.
+      const matrices = 7 * TINY.numLayers + 1;
+      assert.equal(cached.cached, matrices);
+      assert.equal(
+        cached.casts,
+        3 * matrices,
+        "one cast per weight per optimizer step (3 steps of 2 micro-batches)",
+      );
+      assert.equal(uncached.casts, 0);
+      assert.equal(cached.forwardDispatches.length, 6);
+      // After an update the stale copies are refreshed together, in the launches of one
+      // castF16Into over all of them (counted here on same-shaped stand-ins).
+      const pairs = expectedParameterNames(TINY)
+        .filter((name) => parameterShape(TINY, name).length === 2 && !name.includes("embed"))
+        .map((name) => {
+          const shape = parameterShape(TINY, name);
+          return { source: T.empty(shape, "f32"), target: T.empty(shape, "f16") };
+        });
+      assert.equal(pairs.length, matrices);
+      const before = runtimeCounters().dispatches;
+      castF16Into(pairs);
+      const refreshLaunches = runtimeCounters().dispatches - before;
+      for (const p of pairs) p.source.dispose(), p.target.dispose();
+      assert(refreshLaunches < matrices, `${refreshLaunches} launches refresh ${matrices} copies`);
+      const [uncast] = uncached.forwardDispatches;
+      for (let step = 0; step < 3; step++) {
+        const [first, second] = cached.forwardDispatches.slice(2 * step, 2 * step + 2);
+        // Step 1 casts each weight at its first use; later steps refresh them all at once.
+        assert.equal(first! - second!, step === 0 ? matrices : refreshLaunches, `step ${step + 1}`);
+        // The 2nd micro-batch casts no weight; without the cache every forward casts each one.
+        assert.equal(uncast! - second!, matrices);
+        for (const d of uncached.forwardDispatches) assert.equal(d, uncast);
+      }
+      // Same arithmetic: bit-identical losses and weights.
+      assert.deepEqual(cached.losses, uncached.losses);
+      assert.deepEqual(cached.weights, uncached.weights);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -6,8 +6,41 @@
  * @module
  */
 
-export * from "./config.ts";
-export * from "./adapter.ts";
-export * from "./io.ts";
-export * from "./merge.ts";
-export * from "./parity_adapter.ts";
+export {
+  type LoraConfig,
+  loraConfig,
+  loraConfigFromTrainerConfig,
+  loraScaling,
+  parsePeftConfig,
+  PEFT_VERSION,
+  peftConfigJson,
+  resolveTargetModules,
+  type TrainerLoraKeys,
+} from "./config.ts";
+export {
+  LoraAdapter,
+  loraDropoutSeed,
+  type LoraInitOptions,
+  type LoraModule,
+  type LoraModuleArrays,
+  loraTargetPaths,
+  peftParameterName,
+  peftWeightKey,
+  projectionShape,
+} from "./adapter.ts";
+export {
+  ADAPTER_CONFIG_NAME,
+  ADAPTER_WEIGHTS_NAME,
+  loadLoraAdapter,
+  type LoraAdapterArrays,
+  readLoraAdapter,
+  saveLoraAdapter,
+} from "./io.ts";
+export {
+  ADAPTER_SIDE_WEIGHTS,
+  mergeLoraCheckpoint,
+  mergeLoraWeight,
+  type MergeOptions,
+  type MergeReport,
+} from "./merge.ts";
+export { attachAdapterForParity } from "./parity_adapter.ts";

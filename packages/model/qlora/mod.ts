@@ -7,8 +7,27 @@
  * @module
  */
 
-export * from "./double_quant.ts";
-export * from "./nf4_weight.ts";
-export * from "./nf4_linear.ts";
-export * from "./quantize_model.ts";
-export * from "./memory.ts";
+export {
+  DOUBLE_QUANT_BLOCK,
+  doubleDequantize,
+  doubleQuantize,
+  type DoubleQuantized,
+  dynamicMap,
+  dynamicMapCached,
+  nearestCode,
+} from "./double_quant.ts";
+export {
+  dequantizeNf4Weight,
+  NF4_MAX_GAP,
+  nf4BlockScales,
+  type Nf4ComputeDtype,
+  type Nf4Layout,
+  nf4Layout,
+  type Nf4Options,
+  type Nf4Weight,
+  quantizeNf4Weight,
+  toWords,
+} from "./nf4_weight.ts";
+export { Nf4Linear, type Nf4Storage } from "./nf4_linear.ts";
+export { quantizeModelNf4, type QuantizeModelOptions } from "./quantize_model.ts";
+export { MISTRAL_7B_SHAPE, type QloraMemory, qloraMemory } from "./memory.ts";

@@ -14,9 +14,29 @@
  * @module
  */
 
-export * from "./tokenizer.ts";
-export * from "./sentencepiece.ts";
-export * from "./sentencepiece_model.ts";
-export * from "./protobuf.ts";
-export * from "./load.ts";
-export * from "./hf_tokenizer_json.ts";
+export type { DecodeOptions, EncodeOptions, Tokenizer } from "./tokenizer.ts";
+export { decodeUtf8PerByte, SentencePieceTokenizer } from "./sentencepiece.ts";
+export {
+  parseSentencePieceModel,
+  PieceType,
+  type SentencePiece,
+  type SentencePieceModel,
+  SentencePieceModelType,
+} from "./sentencepiece_model.ts";
+export {
+  ProtoError,
+  type ProtoField,
+  protoFields,
+  protoFloat,
+  protoInt32,
+  protoString,
+} from "./protobuf.ts";
+export { loadTokenizer } from "./load.ts";
+export {
+  HfJsonTokenizer,
+  sentencePieceSpecialTokens,
+  sentencePieceToTokenizerJson,
+  type SpecialTokenNames,
+  type TokenizerJson,
+  type TokenizerJsonAddedToken,
+} from "./hf_tokenizer_json.ts";

@@ -47,6 +47,32 @@ export interface AttentionForwardResult {
  * kernel that skips key tiles the mask hides entirely, recorded into the
  * runtime's command encoder (current device). Buffers created here have
  * STORAGE | COPY_SRC | COPY_DST usage and belong to the caller.
+ *
+ * @example Causal attention of one row of 4 tokens, 2 query heads sharing 1 key/value head
+ * ```ts
+ * import { getDevice, randn } from "@irforge/tensor";
+ * import { AttentionMask, attentionForward, causalMask } from "@irforge/tensor/attention";
+ *
+ * await getDevice();
+ * const [batch, length, heads, kvHeads, headDim] = [1, 4, 2, 1, 8];
+ * const q = randn([batch, heads, length, headDim], { seed: 1 });
+ * const k = randn([batch, kvHeads, length, headDim], { seed: 2 });
+ * const v = randn([batch, kvHeads, length, headDim], { seed: 3 });
+ * const mask = new AttentionMask(causalMask({ batch, length }));
+ * const { out, lse } = attentionForward({
+ *   q: q.buffer,
+ *   k: k.buffer,
+ *   v: v.buffer,
+ *   mask,
+ *   heads,
+ *   kvHeads,
+ *   headDim,
+ * }); // out [1, 2, 4, 8], lse [1, 2, 4]; the `attention` op wraps this with autograd
+ * out.destroy();
+ * lse.destroy();
+ * mask.destroy();
+ * for (const t of [q, k, v]) t.dispose();
+ * ```
  */
 export function attentionForward(options: AttentionForwardOptions): AttentionForwardResult {
   const device = getRuntime().device;

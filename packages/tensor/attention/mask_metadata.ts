@@ -17,7 +17,7 @@ export const BlockKind = {
 } as const;
 
 /** Segment id of a pad token: attends to nothing, is attended by nothing. */
-export const PAD_SEGMENT = -1;
+export const PAD_SEGMENT: number = -1;
 
 /**
  * Mask metadata for a batch of `batch` rows of `length` tokens each. Arrays are

@@ -25,7 +25,8 @@ export interface ReferenceShape {
   scale?: number;
 }
 
-type Floats = ArrayLike<number>;
+/** Host numbers the reference reads: any array-like of numbers (f32 or f64). */
+export type Floats = ArrayLike<number>;
 
 /** Dense visibility `[B, T, T]` (1 = visible), straight from the rule. */
 export function referenceDenseMask(meta: MaskMetadata): Uint8Array {

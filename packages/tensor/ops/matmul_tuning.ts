@@ -38,11 +38,82 @@ import {
   SMALL_VARIANT,
 } from "./matmul_table.ts";
 
-export * from "./matmul_kernels.ts";
-export * from "./matmul_table.ts";
-export * from "./matmul_counts.ts";
-export * from "./matmul_route.ts";
-export * from "./matmul_shapes.ts";
+export {
+  type Activation,
+  MATMUL_FAMILY,
+  type MatmulBuffering,
+  matmulKernelCode,
+  type MatmulKernelSpec,
+  type MatmulLimits,
+  matmulSpecKey,
+  type MatmulTiles,
+  type MatmulVariant,
+  matmulVariantGrid,
+  variantName,
+  variantProblem,
+  variantThreads,
+  variantWorkgroupBytes,
+} from "./matmul_kernels.ts";
+export {
+  activeMatmulTuning,
+  chooseMatmulVariant,
+  className,
+  CPU_TABLE,
+  describeMatmulTuning,
+  GPU_TABLE,
+  LARGE_PREFETCH_VARIANT,
+  LARGE_VARIANT,
+  loadMatmulTuning,
+  lookupEntry,
+  lookupVariant,
+  type MatmulDtypes,
+  type MatmulLayout,
+  type MatmulShape,
+  type MatmulShapeClass,
+  type MatmulTuningEntry,
+  type MatmulTuningTable,
+  parseMatmulTuning,
+  readMatmulTuningFile,
+  shapeClass,
+  shapeName,
+  type SizeBucket,
+  sizeBucket,
+  SMALL_VARIANT,
+  THIN_VARIANT,
+  useMatmulTuning,
+  writeMatmulTuningFile,
+} from "./matmul_table.ts";
+export {
+  estimatedRegisters,
+  matmulCounts,
+  type MatmulCountsProblem,
+  type MatmulPassCounts,
+  matmulPassCounts,
+  type MatmulRoute,
+  matmulWave,
+  REDUCE_THREADS,
+  REGISTERS_PER_MULTIPROCESSOR,
+  type SplitPlan,
+  splitPlan,
+} from "./matmul_counts.ts";
+export {
+  adapterForWave,
+  autoSplitK,
+  explainMatmulRoute,
+  type MatmulRouteExplained,
+  type RouteDevice,
+  routeMatmul,
+  SPLIT_MAX,
+  SPLIT_MIN_CHUNK,
+  SPLIT_MIN_WAVES,
+} from "./matmul_route.ts";
+export {
+  MISTRAL_7B_DIMS,
+  MISTRAL_SMALL_DIMS,
+  type TransformerDims,
+  transformerMatmulShapes,
+  type TransformerShapeOptions,
+} from "./matmul_shapes.ts";
 
 /** Options of {@link tuneMatmul}. */
 export interface TuneMatmulOptions {

@@ -231,6 +231,8 @@ fn main(${ROW_ARGS}) {
 }`,
 });
 
+// The norm is the main output and the sum the extra one: the final norm of a
+// decoder uses only the norm, and its backward then skips the sum's gradient.
 const addRmsNormOp = defineMultiOutputOp<{ eps: number }>({
   name: "add_rms_norm",
   forward: ([a, b, w], { eps }) => {
@@ -245,28 +247,28 @@ const addRmsNormOp = defineMultiOutputOp<{ eps: number }>({
       { rows, D, eps },
       grid(rows),
     );
-    return { output: sum, extraOutputs: [y], saved: [sum, w!, rstd] };
+    return { output: y, extraOutputs: [sum], saved: [sum, w!, rstd] };
   },
-  backward: (dSum, { saved, inputs }, [dy]) => {
+  // `dy` is zeros when only the sum got a gradient; `dSum` null when only the norm did.
+  backward: (dy, { saved, inputs }, [dSum]) => {
     const [x, w, rstd] = saved as [Tensor, Tensor, Tensor];
     const D = x.shape[x.rank - 1]!, rows = x.size / D;
     const rt = getRuntime();
-    // Without a gradient of the norm, the sum's gradient passes straight to both addends.
-    if (!dy) return [dSum, dSum, null];
-    if (dy.dtype !== "f32" || dSum.dtype !== "f32") {
+    if (dy.dtype !== "f32" || (dSum && dSum.dtype !== "f32")) {
       throw new Error("addRmsNorm backward: only f32 gradients are supported");
     }
+    const residual = dSum !== null && dSum !== undefined;
     const dx = Tensor.empty(x.shape, "f32");
     rt.launch(
       ADD_BACKWARD_X,
-      { wt: w.dtype, residual: true },
+      { wt: w.dtype, residual },
       {
         DX: dx.buffer,
         X: x.buffer,
         W: w.buffer,
         RSTD: rstd.buffer,
         DY: dy.buffer,
-        DS: dSum.buffer,
+        ...(residual ? { DS: dSum.buffer } : {}),
       },
       { rows, D },
       grid(rows),
@@ -294,7 +296,17 @@ const addRmsNormOp = defineMultiOutputOp<{ eps: number }>({
 /**
  * The residual add and RMSNorm of a pre-norm block in one kernel: returns
  * `[a + b, rmsNorm(a + b, weight)]` (f32 residual stream; the weight may be
- * f16). Same values as `add` then {@link rmsNorm}.
+ * f16). Same values as `add` then {@link rmsNorm}. When only the norm is
+ * used downstream (a decoder's final norm), its backward reads no gradient
+ * of the sum.
+ *
+ * @example
+ * ```ts
+ * import { addRmsNorm, Tensor } from "@irforge/tensor";
+ * const h = Tensor.fromArray([1, 2, 3, 4], [1, 4]);
+ * const delta = Tensor.fromArray([0.5, 0.5, 0.5, 0.5], [1, 4]);
+ * const [sum, normed] = addRmsNorm(h, delta, Tensor.fromArray([1, 1, 1, 1], [4]));
+ * ```
  */
 export function addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps = 1e-6): [Tensor, Tensor] {
   if (a.shape.join() !== b.shape.join() || a.dtype !== "f32" || b.dtype !== "f32") {
@@ -304,7 +316,7 @@ export function addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps = 1e-6): [T
   if (weight.rank !== 1 || weight.shape[0] !== D) {
     throw new Error(`addRmsNorm: weight ${weight} does not match ${a}`);
   }
-  const [sum, y] = addRmsNormOp([a, b, weight], { eps });
+  const [y, sum] = addRmsNormOp([a, b, weight], { eps });
   return [sum!, y!];
 }
 

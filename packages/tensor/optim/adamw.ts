@@ -30,6 +30,7 @@
 import { zeroGrad } from "../autograd.ts";
 import { getRuntime, grid, maxBindingBytes } from "../runtime.ts";
 import { keep } from "../scope.ts";
+import { markUpdated } from "../storage_version.ts";
 import { Tensor, zeros } from "../tensor.ts";
 import { defineKernel } from "../kernel.ts";
 import {
@@ -219,6 +220,8 @@ export class AdamW {
         workgroups += Math.ceil(p.size / WG);
       });
       if (workgroups === 0) continue;
+      // Copies derived from the parameters (f16 weight caches) see them change.
+      markUpdated(group.members.map((i) => this.params[i]!).filter((p) => p.grad));
       rt.launch(
         ADAMW,
         { k: group.members.length },

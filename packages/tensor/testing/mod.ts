@@ -5,8 +5,8 @@
  * @module
  */
 
-export * from "./tolerance.ts";
-export * from "./assert_close.ts";
-export * from "./gradcheck.ts";
-export * from "./gpu.ts";
-export * from "./check_op.ts";
+export { F16_TOL, F32_TOL, GRAD_TOL, tolFor } from "./tolerance.ts";
+export { assertClose, type CloseReport, type Numbers, relativeError } from "./assert_close.ts";
+export { numericGrad, toF64, weightedSum } from "./gradcheck.ts";
+export { gpuTest } from "./gpu.ts";
+export { type CheckInput, checkOp, type CheckSpec } from "./check_op.ts";

@@ -123,6 +123,11 @@ export const modelKeys = {
     default: null,
     doc: "teacher model for distillation (distill recipe)",
   }),
+  precomputed_embeddings_dir: optionalString({
+    default: null,
+    doc:
+      "distill: teacher embeddings read instead of running a teacher: distill-for-retrieval's cache <dir>/<dataset>_fp16|fp32/ (metadata.json, queries.mmap, corpus.mmap)",
+  }),
   projection_hidden_dim: optionalInt({
     default: null,
     min: 1,

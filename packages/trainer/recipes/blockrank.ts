@@ -78,6 +78,8 @@ import {
 } from "./model_session.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedMap } from "./sharded_eval.ts";
 
 /**
  * A short prompt for small `max_block_length` (tiny models and tokenizers
@@ -366,6 +368,8 @@ export interface BlockRankTaskOptions {
   data?: BlockRankData;
   /** Progress and notes (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation works through a share per rank (`sharded_eval.ts`). */
+  distributed?: Collective;
 }
 
 /** A built BlockRank task with its model. */
@@ -394,7 +398,10 @@ export async function blockrankTask(
   }
   const data = options.data ?? await readBlockRankData(config);
   for (const note of data.notes) log(note);
-  return await withModelSession(config, (session) => blockrankTaskOf(config, session, data, log));
+  return await withModelSession(
+    config,
+    (session) => blockrankTaskOf(config, session, data, log, options.distributed),
+  );
 }
 
 function blockrankTaskOf(
@@ -402,6 +409,7 @@ function blockrankTaskOf(
   session: ModelSession,
   data: BlockRankData,
   log: (line: string) => void,
+  distributed?: Collective,
 ): BlockRankTask {
   const d = config.data, t = config.training, m = config.model;
   const { loaded, model, tokenizer } = session;
@@ -509,6 +517,7 @@ function blockrankTaskOf(
   };
 
   const evalOptions = retrievalEvalOptions(config);
+  const evalComm = evalCommunicator(distributed);
   const firstStage = data.evalQrels
     ? evaluateRun(data.evalQrels, firstStageRun(data.eval), evalOptions)
     : null;
@@ -516,7 +525,10 @@ function blockrankTaskOf(
     index !== null && e.answerIds.includes(e.documents[index]!.id) ? 1 : 0;
 
   const attentionOutcome = async (): Promise<EvalOutcome> => {
-    const scores = await scoreExamples(data.eval);
+    // Each rank scores its share (whole evaluation batches); every rank gets all scores.
+    const scores = await shardedMap(evalComm, data.eval, scoreExamples, {
+      unit: t.per_device_eval_batch_size,
+    });
     const run = new Map<string, ScoredDocument[]>();
     let correct = 0;
     data.eval.forEach((e, q) => {
@@ -537,7 +549,7 @@ function blockrankTaskOf(
   };
 
   const decodeOutcome = async (): Promise<EvalOutcome> => {
-    const predicted = await decodeExamples(data.eval);
+    const predicted = await shardedMap(evalComm, data.eval, decodeExamples);
     const run = new Map<string, ScoredDocument[]>();
     let correct = 0;
     data.eval.forEach((e, q) => {

@@ -68,6 +68,8 @@ import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics
 import { poolingBatch, tokenBatchOf } from "./batches.ts";
 import { readRetrievalData, type RetrievalData } from "./retrieval_data.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
 import { readMinedNegatives } from "./mined_negatives.ts";
 
 /** Name of the scoring head in `model.safetensors` (HF sequence classification). */
@@ -161,18 +163,23 @@ export async function evaluateCrossencoder(
   config: Config,
   score: (query: string, passages: readonly string[]) => Promise<number[]>,
   log: (line: string) => void,
+  distributed?: Collective,
 ): Promise<EvalOutcome> {
   const { lists, firstStage } = rerankLists(run, data);
   if (lists.length === 0) {
     throw new Error("evaluation: no query of eval_qrels_path has candidates in run_path");
   }
-  const rerank = (query: string, docs: readonly { text: string }[]) =>
-    score(query, docs.map((doc) => doc.text));
+  // Each rank scores its share of the queries; every rank gets all scores.
+  const rerank = await shardedScorer(
+    evalCommunicator(distributed),
+    lists,
+    (list) => score(list.query, list.candidates.map((doc) => doc.text)),
+    (total) => evalProgress("queries", total, log),
+  );
   const options = retrievalEvalOptions(config);
   const result = await evaluateReranker(lists, rerank, data.evalQrels!, {
     ...options,
     tag: "crossencoder",
-    progress: evalProgress("queries", lists.length, log),
   });
   const outcome = evaluationToOutcome(
     result.evaluation,
@@ -292,6 +299,8 @@ export interface CrossencoderOptions {
   data?: RetrievalData;
   /** Progress lines of evaluation (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation scores a share of the queries per rank. */
+  distributed?: Collective;
 }
 
 /** A built cross-encoder task with its model and head. */
@@ -325,7 +334,8 @@ export async function crossencoderTask(
   // Loaded last, so that a data or loss error above leaves nothing on the GPU.
   return await withModelSession(
     config,
-    (session) => crossencoderTaskOf(config, session, data, run, groups, loss, log),
+    (session) =>
+      crossencoderTaskOf(config, session, data, run, groups, loss, log, options.distributed),
   );
 }
 
@@ -337,6 +347,7 @@ function crossencoderTaskOf(
   groups: Groups,
   loss: Loss,
   log: (line: string) => void,
+  distributed?: Collective,
 ): CrossencoderTask {
   const d = config.data, t = config.training;
   const { loaded, model, tokenizer, trainable } = session;
@@ -378,7 +389,7 @@ function crossencoderTaskOf(
 
   const evaluateNow = (): Promise<EvalOutcome> => {
     if (!run) throw new Error("crossencoder evaluation needs data.run_path (the candidates)");
-    return evaluateCrossencoder(run, data, config, scorer, log);
+    return evaluateCrossencoder(run, data, config, scorer, log, distributed);
   };
   const evaluate = (): Promise<EvalOutcome> => session.inEvalMode(evaluateNow);
 

@@ -78,6 +78,10 @@ import { readBeirFiles } from "./retrieval_data.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
 import { phasedEvalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { shardedEncoder } from "../distributed/gather.ts";
+import { gatherPhase2Batch } from "./distill_parallel.ts";
+import { loadPrecomputedTeacher } from "./distill_precomputed.ts";
 
 /** Name of the projection in `model.safetensors`. */
 export const PROJECTION = "projection.weight";
@@ -88,12 +92,16 @@ export interface IdText {
   id: string;
   /** The text embedded. */
   text: string;
+  /** Which id space `id` is in (precomputed teacher tables keep queries and documents apart). */
+  kind?: "query" | "passage";
 }
 
 /** Where teacher embeddings come from. */
 export interface Teacher {
   /** Embedding width. */
   dim: number;
+  /** The teacher model's own width when `dim` is a stored prefix of it (precomputed MRL rows). */
+  modelDim?: number | null;
   /** Teacher embeddings of `items`, row-major. */
   embed(items: readonly IdText[], maxLength: number): Promise<Float32Array>;
   /** Frees the teacher model, if any. */
@@ -173,10 +181,11 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
   const teacher = await loadFullTeacher(config);
   if (teacher === null) return null;
   const { teacher_dim: expected, teacher_prefix_dim: prefix } = config.model;
-  if (expected !== null && expected !== teacher.dim) {
+  const fullDim = teacher.modelDim ?? teacher.dim;
+  if (expected !== null && expected !== fullDim) {
     teacher.dispose();
     throw new Error(
-      `model.teacher_dim ${expected}, but the teacher's embeddings have ${teacher.dim} values`,
+      `model.teacher_dim ${expected}, but the teacher's embeddings have ${fullDim} values`,
     );
   }
   if (prefix === null || prefix === teacher.dim) return teacher;
@@ -201,6 +210,14 @@ export async function loadTeacher(config: Config): Promise<Teacher | null> {
 }
 
 async function loadFullTeacher(config: Config): Promise<Teacher | null> {
+  const precomputed = config.model.precomputed_embeddings_dir;
+  if (precomputed !== null) {
+    return await loadPrecomputedTeacher(
+      precomputed,
+      config.data.data_path ?? config.data.corpus_path ?? "",
+      { queryInstruction: config.data.query_instruction ?? "" },
+    );
+  }
   const source = config.model.teacher_model_name_or_path;
   if (source === null) return null;
   if (source.endsWith(".safetensors")) {
@@ -418,6 +435,11 @@ export interface DistillOptions {
   data?: DistillData;
   /** Progress lines of evaluation (default console.log). */
   log?: (line: string) => void;
+  /**
+   * Data-parallel ranks: phase 2's in-batch negatives (and its MSE rows) come
+   * from every rank, and evaluation encodes a share per rank.
+   */
+  distributed?: Collective;
 }
 
 /** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
@@ -464,7 +486,8 @@ export async function distillTasks(
   }
   try {
     const log = options.log ?? ((line: string) => console.log(line));
-    return await distillTasksOf(config, data, student, teacher, log);
+    const comm = options.distributed && options.distributed.size > 1 ? options.distributed : null;
+    return await distillTasksOf(config, data, student, teacher, log, comm);
   } catch (error) {
     student.dispose();
     teacher?.dispose();
@@ -478,6 +501,7 @@ async function distillTasksOf(
   student: Student,
   teacher: Teacher | null,
   log: (line: string) => void,
+  comm: Collective | null,
 ): Promise<DistillTasks> {
   const d = config.data;
   const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
@@ -489,11 +513,13 @@ async function distillTasksOf(
   // Phase 1 texts: every corpus passage and every training query; with max_samples, the
   // first N in distill-for-retrieval's order (queries first, then passages).
   const passageTexts: IdText[] = [];
-  for (const [id, doc] of data.corpus) passageTexts.push({ id, text: passageText(doc) });
+  for (const [id, doc] of data.corpus) {
+    passageTexts.push({ id, text: passageText(doc), kind: "passage" });
+  }
   const queryTexts: IdText[] = [];
   for (const qid of data.trainQrels.keys()) {
     const text = data.queries.get(qid);
-    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text });
+    if (text !== undefined) queryTexts.push({ id: qid, text: instruction + text, kind: "query" });
   }
   const texts = p1.max_samples === null
     ? [...passageTexts, ...queryTexts]
@@ -568,33 +594,46 @@ async function distillTasksOf(
     recipe: "distill",
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(groupCount / batch2),
+    // Across ranks the loss is the global batch's; each rank's gradient reaches its own rows.
+    gradientReduction: comm ? "sum" : "mean",
     async microBatch(epoch, index, rng) {
       session.startMicroBatch(rng);
       const before = student.tokens;
       const items = microBatchIndices(groupCount, d.dataset_seed, epoch, index, batch2)
         .map((i) => groups.get(i, epoch));
-      const queryItems = items.map((t) => ({ id: t.qid, text: instruction + t.query }));
+      const queryItems = items.map((t) => ({
+        id: t.qid,
+        text: instruction + t.query,
+        kind: "query" as const,
+      }));
       const passageItems = items.flatMap((t) =>
-        t.passages.map((p) => ({ id: p.id, text: passageText(p) }))
+        t.passages.map((p) => ({ id: p.id, text: passageText(p), kind: "passage" as const }))
       );
       const q = student.embed(queryItems.map((i) => i.text), queryLength, session.live);
       const p = student.embed(passageItems.map((i) => i.text), passageLength, session.live);
       const labels = items.flatMap((t) => t.passages.map((_, j) => j === 0 ? 1 : 0));
+      const tq = teacher ? await teacher.embed(queryItems, queryLength) : null;
+      const tp = teacher ? await teacher.embed(passageItems, passageLength) : null;
+      const batch = comm
+        ? await gatherPhase2Batch(comm, { q, p, labels, tq, tp })
+        : { q, p, labels, tq, tp };
       let out;
-      if (teacher) {
-        const tq = await teacher.embed(queryItems, queryLength);
-        const tp = await teacher.embed(passageItems, passageLength);
-        const target = new Float32Array(tq.length + tp.length);
-        target.set(tq), target.set(tp, tq.length);
+      if (batch.tq && batch.tp) {
+        const target = new Float32Array(batch.tq.length + batch.tp.length);
+        target.set(batch.tq), target.set(batch.tp, batch.tq.length);
         out = await loss2.compute({
-          queryEmbeddings: q,
-          passageEmbeddings: p,
-          labels,
-          student: concat([q, p], 0),
+          queryEmbeddings: batch.q,
+          passageEmbeddings: batch.p,
+          labels: batch.labels,
+          student: concat([batch.q, batch.p], 0),
           teacher: target,
         });
       } else {
-        out = await loss2.compute({ queryEmbeddings: q, passageEmbeddings: p, labels });
+        out = await loss2.compute({
+          queryEmbeddings: batch.q,
+          passageEmbeddings: batch.p,
+          labels: batch.labels,
+        });
       }
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
@@ -637,11 +676,13 @@ async function distillTasksOf(
     const out = noGrad(() => student.embed(batch.map((text) => prefix + text), maxLength));
     return await out.toArray().finally(() => out.dispose()) as Float32Array;
   };
+  const sharded = (encode: (texts: readonly string[]) => Promise<Float32Array>) =>
+    comm ? shardedEncoder(comm, encode) : encode;
   const evaluate = () =>
     session.inEvalMode(() =>
       retrieval(
-        studentEncoder(d.query_max_len, instruction),
-        studentEncoder(d.passage_max_len),
+        sharded(studentEncoder(d.query_max_len, instruction)),
+        sharded(studentEncoder(d.passage_max_len)),
         "distill",
       )
     );
@@ -653,8 +694,12 @@ async function distillTasksOf(
     if (kind === "documents") {
       for (const [id, doc] of data.corpus) byText.set(passageText(doc), id);
     } else for (const [id, text] of data.evalQueries ?? data.queries) byText.set(text, id);
+    const itemKind = kind === "documents" ? "passage" as const : "query" as const;
     return (batch: readonly string[]) =>
-      teacher!.embed(batch.map((text) => ({ id: byText.get(text) ?? "", text })), maxLength);
+      teacher!.embed(
+        batch.map((text) => ({ id: byText.get(text) ?? "", text, kind: itemKind })),
+        maxLength,
+      );
   };
   return {
     student,

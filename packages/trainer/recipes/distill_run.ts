@@ -14,7 +14,9 @@ import { outputDirError } from "../output_dir_error.ts";
 import type { Config } from "../config/schema.ts";
 import { runDirectory } from "../config/run_location.ts";
 import { train, type TrainResult } from "../loop.ts";
+import type { DataParallel } from "../distributed/data_parallel.ts";
 import { type DistillTasks, distillTasks } from "./distill.ts";
+import { openDistillRoot } from "./distill_parallel.ts";
 
 /** Options of {@link trainDistill}. */
 export interface TrainDistillOptions {
@@ -34,6 +36,12 @@ export interface TrainDistillOptions {
   handleSignals?: boolean;
   /** Evaluate before each phase's first step. */
   evaluateFirst?: boolean;
+  /**
+   * Data-parallel ranks (`tasks` must be built with the same communicator):
+   * both phases shard each global batch, rank 0 writes the run directory
+   * and the artifacts copy.
+   */
+  distributed?: DataParallel;
 }
 
 /** What {@link trainDistill} returns: the run directory and each phase's result (null: skipped). */
@@ -85,9 +93,20 @@ async function phaseStatus(dir: string): Promise<string | null> {
 export async function trainDistill(options: TrainDistillOptions): Promise<DistillResult> {
   const { config } = options;
   const log = options.log ?? ((line: string) => console.log(line));
-  const tasks = options.tasks ?? await distillTasks(config, { log });
-  const root = options.resume ??
-    await uniqueDirectory(options.runPath ?? config.training.output_dir ?? runDirectory(config));
+  const dp = options.distributed;
+  const tasks = options.tasks ?? await distillTasks(config, { log, distributed: dp?.comm });
+  // Each phase's state is read before any rank writes (the root is agreed in a collective).
+  const statuses = new Map<number, string | null>();
+  if (options.resume) {
+    for (const n of [1, 2]) statuses.set(n, await phaseStatus(join(options.resume, `phase${n}`)));
+  }
+  const root = await openDistillRoot(
+    dp ?? null,
+    () =>
+      options.resume ? Promise.resolve(options.resume) : uniqueDirectory(
+        options.runPath ?? config.training.output_dir ?? runDirectory(config),
+      ),
+  );
   const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };
   try {
     const phases = [
@@ -107,8 +126,8 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
     for (const phase of phases) {
       if (phase.skip) continue;
       const dir = join(root, `phase${phase.n}`);
-      const status = await phaseStatus(dir);
-      const laterStarted = phase.n === 1 && await phaseStatus(join(root, "phase2")) !== null;
+      const status = statuses.get(phase.n) ?? null;
+      const laterStarted = phase.n === 1 && (statuses.get(2) ?? null) !== null;
       if (options.resume && (status === "finished" || laterStarted)) {
         log(`phase ${phase.n}: already finished in ${dir}`);
         // The next phase starts from this phase's final weights unless it has its own checkpoint.
@@ -130,6 +149,7 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
         progress: options.progress,
         handleSignals: options.handleSignals,
         evaluateFirst: options.evaluateFirst,
+        distributed: dp,
       });
       if (phase.n === 1) result.phase1 = out;
       else result.phase2 = out;
@@ -139,7 +159,8 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
       }
     }
     const last = result.phase2 ?? result.phase1;
-    if (config.training.artifacts_dir !== null && result.status === "finished" && last) {
+    const writes = !dp || dp.leader; // rank 0 alone writes
+    if (config.training.artifacts_dir !== null && result.status === "finished" && last && writes) {
       const copied = await copyArtifacts(last.runPath, config.training.artifacts_dir);
       log(`artifacts: final weights and config.yaml copied to ${copied}`);
     }

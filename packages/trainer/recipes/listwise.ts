@@ -81,6 +81,14 @@ import { splitHeldOut } from "./held_out.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
+import { combinedListwiseOptions } from "./listwise_combined.ts";
+import {
+  conversationItems,
+  type RankLlmConversation,
+  readRankLlmConversations,
+} from "./rankllm_conversations.ts";
 
 /** Throws unless the `n` identifiers start with distinct tokens (FIRST scores one token each). */
 export function checkDistinctIdentifiers(tokenizer: TextTokenizer, n: number): number[] {
@@ -232,10 +240,9 @@ export function listwiseLosses(config: Config): ListwiseLosses {
   if (objective === "ranking") {
     return { objective, loss: createLoss(rankingLoss, t.loss_options), rankingLoss };
   }
-  const options: Record<string, unknown> = { weights: { lm: 1, [rankingLoss]: 1 } };
   return {
     objective,
-    loss: createLoss("combined", { ...options, ...t.loss_options }),
+    loss: createLoss("combined", combinedListwiseOptions(rankingLoss, t.loss_options)),
     rankingLoss,
   };
 }
@@ -250,12 +257,18 @@ export interface ListwiseData {
   qrels: Qrels;
   /** Qrels of the held-out queries. */
   evalQrels: Qrels;
+  /** RankLLM's own training file, when `data_path` is one (`rankllm_conversations.ts`). */
+  conversations?: RankLlmConversation[];
 }
 
 /** Reads candidates and qrels named in `config.data`. */
 export async function readListwiseData(config: Config): Promise<ListwiseData> {
   const d = config.data;
   if (!d.data_path) throw new Error("data.data_path (rank_llm candidates) is required");
+  const conversations = await readRankLlmConversations(d.data_path);
+  if (conversations) {
+    return { train: [], eval: [], qrels: new Map(), evalQrels: new Map(), conversations };
+  }
   if (!d.qrels_path) throw new Error("data.qrels_path is required for the listwise recipe");
   const lists = await readCandidates(d.data_path);
   const qrels = await readQrels(d.qrels_path);
@@ -273,6 +286,8 @@ export interface ListwiseTaskOptions {
   data?: ListwiseData;
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation works through a share per rank (`sharded_eval.ts`). */
+  distributed?: Collective;
 }
 
 /** A built listwise task with its model. */
@@ -300,7 +315,7 @@ export async function listwiseTask(
   const losses = listwiseLosses(config);
   return await withModelSession(
     config,
-    (session) => listwiseTaskOf(config, data, losses, session, log),
+    (session) => listwiseTaskOf(config, data, losses, session, log, options.distributed),
   );
 }
 
@@ -310,13 +325,18 @@ function listwiseTaskOf(
   losses: ListwiseLosses,
   session: ModelSession,
   log: (line: string) => void,
+  distributed?: Collective,
 ): ListwiseTask {
   const d = config.data, t = config.training;
   const { loaded, model, tokenizer, trainable } = session;
   const windowSize = d.window_size, stride = d.stride;
-  const identifierIds = losses.objective === "generation"
-    ? identifierTokenIds(tokenizer, windowSize)
-    : checkDistinctIdentifiers(tokenizer, windowSize);
+  const fromConversations = data.conversations
+    ? conversationItems(tokenizer, data.conversations, d.max_seq_length)
+    : null;
+  const identifierIds = fromConversations?.identifierIds ??
+    (losses.objective === "generation"
+      ? identifierTokenIds(tokenizer, windowSize)
+      : checkDistinctIdentifiers(tokenizer, windowSize));
   const shorten = (lists: readonly CandidateList[]) =>
     shortenLists(lists, tokenizer, d.query_max_len, d.passage_max_len);
   const trainLists = shorten(data.train);
@@ -328,7 +348,8 @@ function listwiseTaskOf(
     stride,
     rankEnd: Infinity,
   });
-  const items = examples.map((e) => tokenizeListwiseItem(tokenizer, e, d.max_seq_length));
+  const items = fromConversations?.items ??
+    examples.map((e) => tokenizeListwiseItem(tokenizer, e, d.max_seq_length));
   if (items.length === 0) throw new Error("data: no listwise training windows");
   const batchSize = t.per_device_train_batch_size;
   const batchesPerEpoch = Math.ceil(items.length / batchSize);
@@ -446,27 +467,22 @@ function listwiseTaskOf(
   };
 
   const evaluateNow = async (): Promise<EvalOutcome> => {
-    const byQuery = new Map(evalLists.map((l) => [l.qid, l]));
-    const result = await evaluateReranker(
-      evalLists.map((l) => ({
-        qid: l.qid,
-        query: l.query,
-        candidates: l.hits.map((h) => ({ docid: h.docid, text: h.content })),
-      })),
-      (query, docs) => {
-        const list = [...byQuery.values()].find((l) =>
-          l.query === query && l.hits.length === docs.length &&
-          l.hits.every((h, i) => h.docid === docs[i]!.docid)
-        )!;
-        return rerank(list);
-      },
-      data.evalQrels,
-      {
-        ...retrievalEvalOptions(config),
-        tag: "listwise",
-        progress: evalProgress("queries", evalLists.length, log),
-      },
+    const lists = evalLists.map((l) => ({
+      qid: l.qid,
+      query: l.query,
+      candidates: l.hits.map((h) => ({ docid: h.docid, text: h.content })),
+    }));
+    // Each rank reranks its share of the queries; every rank gets all orders.
+    const scorer = await shardedScorer(
+      evalCommunicator(distributed),
+      lists,
+      (list) => rerank(evalLists[lists.indexOf(list)]!),
+      (total) => evalProgress("queries", total, log),
     );
+    const result = await evaluateReranker(lists, scorer, data.evalQrels, {
+      ...retrievalEvalOptions(config),
+      tag: "listwise",
+    });
     const outcome = evaluationToOutcome(
       result.evaluation,
       result.run,

@@ -69,6 +69,7 @@ export {
   listwiseTask,
   type ListwiseTaskOptions,
 } from "./listwise.ts";
+export type { RankLlmConversation } from "./rankllm_conversations.ts";
 export { type SftOptions, type SftTask, sftTask } from "./sft.ts";
 export {
   type DistillData,

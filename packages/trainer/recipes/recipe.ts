@@ -16,6 +16,7 @@
 import { type Config, type Recipe, RECIPES } from "../config/schema.ts";
 import type { TrainingTask, TrainResult } from "../loop.ts";
 import type { Collective } from "../distributed/collective.ts";
+import type { DataParallel } from "../distributed/data_parallel.ts";
 import { biencoderTask } from "./biencoder.ts";
 import { blockrankTask } from "./blockrank.ts";
 import { crossencoderTask } from "./crossencoder.ts";
@@ -65,6 +66,10 @@ export interface PhasedRunOptions {
   log?: (line: string) => void;
   /** Evaluate before each phase's first step. */
   evaluateFirst?: boolean;
+  /** The ranks of a data-parallel run (recipes whose `dataParallel` is true); absent in one process. */
+  distributed?: DataParallel;
+  /** Progress bar (default true; under data parallelism only rank 0 shows one). */
+  progress?: boolean;
 }
 
 /** What a phased run reports: its directory and how it ended. */
@@ -73,6 +78,12 @@ export interface PhasedRunResult {
   runPath: string;
   /** `finished` when every phase that ran finished; else the first other status. */
   status: TrainResult["status"];
+  /**
+   * The result of the last phase trained in this run (null: none trained,
+   * e.g. every phase had finished before a resume); data-parallel ranks
+   * leave the job together on it.
+   */
+  last: TrainResult | null;
 }
 
 /** How a recipe trains. */
@@ -150,7 +161,9 @@ export const RECIPE_DEFINITIONS: Record<Recipe, RecipeDefinition> = {
     requirements: [
       [["model.model_name_or_path"]],
       [["data.data_path"]],
-      [["model.teacher_model_name_or_path"], ["data.run_path"]],
+      [["model.teacher_model_name_or_path"], ["model.precomputed_embeddings_dir"], [
+        "data.run_path",
+      ]],
     ],
     checks: [{
       keys: ["training.skip_phase1", "training.skip_phase2"],
@@ -158,9 +171,22 @@ export const RECIPE_DEFINITIONS: Record<Recipe, RecipeDefinition> = {
         c.training.skip_phase1 && c.training.skip_phase2
           ? "skip_phase1 and skip_phase2 leave nothing to train"
           : undefined,
+    }, {
+      keys: ["model.precomputed_embeddings_dir", "model.teacher_model_name_or_path"],
+      problem: (c) =>
+        c.model.precomputed_embeddings_dir !== null && c.model.teacher_model_name_or_path !== null
+          ? "precomputed_embeddings_dir and teacher_model_name_or_path both give the teacher; " +
+            "set one"
+          : undefined,
     }],
-    dataParallel: false,
-    training: { kind: "phases", run: (options) => trainDistill(options) },
+    dataParallel: true,
+    training: {
+      kind: "phases",
+      run: async (options) => {
+        const result = await trainDistill(options);
+        return { ...result, last: result.phase2 ?? result.phase1 };
+      },
+    },
   },
   sft: {
     description: "supervised fine-tuning (qa-expert): causal LM loss on the assistant turns",

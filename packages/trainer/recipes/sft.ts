@@ -83,6 +83,8 @@ import { splitHeldOut } from "./held_out.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evalProgress } from "../eval_progress.ts";
+import type { Collective } from "../distributed/collective.ts";
+import { evalCommunicator, shardedMap } from "./sharded_eval.ts";
 
 const ROLES = new Set(["system", "user", "assistant"]);
 
@@ -295,6 +297,8 @@ export interface SftOptions {
   eval?: SftRecord[];
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
+  /** Data-parallel ranks: evaluation works through a share per rank (`sharded_eval.ts`). */
+  distributed?: Collective;
 }
 
 /** A built SFT task with its model. */
@@ -327,7 +331,7 @@ export async function sftTask(config: Config, options: SftOptions = {}): Promise
   if (trainRecords.length === 0) throw new Error("data: no SFT training records");
   return await withModelSession(
     config,
-    (session) => sftTaskOf(config, session, trainRecords, evalRecords, log),
+    (session) => sftTaskOf(config, session, trainRecords, evalRecords, log, options.distributed),
   );
 }
 
@@ -337,6 +341,7 @@ function sftTaskOf(
   trainRecords: SftRecord[],
   evalRecords: SftRecord[],
   log: (line: string) => void,
+  distributed?: Collective,
 ): SftTask {
   const d = config.data, t = config.training;
   const { loaded, model, tokenizer, trainable } = session;
@@ -388,36 +393,56 @@ function sftTaskOf(
   const evaluateNow = async (): Promise<EvalOutcome> => {
     let lossSum = 0, targetSum = 0;
     const evalBatch = t.per_device_eval_batch_size;
-    const lossProgress = evalProgress("examples scored", fittedEval.length, log);
-    for (let i = 0; i < fittedEval.length; i += evalBatch) {
-      const batch = collate(fittedEval.slice(i, i + evalBatch).map((f) => f.sequence), padOptions);
-      const out = await noGrad(() => causalLmLoss(model, batch, loss));
-      const value = (await out.loss.toArray())[0]!;
-      out.loss.dispose();
-      lossSum += value * out.targets;
-      targetSum += out.targets;
-      lossProgress(Math.min(i + evalBatch, fittedEval.length));
+    // Each rank takes a share (whole batches, then whole answers); sums run in one order.
+    const comm = evalCommunicator(distributed);
+    const batchLosses = await shardedMap(comm, fittedEval, async (share) => {
+      const lossProgress = evalProgress("examples scored", share.length, log);
+      const out: ({ value: number; targets: number } | null)[] = [];
+      for (let i = 0; i < share.length; i += evalBatch) {
+        const batch = collate(share.slice(i, i + evalBatch).map((f) => f.sequence), padOptions);
+        const result = await noGrad(() => causalLmLoss(model, batch, loss));
+        const value = (await result.loss.toArray())[0]!;
+        result.loss.dispose();
+        // One entry per example (shardedMap's contract); the batch's on its first.
+        out.push({ value, targets: result.targets });
+        for (let k = 1; k < Math.min(evalBatch, share.length - i); k++) {
+          out.push(null);
+        }
+        lossProgress(Math.min(i + evalBatch, share.length));
+      }
+      return out;
+    }, { unit: evalBatch });
+    for (const entry of batchLosses) {
+      if (entry === null) continue;
+      lossSum += entry.value * entry.targets;
+      targetSum += entry.targets;
     }
     const perQuery: Record<string, Record<string, number>> = {};
     let recall = 0, containment = 0;
-    const generated = evalProgress("answers generated", fittedEval.length, log);
-    for (let i = 0; i < fittedEval.length; i++) {
-      const f = fittedEval[i]!;
-      const produced = await generate(model, f.sequence.inputIds.slice(0, f.answerStart), {
-        maxNewTokens,
-        stopTokens,
-      });
-      if (stopTokens && stopTokens.includes(produced.at(-1)!)) produced.pop();
-      const prediction = tokenizer.decode ? tokenizer.decode(produced) : produced.join(" ");
-      const scores = {
-        token_recall: answerTokenRecall(prediction, f.answer),
-        containment: answerContainment(prediction, f.answer),
-      };
+    const answers = await shardedMap(comm, fittedEval, async (share) => {
+      const generated = evalProgress("answers generated", share.length, log);
+      const out: { token_recall: number; containment: number }[] = [];
+      for (const f of share) {
+        const produced = await generate(model, f.sequence.inputIds.slice(0, f.answerStart), {
+          maxNewTokens,
+          stopTokens,
+        });
+        if (stopTokens && stopTokens.includes(produced.at(-1)!)) produced.pop();
+        const prediction = tokenizer.decode ? tokenizer.decode(produced) : produced.join(" ");
+        out.push({
+          token_recall: answerTokenRecall(prediction, f.answer),
+          containment: answerContainment(prediction, f.answer),
+        });
+        generated(out.length);
+      }
+      return out;
+    });
+    fittedEval.forEach((f, i) => {
+      const scores = answers[i]!;
       recall += scores.token_recall;
       containment += scores.containment;
       perQuery[f.id] = scores;
-      generated(i + 1);
-    }
+    });
     const n = fittedEval.length;
     return {
       metrics: {

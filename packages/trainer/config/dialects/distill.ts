@@ -15,6 +15,11 @@
  *   copies the final weights to `paths.artifacts_dir/<name>`.
  * - A phase's `datasets:` entries name BEIR collections; irforge reads a
  *   local BEIR directory (`name: ../data/scifact`), one for both phases.
+ * - A phase's `precomputed_embeddings_dir` (the teacher's embeddings from
+ *   `precompute_embeddings.py`, which upstream's trainer requires) maps to
+ *   `model.precomputed_embeddings_dir`; the teacher model is then not loaded,
+ *   as upstream. The top-level key is the precompute script's output
+ *   directory (noted).
  * - What upstream hard-codes is set too: a full fine-tune (no LoRA), mean
  *   pooling, L2-normalised embeddings, AdamW weight decay 0.01, linear decay
  *   after warm-up; phase 2's InfoNCE scores each query against its own
@@ -125,11 +130,10 @@ export function translateDistill(
   }
   const instruction = doc.get("query_instruction");
   if (instruction) t.set("data.query_instruction", instruction.value, instruction.where);
-  const precomputed = doc.get("precomputed_embeddings_dir");
-  if (precomputed) refusePrecomputed(t, precomputed);
+  const precomputed = precomputedOf(t, doc);
 
   const model = doc.get("model")?.children ?? new Map<string, UpstreamValue>();
-  const dims = translateModel(t, model, file);
+  const dims = translateModel(t, model, file, precomputed !== undefined);
 
   let dataset: { name: string; where: InputLocation } | undefined;
   for (const phase of ["phase1", "phase2"] as const) {
@@ -197,13 +201,40 @@ function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
 }
 
-function refusePrecomputed(t: Translation, entry: UpstreamValue): void {
-  t.refuse(
-    entry.where,
-    "precomputed_embeddings_dir (the .mmap cache of precompute_embeddings.py) is not read: " +
-      "irforge embeds with the teacher model at run time, or reads a .safetensors table " +
-      "given as model.teacher (tensor embeddings [N, d], metadata ids)",
-  );
+/**
+ * The phases' `precomputed_embeddings_dir` (what upstream's trainer reads,
+ * one per phase) as `model.precomputed_embeddings_dir`: the phases that run
+ * must agree. Returns the value set, if any.
+ */
+function precomputedOf(t: Translation, doc: UpstreamDocument): string | undefined {
+  const top = doc.get("precomputed_embeddings_dir");
+  const skipped = (n: 1 | 2) =>
+    doc.get("training")?.children?.get(`skip_phase${n}`)?.value === true;
+  let chosen: UpstreamValue | undefined;
+  for (const n of [1, 2] as const) {
+    const entry = doc.get(`phase${n}`)?.children?.get("precomputed_embeddings_dir");
+    if (!entry || stringOf(t, entry) === undefined) continue;
+    if (skipped(n)) {
+      t.note(entry.where, `not used: phase ${n} is skipped`);
+    } else if (!chosen) chosen = entry;
+    else if (chosen.value !== entry.value) {
+      t.refuse(
+        entry.where,
+        `phase2 reads teacher embeddings from "${entry.value}" but phase1 from ` +
+          `"${chosen.value}": irforge distils both phases with one teacher table`,
+      );
+    } else t.note(entry.where, "same directory as phase1's");
+  }
+  if (top) {
+    t.note(
+      top.where,
+      "precompute_embeddings.py's output directory; training reads each phase's " +
+        "precomputed_embeddings_dir, as upstream's trainer",
+    );
+  }
+  if (!chosen) return undefined;
+  t.set("model.precomputed_embeddings_dir", chosen.value, chosen.where);
+  return chosen.value as string;
 }
 
 interface Dims {
@@ -216,6 +247,7 @@ function translateModel(
   t: Translation,
   model: Map<string, UpstreamValue>,
   file: string,
+  precomputed: boolean,
 ): Dims | undefined {
   for (const [key, entry] of model) {
     if (!MODEL_KEYS.includes(key)) {
@@ -224,7 +256,12 @@ function translateModel(
   }
   const get = (key: string) => model.get(key);
   const teacher = get("teacher"), student = get("student");
-  if (teacher) t.set("model.teacher_model_name_or_path", teacher.value, teacher.where);
+  if (teacher && precomputed) {
+    t.note(
+      teacher.where,
+      "not loaded: the teacher's embeddings come from precomputed_embeddings_dir, as upstream",
+    );
+  } else if (teacher) t.set("model.teacher_model_name_or_path", teacher.value, teacher.where);
   if (student) t.set("model.model_name_or_path", student.value, student.where);
   const teacherDim = get("teacher_dim"), studentDim = get("student_dim");
   const hiddenDim = get("projection_hidden_dim"), use = get("use_projection");
@@ -316,8 +353,7 @@ function translatePhase(
         );
         break;
       case "precomputed_embeddings_dir":
-        refusePrecomputed(t, entry);
-        break;
+        break; // precomputedOf: one table for both phases
       case "use_torch_compile":
       case "torch_compile_mode":
         t.note(where, "irforge's kernels are compiled WebGPU shaders already; nothing to set");

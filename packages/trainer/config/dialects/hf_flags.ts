@@ -9,7 +9,10 @@
  *   `store_true` switches), whose training file is a JSON list of
  *   `{"conversations": [system, human, gpt]}` records: objective
  *   `generation` trains exactly that (LM loss on the permutation) with the
- *   `sft` recipe.
+ *   `sft` recipe; `ranking` and `combined` train the `listwise` recipe on
+ *   the same file (first-token ranking loss from the gpt turn's permutation,
+ *   `recipes/rankllm_conversations.ts`), `--ranking_loss lambda|listnet|ranknet`
+ *   and `--weighted` as upstream, with upstream's combined weights.
  *
  * `deno task train --recipe sft --model_name_or_path DIR --train_path t.json …`
  * (qa-expert) or `deno task train --train_dataset_path f.json --objective
@@ -238,16 +241,19 @@ export function translateFlags(
         "--train_dataset_path (or name it with --dialect qa-expert|rankllm)",
     );
   }
-  if (recipe !== null && recipe !== "sft") {
-    throw new InputError(
-      { file: "--recipe" },
-      `--recipe ${recipe}: ${chosen}'s command line trains the sft recipe ` +
-        (chosen === "rankllm" ? "(RankLLM's generation objective on its conversations file)" : ""),
-    );
-  }
   const translation = chosen === "qa-expert"
     ? translateQaExpert(parseUpstreamFlags(args, new Set(), HF_BOOLEANS))
     : translateRankLlm(parseUpstreamFlags(args, RANKLLM_SWITCHES, new Set(["trust_remote_code"])));
+  const trains = translation.entries.find((e) => e.path === "recipe")?.value;
+  if (recipe !== null && recipe !== trains) {
+    throw new InputError(
+      { file: "--recipe" },
+      `--recipe ${recipe}: ${chosen}'s command line trains the ${trains} recipe ` +
+        (chosen === "rankllm"
+          ? "(RankLLM's generation objective: sft; ranking and combined: listwise)"
+          : ""),
+    );
+  }
   return { translation, dialect: chosen };
 }
 
@@ -354,8 +360,12 @@ function translateQaExpert(flags: Map<string, UpstreamValue>): Translation {
 
 function translateRankLlm(flags: Map<string, UpstreamValue>): Translation {
   const t = new Translation();
-  t.entries.push({ path: "recipe", value: "sft", where: where0("dialect rankllm") });
-  t.mapping.push(`(dialect rankllm) → recipe: "sft" (objective generation)`);
+  const objective = flags.get("objective")?.value ?? "generation";
+  const ranks = objective === "ranking" || objective === "combined";
+  const recipe = ranks ? "listwise" : "sft";
+  t.entries.push({ path: "recipe", value: recipe, where: where0("dialect rankllm") });
+  t.mapping.push(`(dialect rankllm) → recipe: "${recipe}" (objective ${objective})`);
+  if (ranks) rankingObjective(t, flags, objective as "ranking" | "combined");
   for (const [name, entry] of flags) {
     const { where } = entry;
     switch (name) {
@@ -391,23 +401,21 @@ function translateRankLlm(flags: Map<string, UpstreamValue>): Translation {
         mapTrainingArgument(t, name, entry);
         break;
       case "objective":
-        if (entry.value !== "generation") {
+        if (!["generation", "ranking", "combined"].includes(entry.value as string)) {
           t.refuse(
             where,
-            `--objective ${
-              JSON.stringify(entry.value)
-            } from a conversations file is not supported: ` +
-              "irforge's ranking and combined objectives train from rank_llm candidate lists and " +
-              "qrels (recipe listwise, training.objective); generation trains here",
+            `--objective ${JSON.stringify(entry.value)}: expected generation, ranking or combined`,
           );
         }
         break;
       case "ranking_loss":
       case "weighted":
-        t.note(
-          where,
-          "used by the ranking/combined objectives only (as upstream); generation ignores it",
-        );
+        if (!ranks) {
+          t.note(
+            where,
+            "used by the ranking/combined objectives only (as upstream); generation ignores it",
+          );
+        }
         break;
       case "checkpointing_steps": {
         if (entry.value === "epoch") t.set("training.save_strategy", "epoch", where);
@@ -469,4 +477,62 @@ function translateRankLlm(flags: Map<string, UpstreamValue>): Translation {
       "the gpt turn + EOS, as GenerationDataset builds it",
   );
   return t;
+}
+
+/** irforge's name and options of `--ranking_loss` (train_rankllm.py's default: lambda). */
+const RANKING_LOSSES: Record<string, { loss: string; options: Record<string, unknown> }> = {
+  // rank_llm's lambdarank reduces by the mean (allRank's default is the sum).
+  lambda: { loss: "lambdarank", options: { reduction: "mean" } },
+  listnet: { loss: "listnet", options: {} },
+  ranknet: { loss: "ranknet", options: {} },
+};
+
+/**
+ * `--objective ranking|combined` on the conversations file: the listwise
+ * recipe's objective, its loss from `--ranking_loss`/`--weighted`, and for
+ * combined upstream's weights (`loss += 0.1·listnet`, `10·ranknet` when
+ * weighted, else `1·rank loss`).
+ */
+function rankingObjective(
+  t: Translation,
+  flags: Map<string, UpstreamValue>,
+  objective: "ranking" | "combined",
+): void {
+  const objectiveEntry = flags.get("objective")!;
+  t.set("training.objective", objective, objectiveEntry.where);
+  const lossEntry = flags.get("ranking_loss");
+  const name = (lossEntry?.value ?? "lambda") as string;
+  const chosen = RANKING_LOSSES[name];
+  const where = lossEntry?.where ?? where0("--ranking_loss (default lambda)");
+  if (!chosen) {
+    t.refuse(where, `--ranking_loss "${name}": expected lambda, listnet or ranknet`);
+    return;
+  }
+  const weightedEntry = flags.get("weighted");
+  const weighted = weightedEntry !== undefined;
+  const options = { ...chosen.options };
+  if (weighted && chosen.loss === "ranknet") options.weighted = true;
+  else if (weighted) t.note(weightedEntry.where, `not used: --weighted applies to ranknet only`);
+  t.set("training.loss", chosen.loss, where);
+  if (objective === "ranking") {
+    t.notes.push(
+      `rankllm: objective ranking scores the identifier tokens [A], [B], … at the position ` +
+        "that predicts the gpt turn's first identifier; targets are grades n − rank from its " +
+        "permutation (upstream targets its own sorted logits reassigned by the permutation: the " +
+        "same order, so ranknet is the same loss; listnet and lambdarank see grades)",
+    );
+    if (Object.keys(options).length > 0) t.set("training.loss_options", options, where);
+    return;
+  }
+  t.notes.push(
+    `rankllm: objective ${objective} scores the identifier tokens [A], [B], … at the position ` +
+      "that predicts the gpt turn's first identifier; targets are grades n − rank from its " +
+      "permutation (upstream targets its own sorted logits reassigned by the permutation: the " +
+      "same order, so ranknet is the same loss; listnet and lambdarank see grades)",
+  );
+  const weight = chosen.loss === "listnet" ? 0.1 : chosen.loss === "ranknet" && weighted ? 10 : 1;
+  t.set("training.loss_options", {
+    ...(weight !== 1 ? { ranking_weight: weight } : {}),
+    ...options,
+  }, where);
 }

@@ -1,0 +1,34 @@
+/**
+ * The listwise recipe's `combined` objective from flat `training.loss_options`
+ * (configuration options are scalars): `lm_weight` and `ranking_weight`
+ * (default 1 each) weigh the LM loss and the ranking loss, and every other
+ * option goes to the ranking loss, e.g. RankLLM's FIRST training
+ * (`--objective combined --ranking_loss ranknet --weighted`):
+ * `loss: ranknet`, `loss_options: {ranking_weight: 10, weighted: true}`.
+ *
+ * @example
+ * ```ts
+ * import { combinedListwiseOptions } from "./listwise_combined.ts";
+ * const options = combinedListwiseOptions("ranknet", { ranking_weight: 10, weighted: true });
+ * // { weights: { lm: 1, ranknet: 10 }, losses: { ranknet: { weighted: true } } }
+ * ```
+ *
+ * @module
+ */
+
+/** Options of the `combined` loss for LM + `rankingLoss`, from flat `loss_options`. */
+export function combinedListwiseOptions(
+  rankingLoss: string,
+  flat: Readonly<Record<string, unknown>>,
+): { weights: Record<string, number>; losses: Record<string, Record<string, unknown>> } {
+  const { lm_weight: lm = 1, ranking_weight: ranking = 1, ...rest } = flat;
+  for (const [name, value] of [["lm_weight", lm], ["ranking_weight", ranking]] as const) {
+    if (typeof value !== "number" || !(value >= 0)) {
+      throw new Error(`training.loss_options.${name}: expected a number ≥ 0, got ${value}`);
+    }
+  }
+  return {
+    weights: { lm: lm as number, [rankingLoss]: ranking as number },
+    losses: Object.keys(rest).length > 0 ? { [rankingLoss]: rest } : {},
+  };
+}
