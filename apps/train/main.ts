@@ -28,10 +28,10 @@ import {
   loadAnyConfig,
   loadConfig,
   printConfig,
+  RECIPE_DEFINITIONS,
   splitUpstreamArgs,
   train,
   trainableRecipes,
-  trainDistill,
   type TrainResult,
 } from "@irforge/trainer";
 import { InputError } from "@irforge/data/input-error";
@@ -50,6 +50,14 @@ import {
   withoutNproc,
 } from "@irforge/trainer/distributed";
 
+/** The recipes of the trainer's table, one line each: name and description. */
+export function recipeLines(): string {
+  const names = trainableRecipes();
+  const width = Math.max(...names.map((name) => name.length));
+  return names.map((name) => `  ${name.padEnd(width)}  ${RECIPE_DEFINITIONS[name].description}`)
+    .join("\n");
+}
+
 /** The `--help` text; lists every recipe `train` runs. */
 export function usageText(): string {
   return `Usage: deno task train [--config cfg.yaml] [--set section.key=value ...] [--resume DIR] [--nproc N]
@@ -57,10 +65,11 @@ export function usageText(): string {
        deno task train --recipe sft --model_name_or_path DIR --train_path F ...  (qa-expert flags)
        deno task train --train_dataset_path F --objective generation|ranking|combined ...  (RankLLM flags)
 
-Trains a retrieval or ranking model from a YAML recipe. Recipes: ${trainableRecipes().join(", ")}
-(examples/<recipe>-*.yaml). With no --config it trains a tiny bi-encoder on a
-synthetic collection that ships with the repository and prints held-out nDCG@10
-before and after.
+Trains a retrieval or ranking model from a YAML recipe (examples/<recipe>-*.yaml).
+Recipes:
+${recipeLines()}
+With no --config it trains a tiny bi-encoder on a synthetic collection that
+ships with the repository and prints held-out nDCG@10 before and after.
 --set overrides one key after the file; for distill, a key that a phase1/phase2
 section sets must be overridden there (--set phase1.max_steps=2).
 --resume DIR continues a run directory (or one of its checkpoints) exactly;
@@ -73,6 +82,8 @@ Ctrl-C or SIGTERM stops after the current optimizer step and saves a checkpoint
 the global batch is N × per_device_train_batch_size. Under mpiexec/mpirun
 directly (e.g. with a hostfile) each process joins the job as one rank.`;
 }
+
+export type { EvalOutcome, RunStatus, TrainResult } from "@irforge/trainer";
 
 /** What {@link main} decided, for tests. */
 export interface MainOutcome {
@@ -184,11 +195,15 @@ export async function main(
     if (!dp.leader) log = () => {}; // rank 0 reports for the job
     log(`data parallel: ${dp.size} ranks over MPI; rank 0 writes the run directory`);
   }
-  if (config.recipe === "distill") {
-    // Two phases, each a full run under <run>/phase1 and <run>/phase2.
+  const recipe = RECIPE_DEFINITIONS[config.recipe];
+  if (dp && !recipe.dataParallel) {
+    await abortDataParallel(dp, new Error(`${config.recipe} does not train data-parallel yet`));
+  }
+  if (recipe.training.kind === "phases") {
+    // Phases (distill: two), each a full run under <run>/phase1, <run>/phase2, ….
     let result;
     try {
-      result = await trainDistill({
+      result = await recipe.training.run({
         config,
         resume: values.resume ?? undefined,
         log,
@@ -202,10 +217,9 @@ export async function main(
       error(sentence);
       return { code: 2 };
     }
-    const last = result.phase2 ?? result.phase1;
-    if (dp && last) await leaveDataParallel(dp, last);
+    if (dp && result.last) await leaveDataParallel(dp, result.last);
     else if (dp) await dp.close().then(() => Mpi.finalizeIfInitialized());
-    log(`distill ${result.status}: ${result.runPath}`);
+    log(`${config.recipe} ${result.status}: ${result.runPath}`);
     if (result.status === "failed") return { code: 1 };
     if (result.status === "interrupted") return { code: 130 };
     return { code: 0 };

@@ -56,6 +56,18 @@ Deno.test("train CLI: --help lists every recipe the trainer runs", async () => {
   assert.doesNotMatch(help, /built today/);
 });
 
+Deno.test("train CLI: --help gives each recipe its one-line description from the recipe table", async () => {
+  const { RECIPE_DEFINITIONS, trainableRecipes } = await import("@irforge/trainer");
+  const c = capture();
+  await main(["--help"], c.log, c.error);
+  const lines = c.out.join("\n").split("\n");
+  for (const recipe of trainableRecipes()) {
+    const line = lines.find((l) => l.trim().startsWith(`${recipe} `));
+    assert.ok(line, `no --help line for ${recipe}`);
+    assert.equal(line.trim().replace(/^\S+\s+/, ""), RECIPE_DEFINITIONS[recipe].description);
+  }
+});
+
 Deno.test("train CLI: a missing data file names its config key; a missing run says how to make it", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -268,6 +268,22 @@ interface PendingStep {
  * Runs training to the end (or until interrupted / diverged). Never throws
  * for a failed run: the run directory records the failure and the result
  * carries the error.
+ *
+ * @example Two optimizer steps of the embedded default run (a tiny bi-encoder)
+ * ```ts
+ * import { buildTask, defaultConfig, train } from "@irforge/trainer";
+ *
+ * export async function twoSteps(): Promise<number> {
+ *   const config = await defaultConfig(["training.max_steps=2"]);
+ *   const task = await buildTask(config);
+ *   try {
+ *     const result = await train({ config, task, progress: false });
+ *     return result.step; // 2 when the run finished
+ *   } finally {
+ *     task.dispose();
+ *   }
+ * }
+ * ```
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const { config, task } = options;

@@ -7,7 +7,8 @@
  */
 
 import { InputError, type InputLocation } from "@irforge/data/input-error";
-import { type Config, PHASE_SECTIONS, RECIPE_REQUIREMENTS, type TrainingConfig } from "./schema.ts";
+import { type Config, PHASE_SECTIONS, RECIPES, type TrainingConfig } from "./schema.ts";
+import { RECIPE_DEFINITIONS } from "../recipes/recipe.ts";
 
 /** A rule over the whole configuration. */
 interface ConfigRule {
@@ -26,14 +27,6 @@ interface TrainingRule {
 }
 
 const configRules: ConfigRule[] = [
-  {
-    keys: ["model.precomputed_embeddings_dir", "model.teacher_model_name_or_path"],
-    problem: (c) =>
-      c.model.precomputed_embeddings_dir !== null && c.model.teacher_model_name_or_path !== null
-        ? "precomputed_embeddings_dir and teacher_model_name_or_path both give the teacher; " +
-          "set one"
-        : undefined,
-  },
   {
     keys: ["model.load_in_4bit", "model.use_lora"],
     problem: (c) =>
@@ -106,12 +99,12 @@ const configRules: ConfigRule[] = [
   {
     keys: ["training.skip_phase1", "training.skip_phase2"],
     problem: (c) => {
-      const { skip_phase1, skip_phase2 } = c.training;
-      if (!skip_phase1 && !skip_phase2) return undefined;
-      if (c.recipe !== "distill") return `skip_phase1/skip_phase2 only apply to recipe "distill"`;
-      return skip_phase1 && skip_phase2
-        ? "skip_phase1 and skip_phase2 leave nothing to train"
-        : undefined;
+      if (!c.training.skip_phase1 && !c.training.skip_phase2) return undefined;
+      if (RECIPE_DEFINITIONS[c.recipe].training.kind === "phases") return undefined;
+      const phased = RECIPES.filter((r) => RECIPE_DEFINITIONS[r].training.kind === "phases");
+      return `skip_phase1/skip_phase2 only apply to recipe ${
+        phased.map((r) => `"${r}"`).join(", ")
+      }`;
     },
   },
 ];
@@ -199,7 +192,7 @@ export function crossFieldProblems(
     }
     return locate(keys[0]!);
   };
-  for (const rule of configRules) {
+  for (const rule of [...configRules, ...RECIPE_DEFINITIONS[config.recipe].checks]) {
     const problem = rule.problem(config);
     if (problem) problems.push(new InputError(at(rule.keys), problem));
   }
@@ -222,7 +215,7 @@ export function crossFieldProblems(
       );
     }
   }
-  for (const alternatives of RECIPE_REQUIREMENTS[config.recipe]) {
+  for (const alternatives of RECIPE_DEFINITIONS[config.recipe].requirements) {
     const isSet = (path: string) => {
       const [section, key] = path.split(".") as ["model" | "data", string];
       return (config[section] as Record<string, unknown>)[key] !== null;

@@ -16,6 +16,7 @@ import {
   type DataConfig,
   type ModelConfig,
   PHASE_SECTIONS,
+  type Recipe,
   RECIPES,
   type SectionName,
   SECTIONS,
@@ -24,6 +25,12 @@ import {
   trainingKeys,
 } from "./schema.ts";
 import { crossFieldProblems } from "./cross_checks.ts";
+import { RECIPE_DEFINITIONS } from "../recipes/recipe.ts";
+
+/** Whether `recipe` trains in phases (and so reads the `phase1`/`phase2` sections). */
+function trainsInPhases(recipe: Recipe): boolean {
+  return RECIPE_DEFINITIONS[recipe].training.kind === "phases";
+}
 
 /** Every problem found in a configuration, reported at once. */
 export class ConfigError extends Error {
@@ -387,11 +394,12 @@ function validate(raw: RawConfig, file: string, problems: InputError[]): Config 
   const phases: Record<string, TrainingConfig | null> = { phase1: null, phase2: null };
   for (const phase of PHASE_SECTIONS) {
     const entries = raw.sections.get(phase);
-    if (entries !== undefined && recipe !== undefined && recipe !== "distill") {
+    if (entries !== undefined && recipe !== undefined && !trainsInPhases(recipe)) {
+      const phased = RECIPES.filter(trainsInPhases).map((r) => `"${r}"`).join(", ");
       problems.push(
         new InputError(
           raw.sectionWhere.get(phase) ?? { file, field: phase },
-          `section "${phase}" only applies to recipe "distill", not "${recipe}"`,
+          `section "${phase}" only applies to recipe ${phased}, not "${recipe}"`,
         ),
       );
       continue;
@@ -403,7 +411,7 @@ function validate(raw: RawConfig, file: string, problems: InputError[]): Config 
         );
       }
     }
-    if (recipe !== "distill") continue;
+    if (recipe === undefined || !trainsInPhases(recipe)) continue;
     // A phase section wins over `training`, so a `--set training.x` it shadows would do nothing.
     for (const [key, entry] of entries ?? []) {
       const set = raw.sections.get("training")?.get(key);

@@ -278,6 +278,27 @@ Deno.test("parseConfig: recipe-specific required keys", () => {
   assert.equal(trove.data.qrels_path, "r");
 });
 
+Deno.test("parseConfig: distill's own checks come from its recipe table entry", () => {
+  const text = `recipe: distill
+model: {model_name_or_path: s, teacher_model_name_or_path: t, precomputed_embeddings_dir: p}
+data: {data_path: d}
+`;
+  assert.deepEqual(problems(text), [
+    'cfg.yaml:2 (field "model.precomputed_embeddings_dir"): precomputed_embeddings_dir and ' +
+    "teacher_model_name_or_path both give the teacher; set one",
+  ]);
+  assert.deepEqual(
+    problems(text.replace(", teacher_model_name_or_path: t", ""), [
+      "training.skip_phase1=true",
+      "training.skip_phase2=true",
+    ]),
+    [
+      '--set training.skip_phase1=true (field "training.skip_phase1"): skip_phase1 and ' +
+      "skip_phase2 leave nothing to train",
+    ],
+  );
+});
+
 Deno.test("parseConfig: distill phases override training; other recipes reject them", () => {
   const text = `recipe: distill
 model: {model_name_or_path: student, teacher_model_name_or_path: teacher}

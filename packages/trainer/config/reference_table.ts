@@ -6,7 +6,8 @@
  */
 
 import { type KeySpec, typeText } from "./key_spec.ts";
-import { RECIPE_REQUIREMENTS, RECIPES, SECTIONS } from "./schema.ts";
+import { RECIPES, SECTIONS } from "./schema.ts";
+import { RECIPE_DEFINITIONS } from "../recipes/recipe.ts";
 
 /** Marker lines around the generated table in `packages/trainer/README.md`. */
 export const REFERENCE_MARKERS = {
@@ -36,7 +37,7 @@ export function configReferenceMarkdown(): string {
   lines.push("", "Required keys per recipe (alternatives separated by “or”):", "");
   lines.push("| recipe | needs |", "|---|---|");
   for (const recipe of RECIPES) {
-    const needs = RECIPE_REQUIREMENTS[recipe].map((alternatives) =>
+    const needs = RECIPE_DEFINITIONS[recipe].requirements.map((alternatives) =>
       alternatives.map((keys) => keys.map((k) => `\`${k}\``).join(" + ")).join(" or ")
     );
     lines.push(`| ${recipe} | ${needs.join("; ")} |`);

@@ -444,33 +444,3 @@ export const TOP_LEVEL_KEYS = ["recipe", "name"] as const;
 
 /** Sections that override `training` for one distillation phase. */
 export const PHASE_SECTIONS = ["phase1", "phase2"] as const;
-
-/**
- * Keys each recipe cannot run without. Each entry is a list of alternatives;
- * one alternative is satisfied when all its keys are set (non-null).
- */
-export const RECIPE_REQUIREMENTS: Record<Recipe, string[][][]> = {
-  blockrank: [[["model.model_name_or_path"]], [["data.data_path"]]],
-  biencoder: [
-    [["model.model_name_or_path"]],
-    [["data.data_path"], ["data.queries_path", "data.corpus_path", "data.qrels_path"]],
-  ],
-  listwise: [[["model.model_name_or_path"]], [["data.data_path"]]],
-  crossencoder: [
-    [["model.model_name_or_path"]],
-    [["data.data_path"], [
-      "data.queries_path",
-      "data.corpus_path",
-      "data.qrels_path",
-      "data.run_path",
-    ]],
-  ],
-  distill: [
-    [["model.model_name_or_path"]],
-    [["data.data_path"]],
-    [["model.teacher_model_name_or_path"], ["model.precomputed_embeddings_dir"], [
-      "data.run_path",
-    ]],
-  ],
-  sft: [[["model.model_name_or_path"]], [["data.data_path"]]],
-};

@@ -37,8 +37,11 @@ export function testdataScript(name: string): string {
 
 /** What {@link runRanks} returns. */
 export interface RanksOutcome {
+  /** Exit code of the launcher. */
   code: number;
+  /** Everything the ranks printed. */
   stdout: string;
+  /** Everything the ranks printed on stderr. */
   stderr: string;
   /** `RESULT <json>` lines, by the `rank` field of each. */
   results: Map<number, Record<string, unknown>>;

@@ -33,11 +33,15 @@ export const DOCIDS_FILE = "docids.txt";
 
 /** What `manifest.json` holds. */
 export interface IndexManifest {
+  /** Always {@link INDEX_FORMAT}. */
   format: typeof INDEX_FORMAT;
+  /** Manifest version. */
   version: 1;
   /** The encoding model: fingerprint (SHA-256) and where it was loaded from. */
   model: { fingerprint: string; description: string };
+  /** Pooling of the encoding model (`model.pooling`). */
   pooling: string;
+  /** Whether embeddings are L2-normalised. */
   normalize: boolean;
   /** Tokens per passage (the recipe's `passage_max_len`). */
   max_length: number;

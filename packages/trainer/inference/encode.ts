@@ -48,6 +48,7 @@ export interface EncodeOptions {
 
 /** What {@link encodeCorpus} did. */
 export interface EncodeResult {
+  /** The index's manifest as written. */
   manifest: IndexManifest;
   /** Shards found complete and kept. */
   resumedShards: number;

@@ -50,8 +50,11 @@ export const RERANK_RECIPES = ["crossencoder", "blockrank", "listwise"] as const
 
 /** One query's candidates, first-stage order. */
 export interface RerankList {
+  /** Query id. */
   qid: string;
+  /** Query text. */
   query: string;
+  /** Candidates in first-stage order. */
   documents: Document[];
 }
 

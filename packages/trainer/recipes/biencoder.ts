@@ -22,9 +22,8 @@
  * @module
  */
 
-import { join } from "node:path";
 import { noGrad, type Tensor, tidy } from "@irforge/tensor";
-import type { CausalLM, ModelInputs, PoolingBatch, PoolingMode, TokenBatch } from "@irforge/model";
+import type { CausalLM, ModelInputs, PoolingMode } from "@irforge/model";
 import { disposeInputs, poolHidden, uploadInputs } from "@irforge/model";
 import {
   BinaryDataset,
@@ -32,56 +31,26 @@ import {
   collate,
   type CollatedBatch,
   collateRetrieval,
-  type Corpus,
   encodeText,
   materializeQrels,
   passageText,
-  type Qrels,
-  type Queries,
-  readBeirCorpus,
-  readBeirQrels,
-  readBeirQueries,
   readRun,
   type TextTokenizer,
 } from "@irforge/data";
 import { createLoss, type Loss, lossInfo } from "@irforge/losses";
 import { evaluateRetriever } from "@irforge/eval";
 import type { Config } from "../config/schema.ts";
-import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
-import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  saveCheckpointWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
+import type { EvalOutcome, TrainingTask } from "../loop.ts";
+import type { LoadedModel } from "./model_setup.ts";
+import { countTokens, microBatchIndices, withModelSession } from "./model_session.ts";
 import { evaluationToOutcome, retrievalEvalOptions } from "./metrics.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { allGatherRows, shardedEncoder } from "../distributed/gather.ts";
 import { readMinedNegatives } from "./mined_negatives.ts";
-import { evalCapNote, firstEvalQueries } from "./eval_samples.ts";
 import { phasedEvalProgress } from "../eval_progress.ts";
-
-/** Token batch of collated rows (what `uploadInputs` takes). */
-export function tokenBatchOf(batch: CollatedBatch): TokenBatch {
-  return {
-    batch: batch.rows,
-    length: batch.length,
-    inputIds: batch.inputIds,
-    positionIds: batch.position,
-    segment: batch.segment,
-    block: batch.block,
-    kind: batch.kind,
-  };
-}
-
-/** Which tokens of a collated batch are real, for `poolHidden`. */
-export function poolingBatch(batch: CollatedBatch): PoolingBatch {
-  return { batch: batch.rows, length: batch.length, attentionMask: batch.attentionMask };
-}
+import { poolingBatch, tokenBatchOf } from "./batches.ts";
+import { readRetrievalData, type RetrievalData } from "./retrieval_data.ts";
 
 /**
  * Embeds collated rows: forward to the final hidden state, then pooling.
@@ -110,7 +79,9 @@ export function embedBatch(
 export interface EmbedTextsOptions {
   /** Tokens per text (BOS and EOS included). */
   maxLength: number;
+  /** How hidden states become one vector (mean, last, cls). */
   pooling: PoolingMode;
+  /** L2-normalise the embeddings. */
   normalize: boolean;
   /** Padded length is a multiple of this (default 8). */
   padToMultipleOf?: number;
@@ -141,70 +112,6 @@ export async function embedTexts(
   } finally {
     embeddings.dispose();
   }
-}
-
-/** The BEIR data a bi-encoder trains and evaluates on. */
-export interface RetrievalData {
-  corpus: Corpus;
-  queries: Queries;
-  trainQrels: Qrels;
-  evalQueries: Queries | null;
-  evalQrels: Qrels | null;
-}
-
-/** Reads the BEIR files named in `config.data`. */
-export function readRetrievalData(config: Config): Promise<RetrievalData> {
-  const d = config.data;
-  const dir = d.data_path;
-  return readBeirFiles(config, {
-    corpus: d.corpus_path ?? (dir ? join(dir, "corpus.jsonl") : null),
-    queries: d.queries_path ?? (dir ? join(dir, "queries.jsonl") : null),
-    qrels: d.qrels_path ?? (dir ? join(dir, "qrels", "train.tsv") : null),
-  }, "the bi-encoder needs corpus_path, queries_path and qrels_path");
-}
-
-/**
- * Reads a BEIR corpus, queries and training qrels from resolved paths, plus
- * the evaluation queries/qrels of `config.data`; `missing` is the error
- * message when a path could not be resolved.
- */
-export async function readBeirFiles(
-  config: Config,
-  paths: { corpus: string | null; queries: string | null; qrels: string | null },
-  missing: string,
-): Promise<RetrievalData> {
-  const d = config.data;
-  if (!paths.corpus || !paths.queries || !paths.qrels) throw new Error(`data: ${missing}`);
-  const corpus = await readBeirCorpus(paths.corpus);
-  const queries = await readBeirQueries(paths.queries);
-  const trainQrels = await readBeirQrels(paths.qrels, { corpus, queries });
-  let evalQueries: Queries | null = null, evalQrels: Qrels | null = null;
-  if (d.eval_qrels_path) {
-    evalQueries = d.eval_data_path ? await readBeirQueries(d.eval_data_path) : queries;
-    // Judged documents outside the corpus are kept (TREC pools are larger than any top-k):
-    // trec_eval counts them in the ideal ranking and in recall's denominator, and so do we.
-    const allEvalQrels = await readBeirQrels(d.eval_qrels_path, { queries: evalQueries });
-    evalQrels = firstEvalQueries(allEvalQrels, d.max_eval_samples);
-    const note = evalCapNote(evalQrels.size, allEvalQrels.size, "queries");
-    if (note) console.log(`data: ${note}`);
-    const outside = judgedOutsideCorpus(evalQrels, corpus);
-    if (outside > 0) {
-      console.log(
-        `data: ${outside} judged documents of ${d.eval_qrels_path} are not in the corpus; ` +
-          `they count in the ideal ranking and in recall, as in trec_eval`,
-      );
-    }
-  }
-  return { corpus, queries, trainQrels, evalQueries, evalQrels };
-}
-
-/** Judgments of `qrels` whose document is not in `corpus`. */
-export function judgedOutsideCorpus(qrels: Qrels, corpus: { has(id: string): boolean }): number {
-  let count = 0;
-  for (const docs of qrels.values()) {
-    for (const docid of docs.keys()) if (!corpus.has(docid)) count++;
-  }
-  return count;
 }
 
 /** Creates the configured ranking loss, passing `temperature` when the loss takes one. */
@@ -296,101 +203,80 @@ export async function biencoderTask(
     padToMultipleOf: d.pad_to_multiple_of ?? 8,
   };
   // Loaded last, so that a data or loss error above leaves nothing on the GPU.
-  const loaded = await loadModel(config);
-  const { model, tokenizer, trainable } = loaded;
+  return await withModelSession(config, (session): BiencoderTask => {
+    const { loaded, model, tokenizer } = session;
 
-  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  const liveInputs: ModelInputs[] = [];
-  const release = () => {
-    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
-  };
-
-  const encoder = (maxLength: number) => (texts: readonly string[]): Promise<Float32Array> =>
-    embedTexts(model, tokenizer, texts, {
-      maxLength,
-      pooling,
-      normalize,
-      padToMultipleOf: collateOptions.padToMultipleOf,
-    });
-
-  // Evaluation mode (no adapter dropout) for the duration of `fn`.
-  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
-      return await fn();
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
-  };
-
-  const comm = options.distributed && options.distributed.size > 1 ? options.distributed : null;
-  const evalEncoder = (maxLength: number) =>
-    comm ? shardedEncoder(comm, encoder(maxLength)) : encoder(maxLength);
-
-  const evaluate = (): Promise<EvalOutcome> =>
-    inEvalMode(async () => {
-      if (!data.evalQrels || !data.evalQueries) throw new Error("no evaluation data");
-      const documents = new Map<string, string>();
-      for (const [id, doc] of data.corpus) documents.set(id, passageText(doc));
-      const result = await evaluateRetriever({
-        queries: data.evalQueries,
-        documents,
-        qrels: data.evalQrels,
-        encodeQueries: evalEncoder(d.query_max_len),
-        encodeDocuments: evalEncoder(d.passage_max_len),
-        search: exactTopKGpu,
-      }, {
-        k: 100,
-        batchSize: t.per_device_eval_batch_size,
-        ...retrievalEvalOptions(config),
-        progress: phasedEvalProgress(log),
+    const encoder = (maxLength: number) => (texts: readonly string[]): Promise<Float32Array> =>
+      embedTexts(model, tokenizer, texts, {
+        maxLength,
+        pooling,
+        normalize,
+        padToMultipleOf: collateOptions.padToMultipleOf,
       });
-      return evaluationToOutcome(
-        result.evaluation,
-        result.run,
-        "biencoder",
-        d.eval_relevance_level,
-      );
-    });
 
-  return {
-    recipe: "biencoder",
-    loaded,
-    model,
-    tokenizer,
-    parameters: trainable,
-    batchesPerEpoch,
-    gradientReduction: comm ? "sum" : "mean",
-    embed: (texts, maxLength) => inEvalMode(() => encoder(maxLength)(texts)),
-    async microBatch(epoch, index, rng) {
-      release();
-      seedAdapterDropout(loaded, rng);
-      const order = epochPermutation(dataset.length, d.dataset_seed, epoch);
-      const items = order.slice(index * batchSize, (index + 1) * batchSize)
-        .map((i) => dataset.get(i, epoch));
-      const batch = collateRetrieval(items, tokenizer, collateOptions);
-      const q = embedBatch(model, batch.queries, pooling, normalize, liveInputs);
-      const p = embedBatch(model, batch.passages, pooling, normalize, liveInputs);
-      // Across ranks the loss is the global batch's; each rank's gradient reaches its own rows.
-      const gathered = comm ? await allGatherRows(comm, [q, p], batch.labels) : null;
-      const out = await loss.compute({
-        queryEmbeddings: gathered ? gathered.tensors[0]! : q,
-        passageEmbeddings: gathered ? gathered.tensors[1]! : p,
-        labels: gathered ? concatArrays(gathered.extras) : batch.labels,
+    const comm = options.distributed && options.distributed.size > 1 ? options.distributed : null;
+    const evalEncoder = (maxLength: number) =>
+      comm ? shardedEncoder(comm, encoder(maxLength)) : encoder(maxLength);
+
+    const evaluate = (): Promise<EvalOutcome> =>
+      session.inEvalMode(async () => {
+        if (!data.evalQrels || !data.evalQueries) throw new Error("no evaluation data");
+        const documents = new Map<string, string>();
+        for (const [id, doc] of data.corpus) documents.set(id, passageText(doc));
+        const result = await evaluateRetriever({
+          queries: data.evalQueries,
+          documents,
+          qrels: data.evalQrels,
+          encodeQueries: evalEncoder(d.query_max_len),
+          encodeDocuments: evalEncoder(d.passage_max_len),
+          search: exactTopKGpu,
+        }, {
+          k: 100,
+          batchSize: t.per_device_eval_batch_size,
+          ...retrievalEvalOptions(config),
+          progress: phasedEvalProgress(log),
+        });
+        return evaluationToOutcome(
+          result.evaluation,
+          result.run,
+          "biencoder",
+          d.eval_relevance_level,
+        );
       });
-      const tokens = sumOf(batch.queries.attentionMask) + sumOf(batch.passages.attentionMask);
-      return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
-    },
-    evaluate: data.evalQrels ? evaluate : undefined,
-    saveWeights: (dir) => saveCheckpointWeights(dir, loaded),
-    loadWeights: (dir) => loadCheckpointWeights(dir, loaded),
-    dispose: () => {
-      release();
-      disposeLoaded(loaded);
-    },
-  };
+
+    return {
+      recipe: "biencoder",
+      loaded,
+      model,
+      tokenizer,
+      parameters: session.trainable,
+      batchesPerEpoch,
+      gradientReduction: comm ? "sum" : "mean",
+      embed: (texts, maxLength) => session.inEvalMode(() => encoder(maxLength)(texts)),
+      async microBatch(epoch, index, rng) {
+        session.startMicroBatch(rng);
+        const items = microBatchIndices(dataset.length, d.dataset_seed, epoch, index, batchSize)
+          .map((i) => dataset.get(i, epoch));
+        const batch = collateRetrieval(items, tokenizer, collateOptions);
+        const q = embedBatch(model, batch.queries, pooling, normalize, session.live);
+        const p = embedBatch(model, batch.passages, pooling, normalize, session.live);
+        // Across ranks the loss is the global batch's; each rank's gradient reaches its own rows.
+        const gathered = comm ? await allGatherRows(comm, [q, p], batch.labels) : null;
+        const out = await loss.compute({
+          queryEmbeddings: gathered ? gathered.tensors[0]! : q,
+          passageEmbeddings: gathered ? gathered.tensors[1]! : p,
+          labels: gathered ? concatArrays(gathered.extras) : batch.labels,
+        });
+        const tokens = countTokens(batch.queries.attentionMask) +
+          countTokens(batch.passages.attentionMask);
+        return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
+      },
+      evaluate: data.evalQrels ? evaluate : undefined,
+      saveWeights: (dir) => session.saveWeights(dir),
+      loadWeights: (dir) => session.loadWeights(dir),
+      dispose: () => session.dispose(),
+    };
+  });
 }
 
 function concatArrays(parts: readonly Float32Array[]): Float32Array {
@@ -398,10 +284,4 @@ function concatArrays(parts: readonly Float32Array[]): Float32Array {
   let at = 0;
   for (const p of parts) out.set(p, at), at += p.length;
   return out;
-}
-
-function sumOf(values: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < values.length; i++) s += values[i]!;
-  return s;
 }

@@ -6,7 +6,8 @@ import { loadLoraAdapter } from "@irforge/model";
 import { passageText } from "@irforge/data";
 import { defaultConfig } from "../default/mod.ts";
 import { train } from "../loop.ts";
-import { biencoderTask, embedTexts, readRetrievalData } from "./biencoder.ts";
+import { biencoderTask, embedTexts } from "./biencoder.ts";
+import { readRetrievalData } from "./retrieval_data.ts";
 import { disposeLoaded, loadModel } from "./model_setup.ts";
 import {
   assertPeftCheckpoint,

@@ -43,14 +43,7 @@
  */
 
 import { indexSelect, noGrad, reshape, scale, Tensor, tidy } from "@irforge/tensor";
-import {
-  CausalLM,
-  disposeInputs,
-  generate,
-  type ModelInputs,
-  type TokenBatch,
-  uploadInputs,
-} from "@irforge/model";
+import { CausalLM, disposeInputs, generate, type TokenBatch, uploadInputs } from "@irforge/model";
 import {
   BlockRankDataset,
   type BlockRankItem,
@@ -74,17 +67,15 @@ import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluateRun, type ScoredDocument } from "@irforge/eval";
 import { createLoss, type Loss } from "@irforge/losses";
 import type { Config } from "../config/schema.ts";
-import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
+import type { EvalOutcome, TrainingTask } from "../loop.ts";
 import { Rng } from "../rng.ts";
+import type { LoadedModel } from "./model_setup.ts";
 import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  saveCheckpointWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
+  countTokens,
+  microBatchIndices,
+  type ModelSession,
+  withModelSession,
+} from "./model_session.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
 import type { Collective } from "../distributed/collective.ts";
@@ -399,7 +390,7 @@ export async function blockrankTask(
   options: BlockRankTaskOptions = {},
 ): Promise<BlockRankTask> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const d = config.data, t = config.training, m = config.model;
+  const t = config.training;
   if (t.loss !== null && t.loss !== "cross_entropy") {
     throw new Error(
       `training.loss: blockrank trains with the LM loss (+ blockrank_aux), not "${t.loss}"`,
@@ -407,12 +398,24 @@ export async function blockrankTask(
   }
   const data = options.data ?? await readBlockRankData(config);
   for (const note of data.notes) log(note);
-  const loaded = await loadModel(config);
-  const { model, tokenizer } = loaded;
+  return await withModelSession(
+    config,
+    (session) => blockrankTaskOf(config, session, data, log, options.distributed),
+  );
+}
+
+function blockrankTaskOf(
+  config: Config,
+  session: ModelSession,
+  data: BlockRankData,
+  log: (line: string) => void,
+  distributed?: Collective,
+): BlockRankTask {
+  const d = config.data, t = config.training, m = config.model;
+  const { loaded, model, tokenizer } = session;
   const layers = model.config.numLayers;
   const auxLayer = t.aux_layer_idx ?? Math.floor(layers / 2);
   if (auxLayer >= layers) {
-    disposeLoaded(loaded);
     throw new Error(`training.aux_layer_idx: ${auxLayer} but the model has ${layers} layers`);
   }
   const maxPositives = data.train.reduce((n, e) => Math.max(n, e.answerIds.length), 1);
@@ -441,13 +444,6 @@ export async function blockrankTask(
   const batchesPerEpoch = Math.ceil(data.train.length / batchSize);
   const pad = { padId: tokenizer.padId, padToMultipleOf: d.pad_to_multiple_of ?? 16 };
   const window = model.config.slidingWindow;
-  // Inputs live until the next micro-batch: backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  let liveInputs: ModelInputs | null = null;
-  const release = () => {
-    if (liveInputs) disposeInputs(liveInputs);
-    liveInputs = null;
-  };
 
   const scoreItems = async (items: BlockRankItem[]): Promise<number[][]> => {
     const batch = collate(items, pad);
@@ -470,9 +466,7 @@ export async function blockrankTask(
   };
 
   const scoreExamples = async (examples: readonly RankingExample[]): Promise<number[][]> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
+    return await session.inEvalMode(async () => {
       const out: number[][] = [];
       const size = t.per_device_eval_batch_size;
       const progress = evalProgress("queries scored", examples.length, log);
@@ -485,9 +479,7 @@ export async function blockrankTask(
         progress(out.length);
       }
       return out;
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
+    });
   };
 
   /**
@@ -504,10 +496,8 @@ export async function blockrankTask(
         `training.blockrank_eval: ${t.blockrank_eval} needs a tokenizer that decodes`,
       );
     }
-    release();
-    setAdapterTraining(loaded, false);
     const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : undefined;
-    try {
+    return await session.inEvalMode(async () => {
       const out: (number | null)[] = [];
       const progress = evalProgress("answers decoded", examples.length, log);
       for (const e of examples) {
@@ -523,13 +513,11 @@ export async function blockrankTask(
         progress(out.length);
       }
       return out;
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
+    });
   };
 
   const evalOptions = retrievalEvalOptions(config);
-  const evalComm = evalCommunicator(options.distributed);
+  const evalComm = evalCommunicator(distributed);
   const firstStage = data.evalQrels
     ? evaluateRun(data.evalQrels, firstStageRun(data.eval), evalOptions)
     : null;
@@ -616,13 +604,11 @@ export async function blockrankTask(
     parameters: loaded.trainable,
     batchesPerEpoch,
     async microBatch(epoch, index, rng) {
-      release();
-      seedAdapterDropout(loaded, rng);
-      const order = epochPermutation(data.train.length, d.dataset_seed, epoch);
-      const items = order.slice(index * batchSize, (index + 1) * batchSize)
+      session.startMicroBatch(rng);
+      const items = microBatchIndices(data.train.length, d.dataset_seed, epoch, index, batchSize)
         .map((i) => dataset.get(i, epoch));
       const batch = collate(items, pad);
-      const inputs = liveInputs = uploadInputs(blockRankTokenBatch(batch, structured), window);
+      const inputs = session.keep(uploadInputs(blockRankTokenBatch(batch, structured), window));
       const rows = items.map((it) => [it.beforeAnswerIndex, it.answerIndex]);
       const out = model.forward(inputs, {
         output: "hidden",
@@ -656,16 +642,12 @@ export async function blockrankTask(
       } else {
         parts.lm_loss = noGrad(() => scale(result.loss, 1));
       }
-      let tokens = 0;
-      for (const v of batch.attentionMask) tokens += v;
+      const tokens = countTokens(batch.attentionMask);
       return { loss: result.loss, parts, metrics, tokens };
     },
     evaluate: data.evalQrels && data.eval.length > 0 ? evaluate : undefined,
-    saveWeights: (dir) => saveCheckpointWeights(dir, loaded),
-    loadWeights: (dir) => loadCheckpointWeights(dir, loaded),
-    dispose: () => {
-      release();
-      disposeLoaded(loaded);
-    },
+    saveWeights: (dir) => session.saveWeights(dir),
+    loadWeights: (dir) => session.loadWeights(dir),
+    dispose: () => session.dispose(),
   };
 }

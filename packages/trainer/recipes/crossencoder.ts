@@ -55,21 +55,18 @@ import {
 import { createLoss, type Loss } from "@irforge/losses";
 import { type CandidateList, evaluateReranker, evaluateRun } from "@irforge/eval";
 import type { Config } from "../config/schema.ts";
-import { epochPermutation, type EvalOutcome, type TrainingTask } from "../loop.ts";
+import type { EvalOutcome, TrainingTask } from "../loop.ts";
 import { Rng } from "../rng.ts";
+import type { LoadedModel } from "./model_setup.ts";
 import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  loadWeights,
-  saveCheckpointWeights,
-  saveWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
+  countTokens,
+  microBatchIndices,
+  type ModelSession,
+  withModelSession,
+} from "./model_session.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
-import { poolingBatch, readRetrievalData, type RetrievalData, tokenBatchOf } from "./biencoder.ts";
+import { poolingBatch, tokenBatchOf } from "./batches.ts";
+import { readRetrievalData, type RetrievalData } from "./retrieval_data.ts";
 import { evalProgress } from "../eval_progress.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
@@ -326,7 +323,7 @@ export async function crossencoderTask(
 ): Promise<CrossencoderTask> {
   const data = options.data ?? await readRetrievalData(config);
   const log = options.log ?? ((line: string) => console.log(line));
-  const d = config.data, t = config.training;
+  const d = config.data;
   const run = d.run_path ? await readRun(d.run_path) : null;
   const mined = d.negative_source === "mined"
     ? await readMinedNegatives(d.mined_negatives_path!, data)
@@ -335,8 +332,25 @@ export async function crossencoderTask(
   if (groups.length === 0) throw new Error("data: no training query has a judged document");
   const loss = crossencoderLoss(config);
   // Loaded last, so that a data or loss error above leaves nothing on the GPU.
-  const loaded = await loadModel(config);
-  const { model, tokenizer, trainable } = loaded;
+  return await withModelSession(
+    config,
+    (session) =>
+      crossencoderTaskOf(config, session, data, run, groups, loss, log, options.distributed),
+  );
+}
+
+function crossencoderTaskOf(
+  config: Config,
+  session: ModelSession,
+  data: RetrievalData,
+  run: Run | null,
+  groups: Groups,
+  loss: Loss,
+  log: (line: string) => void,
+  distributed?: Collective,
+): CrossencoderTask {
+  const d = config.data, t = config.training;
+  const { loaded, model, tokenizer, trainable } = session;
   const hiddenSize = model.config.hiddenSize;
   // HF initialises the classification head like every linear layer: N(0, 0.02).
   const headRng = Rng.seeded(t.seed + 1);
@@ -345,8 +359,8 @@ export async function crossencoderTask(
     [1, hiddenSize],
   );
   const parameters = new Map([...trainable, [SCORE_HEAD, head]]);
-  // What model.safetensors holds: the model and the head, or (LoRA) the head beside the adapter.
-  const modelFileParameters = loaded.adapter ? new Map([[SCORE_HEAD, head]]) : parameters;
+  // model.safetensors holds the head beside the adapter, or after the model's weights.
+  const headFile = new Map([[SCORE_HEAD, head]]);
   const batchSize = t.per_device_train_batch_size;
   const batchesPerEpoch = Math.ceil(groups.length / batchSize);
   const padToMultipleOf = d.pad_to_multiple_of ?? 8;
@@ -359,24 +373,6 @@ export async function crossencoderTask(
       }),
       { padId: tokenizer.padId, padToMultipleOf },
     );
-
-  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  const liveInputs: ModelInputs[] = [];
-  const release = () => {
-    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
-  };
-
-  // Evaluation mode (no adapter dropout) for the duration of `fn`.
-  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
-      return await fn();
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
-  };
 
   const scorer = async (query: string, passages: readonly string[]) => {
     const scores: number[] = [];
@@ -393,9 +389,9 @@ export async function crossencoderTask(
 
   const evaluateNow = (): Promise<EvalOutcome> => {
     if (!run) throw new Error("crossencoder evaluation needs data.run_path (the candidates)");
-    return evaluateCrossencoder(run, data, config, scorer, log, options.distributed);
+    return evaluateCrossencoder(run, data, config, scorer, log, distributed);
   };
-  const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
+  const evaluate = (): Promise<EvalOutcome> => session.inEvalMode(evaluateNow);
 
   return {
     recipe: "crossencoder",
@@ -405,12 +401,10 @@ export async function crossencoderTask(
     head,
     parameters,
     batchesPerEpoch,
-    score: (query, passages) => inEvalMode(() => scorer(query, passages)),
+    score: (query, passages) => session.inEvalMode(() => scorer(query, passages)),
     async microBatch(epoch, index, rng) {
-      release();
-      seedAdapterDropout(loaded, rng);
-      const order = epochPermutation(groups.length, d.dataset_seed, epoch);
-      const items = order.slice(index * batchSize, (index + 1) * batchSize)
+      session.startMicroBatch(rng);
+      const items = microBatchIndices(groups.length, d.dataset_seed, epoch, index, batchSize)
         .map((i) => groups.get(i, epoch));
       const Q = items.length, G = d.group_size;
       const batch = collatePairs(
@@ -419,25 +413,17 @@ export async function crossencoderTask(
         ),
       );
       const labels = items.flatMap((it) => it.labels);
-      const flat = scorePairs(model, head, batch, liveInputs);
+      const flat = scorePairs(model, head, batch, session.live);
       const out = await groupLoss(loss, flat, Q, G, labels);
-      let tokens = 0;
-      for (const m of batch.attentionMask) tokens += m;
+      const tokens = countTokens(batch.attentionMask);
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
     },
     evaluate: data.evalQrels && run ? evaluate : undefined,
-    saveWeights: async (dir) => {
-      if (loaded.adapter) await saveCheckpointWeights(dir, loaded);
-      await saveWeights(dir, modelFileParameters);
-    },
-    loadWeights: async (dir) => {
-      if (loaded.adapter) await loadCheckpointWeights(dir, loaded);
-      await loadWeights(dir, modelFileParameters);
-    },
+    saveWeights: (dir) => session.saveWeights(dir, headFile),
+    loadWeights: (dir) => session.loadWeights(dir, headFile),
     dispose: () => {
-      release();
       head.dispose();
-      disposeLoaded(loaded);
+      session.dispose();
     },
   };
 }

@@ -12,7 +12,7 @@ import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
 import { train } from "../loop.ts";
 import { crossencoderTask, groupLoss, pairIds, SCORE_HEAD, scorePairs } from "./crossencoder.ts";
-import { readRetrievalData } from "./biencoder.ts";
+import { readRetrievalData } from "./retrieval_data.ts";
 import { disposeLoaded, loadModel } from "./model_setup.ts";
 import {
   assertPeftCheckpoint,

@@ -62,38 +62,25 @@ import {
 } from "@irforge/data";
 import { createLoss, type Loss } from "@irforge/losses";
 import { evaluateRetriever } from "@irforge/eval";
-import { findResumeCheckpoint } from "../run_dir.ts";
-import { outputDirError } from "../output_dir_error.ts";
 import type { Config, TrainingConfig } from "../config/schema.ts";
-import { runDirectory } from "../config/run_location.ts";
-import {
-  epochPermutation,
-  type EvalOutcome,
-  train,
-  type TrainingTask,
-  type TrainResult,
-} from "../loop.ts";
+import type { EvalOutcome, TrainingTask } from "../loop.ts";
 import { Rng } from "../rng.ts";
+import { type LoadedModel, loadModel } from "./model_setup.ts";
 import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  loadWeights,
-  saveCheckpointWeights,
-  saveWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
+  countTokens,
+  microBatchIndices,
+  type ModelSession,
+  withModelSession,
+} from "./model_session.ts";
 import { evaluationToOutcome, retrievalEvalOptions } from "./metrics.ts";
-import { poolingBatch, readBeirFiles, tokenBatchOf } from "./biencoder.ts";
+import { poolingBatch, tokenBatchOf } from "./batches.ts";
+import { readBeirFiles } from "./retrieval_data.ts";
 import { exactTopKGpu } from "./top_k.ts";
 import { type ProjectionMlp, projectionMlp } from "./projection_mlp.ts";
 import { phasedEvalProgress } from "../eval_progress.ts";
 import type { Collective } from "../distributed/collective.ts";
-import type { DataParallel } from "../distributed/data_parallel.ts";
 import { shardedEncoder } from "../distributed/gather.ts";
-import { gatherPhase2Batch, openDistillRoot } from "./distill_parallel.ts";
+import { gatherPhase2Batch } from "./distill_parallel.ts";
 import { loadPrecomputedTeacher } from "./distill_precomputed.ts";
 
 /** Name of the projection in `model.safetensors`. */
@@ -123,10 +110,15 @@ export interface Teacher {
 
 /** The data distillation reads. */
 export interface DistillData {
+  /** Passages by id. */
   corpus: Corpus;
+  /** Training queries by id. */
   queries: Queries;
+  /** Training judgments. */
   trainQrels: Qrels;
+  /** Evaluation queries (null: no evaluation data). */
   evalQueries: Queries | null;
+  /** Evaluation judgments, capped at `max_eval_samples` queries (null: none). */
   evalQrels: Qrels | null;
 }
 
@@ -292,9 +284,13 @@ async function loadFullTeacher(config: Config): Promise<Teacher | null> {
 
 /** The student: model, optional projection, and how it embeds. */
 export interface Student {
+  /** The student's model session: kept inputs, eval mode, checkpoint weights. */
+  session: ModelSession;
   /** The model, tokenizer, trainable model parameters and LoRA adapter (if any). */
   loaded: LoadedModel;
+  /** The student model. */
   model: CausalLM;
+  /** Its tokenizer. */
   tokenizer: TextTokenizer;
   /** Trainable parameters (model or adapter, + projection). */
   parameters: Map<string, Tensor>;
@@ -317,22 +313,17 @@ export interface Student {
   saveWeights(dir: string): Promise<void>;
   /** Loads what {@link Student.saveWeights} wrote, in place. */
   loadWeights(dir: string): Promise<void>;
+  /** Frees the projection, the kept inputs, the adapter and the model. */
   dispose(): void;
 }
 
 /** Loads the student of `config`; `teacherDim` checks the projection. */
-export async function loadStudent(config: Config, teacherDim: number | null): Promise<Student> {
-  const loaded = await loadModel(config);
-  try {
-    return studentOf(config, loaded, teacherDim);
-  } catch (error) {
-    disposeLoaded(loaded);
-    throw error;
-  }
+export function loadStudent(config: Config, teacherDim: number | null): Promise<Student> {
+  return withModelSession(config, (session) => studentOf(config, session, teacherDim));
 }
 
-function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | null): Student {
-  const { model, tokenizer, trainable } = loaded;
+function studentOf(config: Config, session: ModelSession, teacherDim: number | null): Student {
+  const { loaded, model, tokenizer, trainable } = session;
   const hidden = model.config.hiddenSize;
   const projectionDim = config.model.projection_dim;
   if (config.model.student_dim !== null && config.model.student_dim !== hidden) {
@@ -379,15 +370,10 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
       throw new Error(`model.matryoshka_dims: ${d} is wider than the embedding (${dim})`);
     }
   }
-  // What model.safetensors holds: the model and the projection, or (LoRA) the projection alone.
-  const modelFileParameters = !loaded.adapter
-    ? parameters
-    : projection
-    ? new Map([[PROJECTION, projection]])
-    : mlp
-    ? mlp.parameters
-    : null;
+  // model.safetensors holds the projection beside the adapter, or after the model's weights.
+  const projectionFile = projection ? new Map([[PROJECTION, projection]]) : mlp?.parameters;
   const student: Student = {
+    session,
     loaded,
     model,
     tokenizer,
@@ -397,7 +383,7 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
     tokens: 0,
     embed(texts, maxLength, live) {
       const batch = collateTexts(tokenizer, texts, maxLength);
-      for (const m of batch.attentionMask) student.tokens += m;
+      student.tokens += countTokens(batch.attentionMask);
       const pooled = pooledHidden(model, batch, config, live);
       return tidy(() => {
         if (mlp) {
@@ -410,18 +396,12 @@ function studentOf(config: Config, loaded: LoadedModel, teacherDim: number | nul
         return config.model.normalize ? l2Normalize(projected) : projected;
       });
     },
-    async saveWeights(dir) {
-      if (loaded.adapter) await saveCheckpointWeights(dir, loaded);
-      if (modelFileParameters) await saveWeights(dir, modelFileParameters);
-    },
-    async loadWeights(dir) {
-      if (loaded.adapter) await loadCheckpointWeights(dir, loaded);
-      if (modelFileParameters) await loadWeights(dir, modelFileParameters);
-    },
+    saveWeights: (dir) => session.saveWeights(dir, projectionFile),
+    loadWeights: (dir) => session.loadWeights(dir, projectionFile),
     dispose() {
       projection?.dispose();
       mlp?.dispose();
-      disposeLoaded(loaded);
+      session.dispose();
     },
   };
   return student;
@@ -464,10 +444,15 @@ export interface DistillOptions {
 
 /** The two phase tasks over one student (phase 2 continues from phase 1's weights in memory). */
 export interface DistillTasks {
+  /** The student both phases train. */
   student: Student;
+  /** The teacher (null: phase 2 alone, with InfoNCE). */
   teacher: Teacher | null;
+  /** The data both phases read. */
   data: DistillData;
+  /** Phase 1: the student's embeddings regress onto the teacher's. */
   phase1: TrainingTask;
+  /** Phase 2: contrastive training (with the teacher's scores when there is a teacher). */
   phase2: TrainingTask;
   /**
    * Student embeddings `[texts, dim]` of `texts` truncated to `maxLength`
@@ -476,6 +461,7 @@ export interface DistillTasks {
   embed(texts: readonly string[], maxLength: number): Promise<Float32Array>;
   /** Retrieval evaluation of the teacher (null without a teacher model/table). */
   evaluateTeacher(): Promise<EvalOutcome>;
+  /** Frees the student and the teacher. */
   dispose(): void;
 }
 
@@ -520,29 +506,8 @@ async function distillTasksOf(
   const d = config.data;
   const p1 = config.phase1 ?? config.training, p2 = config.phase2 ?? config.training;
   const hasTeacher = teacher !== null;
-  const loaded = student.loaded;
-
-  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  const liveInputs: ModelInputs[] = [];
-  const release = () => {
-    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
-  };
-  // A micro-batch of either phase starts here: the last one's inputs go, dropout is seeded.
-  const startMicroBatch = (rng: Rng) => {
-    release();
-    seedAdapterDropout(loaded, rng);
-  };
-  // Evaluation mode (no adapter dropout) for the duration of `fn`.
-  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
-      return await fn();
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
-  };
+  // A micro-batch of either phase starts the student's session: the last one's inputs go.
+  const session = student.session;
 
   const instruction = d.query_instruction ?? "";
   // Phase 1 texts: every corpus passage and every training query; with max_samples, the
@@ -567,12 +532,12 @@ async function distillTasksOf(
     parameters: student.parameters,
     batchesPerEpoch: Math.ceil(texts.length / batch1),
     async microBatch(epoch, index, rng) {
-      startMicroBatch(rng);
+      session.startMicroBatch(rng);
       const before = student.tokens;
-      const order = epochPermutation(texts.length, d.dataset_seed, epoch);
-      const items = order.slice(index * batch1, (index + 1) * batch1).map((i) => texts[i]!);
+      const items = microBatchIndices(texts.length, d.dataset_seed, epoch, index, batch1)
+        .map((i) => texts[i]!);
       const target = await teacher!.embed(items, phase1Length);
-      const embeddings = student.embed(items.map((i) => i.text), phase1Length, liveInputs);
+      const embeddings = student.embed(items.map((i) => i.text), phase1Length, session.live);
       const out = await loss1.compute({ student: embeddings, teacher: target });
       const tokens = student.tokens - before;
       return { loss: out.loss, parts: out.parts, metrics: out.metrics, tokens };
@@ -632,10 +597,9 @@ async function distillTasksOf(
     // Across ranks the loss is the global batch's; each rank's gradient reaches its own rows.
     gradientReduction: comm ? "sum" : "mean",
     async microBatch(epoch, index, rng) {
-      startMicroBatch(rng);
+      session.startMicroBatch(rng);
       const before = student.tokens;
-      const order = epochPermutation(groupCount, d.dataset_seed, epoch);
-      const items = order.slice(index * batch2, (index + 1) * batch2)
+      const items = microBatchIndices(groupCount, d.dataset_seed, epoch, index, batch2)
         .map((i) => groups.get(i, epoch));
       const queryItems = items.map((t) => ({
         id: t.qid,
@@ -645,8 +609,8 @@ async function distillTasksOf(
       const passageItems = items.flatMap((t) =>
         t.passages.map((p) => ({ id: p.id, text: passageText(p), kind: "passage" as const }))
       );
-      const q = student.embed(queryItems.map((i) => i.text), queryLength, liveInputs);
-      const p = student.embed(passageItems.map((i) => i.text), passageLength, liveInputs);
+      const q = student.embed(queryItems.map((i) => i.text), queryLength, session.live);
+      const p = student.embed(passageItems.map((i) => i.text), passageLength, session.live);
       const labels = items.flatMap((t) => t.passages.map((_, j) => j === 0 ? 1 : 0));
       const tq = teacher ? await teacher.embed(queryItems, queryLength) : null;
       const tp = teacher ? await teacher.embed(passageItems, passageLength) : null;
@@ -715,7 +679,7 @@ async function distillTasksOf(
   const sharded = (encode: (texts: readonly string[]) => Promise<Float32Array>) =>
     comm ? shardedEncoder(comm, encode) : encode;
   const evaluate = () =>
-    inEvalMode(() =>
+    session.inEvalMode(() =>
       retrieval(
         sharded(studentEncoder(d.query_max_len, instruction)),
         sharded(studentEncoder(d.passage_max_len)),
@@ -743,7 +707,7 @@ async function distillTasksOf(
     data,
     phase1,
     phase2,
-    embed: (texts, maxLength) => inEvalMode(() => studentEncoder(maxLength)(texts)),
+    embed: (texts, maxLength) => session.inEvalMode(() => studentEncoder(maxLength)(texts)),
     evaluateTeacher: () => {
       if (!teacher) throw new Error("no teacher to evaluate");
       return retrieval(
@@ -753,175 +717,8 @@ async function distillTasksOf(
       );
     },
     dispose() {
-      release();
       student.dispose();
       teacher?.dispose();
     },
   };
-}
-
-/** Options of {@link trainDistill}. */
-export interface TrainDistillOptions {
-  /** The resolved configuration. */
-  config: Config;
-  /** Tasks already built (default: built from the config and disposed at the end). */
-  tasks?: DistillTasks;
-  /** Run directory (default `runDirectory(config)`, made unique). */
-  runPath?: string;
-  /** A distill run directory to continue (the unfinished phase resumes, a finished phase is skipped). */
-  resume?: string | null;
-  /** Output lines. */
-  log?: (line: string) => void;
-  /** Progress bar (default true). */
-  progress?: boolean;
-  /** SIGINT/SIGTERM handling (default true). */
-  handleSignals?: boolean;
-  /** Evaluate before each phase's first step. */
-  evaluateFirst?: boolean;
-  /**
-   * Data-parallel ranks (`tasks` must be built with the same communicator):
-   * both phases shard each global batch, rank 0 writes the run directory
-   * and the artifacts copy.
-   */
-  distributed?: DataParallel;
-}
-
-/** What {@link trainDistill} returns: the run directory and each phase's result (null: skipped). */
-export interface DistillResult {
-  runPath: string;
-  phase1: TrainResult | null;
-  phase2: TrainResult | null;
-  /** `finished` when every phase that ran finished; else the first other status. */
-  status: TrainResult["status"];
-}
-
-async function uniqueDirectory(path: string): Promise<string> {
-  let madeParent = false;
-  for (let i = 1;; i++) {
-    const candidate = i === 1 ? path : `${path}-${i}`;
-    try {
-      await Deno.mkdir(candidate, { recursive: false });
-      return candidate;
-    } catch (e) {
-      if (e instanceof Deno.errors.AlreadyExists) continue;
-      // Once: a parent that exists and still refuses (e.g. /proc) must not loop forever.
-      if (e instanceof Deno.errors.NotFound && !madeParent) {
-        madeParent = true;
-        await Deno.mkdir(resolve(candidate, ".."), { recursive: true })
-          .catch(async (error) => {
-            throw await outputDirError(candidate, error);
-          });
-        i--;
-        continue;
-      }
-      throw await outputDirError(candidate, e);
-    }
-  }
-}
-
-async function phaseStatus(dir: string): Promise<string | null> {
-  try {
-    return (JSON.parse(await Deno.readTextFile(join(dir, "run.json"))) as { status: string })
-      .status;
-  } catch {
-    return null;
-  }
-}
-
-/** Runs phase 1 then phase 2 (minus skipped ones) into `<run>/phase1`, `<run>/phase2`. */
-export async function trainDistill(options: TrainDistillOptions): Promise<DistillResult> {
-  const { config } = options;
-  const log = options.log ?? ((line: string) => console.log(line));
-  const dp = options.distributed;
-  const tasks = options.tasks ?? await distillTasks(config, { log, distributed: dp?.comm });
-  // Each phase's state is read before any rank writes (the root is agreed in a collective).
-  const statuses = new Map<number, string | null>();
-  if (options.resume) {
-    for (const n of [1, 2]) statuses.set(n, await phaseStatus(join(options.resume, `phase${n}`)));
-  }
-  const root = await openDistillRoot(
-    dp ?? null,
-    () =>
-      options.resume ? Promise.resolve(options.resume) : uniqueDirectory(
-        options.runPath ?? config.training.output_dir ?? runDirectory(config),
-      ),
-  );
-  const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };
-  try {
-    const phases = [
-      {
-        n: 1,
-        skip: config.training.skip_phase1,
-        task: tasks.phase1,
-        training: config.phase1 ?? config.training,
-      },
-      {
-        n: 2,
-        skip: config.training.skip_phase2,
-        task: tasks.phase2,
-        training: config.phase2 ?? config.training,
-      },
-    ] as const;
-    for (const phase of phases) {
-      if (phase.skip) continue;
-      const dir = join(root, `phase${phase.n}`);
-      const status = statuses.get(phase.n) ?? null;
-      const laterStarted = phase.n === 1 && (statuses.get(2) ?? null) !== null;
-      if (options.resume && (status === "finished" || laterStarted)) {
-        log(`phase ${phase.n}: already finished in ${dir}`);
-        // The next phase starts from this phase's final weights unless it has its own checkpoint.
-        if (!laterStarted) await phase.task.loadWeights((await findResumeCheckpoint(dir)).path);
-        continue;
-      }
-      log(`distill phase ${phase.n}`);
-      const out = await train({
-        config,
-        training: {
-          ...phase.training,
-          output_dir: dir,
-          run_name: `${config.name ?? "distill"}-phase${phase.n}`,
-        },
-        task: phase.task,
-        runPath: dir,
-        resume: options.resume && status !== null ? dir : null,
-        log,
-        progress: options.progress,
-        handleSignals: options.handleSignals,
-        evaluateFirst: options.evaluateFirst,
-        distributed: dp,
-      });
-      if (phase.n === 1) result.phase1 = out;
-      else result.phase2 = out;
-      if (out.status !== "finished") {
-        result.status = out.status;
-        break;
-      }
-    }
-    const last = result.phase2 ?? result.phase1;
-    const writes = !dp || dp.leader; // rank 0 alone writes
-    if (config.training.artifacts_dir !== null && result.status === "finished" && last && writes) {
-      const copied = await copyArtifacts(last.runPath, config.training.artifacts_dir);
-      log(`artifacts: final weights and config.yaml copied to ${copied}`);
-    }
-  } finally {
-    if (!options.tasks) tasks.dispose();
-  }
-  return result;
-}
-
-/**
- * Copies the final checkpoint's files of the phase run at `phaseDir` and the
- * run's `config.yaml` into a new directory `artifactsDir` (`-2`, `-3`, … when it
- * exists: nothing there is overwritten); returns the directory.
- */
-export async function copyArtifacts(phaseDir: string, artifactsDir: string): Promise<string> {
-  const checkpoint = await findResumeCheckpoint(phaseDir);
-  const target = await uniqueDirectory(artifactsDir);
-  for await (const entry of Deno.readDir(checkpoint.path)) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(checkpoint.path, entry.name), join(target, entry.name));
-    }
-  }
-  await Deno.copyFile(join(phaseDir, "config.yaml"), join(target, "config.yaml"));
-  return target;
 }

@@ -7,7 +7,8 @@ import { passageText } from "@irforge/data";
 import { DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
-import { loadTeacher, readDistillData, trainDistill } from "./distill.ts";
+import { loadTeacher, readDistillData } from "./distill.ts";
+import { trainDistill } from "./distill_run.ts";
 import { findPrecomputedDirectory, loadPrecomputedTeacher } from "./distill_precomputed.ts";
 
 const TEACHER = `random-init:${join(DEFAULT_DIR, "tiny-llama")}`;

@@ -8,14 +8,8 @@ import { passageText } from "@irforge/data";
 import { DEFAULT_DIR } from "../default/mod.ts";
 import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
-import {
-  distillTasks,
-  loadStudent,
-  loadTeacher,
-  PROJECTION,
-  readDistillData,
-  trainDistill,
-} from "./distill.ts";
+import { distillTasks, loadStudent, loadTeacher, PROJECTION, readDistillData } from "./distill.ts";
+import { trainDistill } from "./distill_run.ts";
 import {
   assertPeftCheckpoint,
   assertSameLossAndGrads,

@@ -41,7 +41,7 @@
  */
 
 import { indexSelect, noGrad, reshape, Tensor, tidy } from "@irforge/tensor";
-import { CausalLM, disposeInputs, generate, type ModelInputs, uploadInputs } from "@irforge/model";
+import { CausalLM, disposeInputs, generate, uploadInputs } from "@irforge/model";
 import {
   type CandidateList,
   collate,
@@ -65,20 +65,19 @@ import {
   type ScoredDocument,
 } from "@irforge/eval";
 import type { Config } from "../config/schema.ts";
-import { epochPermutation, type EvalOutcome } from "../loop.ts";
+import type { EvalOutcome, TrainingTask } from "../loop.ts";
+import type { LoadedModel } from "./model_setup.ts";
 import type { Rng } from "../rng.ts";
 import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  saveCheckpointWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
-import { tokenBatchOf } from "./biencoder.ts";
+  countTargets,
+  countTokens,
+  microBatchIndices,
+  type ModelSession,
+  withModelSession,
+} from "./model_session.ts";
+import { tokenBatchOf } from "./batches.ts";
 import { noisyEmbeddings } from "./neftune.ts";
-import { countTargets, splitHeldOut } from "./sft.ts";
+import { splitHeldOut } from "./held_out.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics.ts";
 import { evalProgress } from "../eval_progress.ts";
@@ -291,30 +290,45 @@ export interface ListwiseTaskOptions {
   distributed?: Collective;
 }
 
+/** A built listwise task with its model. */
+export type ListwiseTask = TrainingTask & {
+  /** The model, tokenizer, trainable parameters and LoRA adapter (if any). */
+  loaded: LoadedModel;
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  /** The tokenized training windows. */
+  items: ListwiseItem[];
+  /** Token id of each window identifier ([1], [2], …), in order. */
+  identifierIds: number[];
+  /** rank_llm's sliding-window reranking of `list` (adapter dropout off): a score per hit. */
+  rerank(list: CandidateList): Promise<number[]>;
+  dispose(): void;
+};
+
 /** Builds the listwise training task of `config`. */
-export async function listwiseTask(config: Config, options: ListwiseTaskOptions = {}) {
+export async function listwiseTask(
+  config: Config,
+  options: ListwiseTaskOptions = {},
+): Promise<ListwiseTask> {
   const log = options.log ?? ((line: string) => console.log(line));
   const data = options.data ?? await readListwiseData(config);
   const losses = listwiseLosses(config);
-  const loaded = await loadModel(config);
-  try {
-    return listwiseTaskOf(config, data, losses, loaded, log, options.distributed);
-  } catch (error) {
-    disposeLoaded(loaded);
-    throw error;
-  }
+  return await withModelSession(
+    config,
+    (session) => listwiseTaskOf(config, data, losses, session, log, options.distributed),
+  );
 }
 
 function listwiseTaskOf(
   config: Config,
   data: ListwiseData,
   losses: ListwiseLosses,
-  loaded: LoadedModel,
+  session: ModelSession,
   log: (line: string) => void,
   distributed?: Collective,
-) {
+): ListwiseTask {
   const d = config.data, t = config.training;
-  const { model, tokenizer, trainable } = loaded;
+  const { loaded, model, tokenizer, trainable } = session;
   const windowSize = d.window_size, stride = d.stride;
   const fromConversations = data.conversations
     ? conversationItems(tokenizer, data.conversations, d.max_seq_length)
@@ -349,32 +363,13 @@ function listwiseTaskOf(
       `${evalLists.length} held-out queries; objective ${losses.objective}`,
   );
 
-  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  let liveInputs: ModelInputs | null = null;
-  const release = () => {
-    if (liveInputs) disposeInputs(liveInputs);
-    liveInputs = null;
-  };
-
-  // Evaluation mode (no adapter dropout) for the duration of `fn`.
-  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
-      return await fn();
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
-  };
-
-  /** Loss of a training batch; its inputs stay in `liveInputs` for backward. */
+  /** Loss of a training batch; the session keeps its inputs for backward. */
   const batchLoss = async (picked: ListwiseItem[], rng: Rng) => {
     const batch: CollatedBatch = collate(
       picked.map((i) => ({ inputIds: i.inputIds, labels: i.labels })),
       padOptions,
     );
-    const inputs = liveInputs = uploadInputs(tokenBatchOf(batch), model.config.slidingWindow);
+    const inputs = session.keep(uploadInputs(tokenBatchOf(batch), model.config.slidingWindow));
     const alpha = t.noisy_embedding_alpha;
     const inputsEmbeds = alpha !== null
       ? noisyEmbeddings(model, inputs, batch.attentionMask, alpha, rng)
@@ -407,8 +402,7 @@ function listwiseTaskOf(
     hidden!.dispose();
     const out = await losses.loss.compute(lossInputs);
     for (const v of Object.values(lossInputs)) if (v instanceof Tensor) v.dispose();
-    let tokens = 0;
-    for (const m of batch.attentionMask) tokens += m;
+    const tokens = countTokens(batch.attentionMask);
     return { ...out, tokens, targetCount };
   };
 
@@ -510,7 +504,7 @@ function listwiseTaskOf(
     }
     return outcome;
   };
-  const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
+  const evaluate = (): Promise<EvalOutcome> => session.inEvalMode(evaluateNow);
 
   return {
     recipe: "listwise",
@@ -520,25 +514,21 @@ function listwiseTaskOf(
     items,
     identifierIds,
     /** rank_llm's sliding-window reranking of `list` (adapter dropout off). */
-    rerank: (list: CandidateList) => inEvalMode(() => rerank(list)),
+    rerank: (list: CandidateList) => session.inEvalMode(() => rerank(list)),
     parameters: trainable,
     batchesPerEpoch,
     async microBatch(epoch: number, index: number, rng: Rng) {
-      release();
-      seedAdapterDropout(loaded, rng);
-      const order = epochPermutation(items.length, d.dataset_seed, epoch);
-      const picked = order.slice(index * batchSize, (index + 1) * batchSize).map((i) => items[i]!);
+      session.startMicroBatch(rng);
+      const picked = microBatchIndices(items.length, d.dataset_seed, epoch, index, batchSize)
+        .map((i) => items[i]!);
       const out = await batchLoss(picked, rng);
       const metrics: Record<string, number | Tensor> = { ...out.metrics };
       if (out.targetCount) metrics.target_tokens = out.targetCount;
       return { loss: out.loss, parts: out.parts, metrics, tokens: out.tokens };
     },
     evaluate: evalLists.length > 0 ? evaluate : undefined,
-    saveWeights: (dir: string) => saveCheckpointWeights(dir, loaded),
-    loadWeights: (dir: string) => loadCheckpointWeights(dir, loaded),
-    dispose: () => {
-      release();
-      disposeLoaded(loaded);
-    },
+    saveWeights: (dir: string) => session.saveWeights(dir),
+    loadWeights: (dir: string) => session.loadWeights(dir),
+    dispose: () => session.dispose(),
   };
 }

@@ -10,7 +10,7 @@
  */
 
 import { type MaterializedQrels, materializeQrels, readBeirQrels } from "@irforge/data";
-import type { RetrievalData } from "./biencoder.ts";
+import type { RetrievalData } from "./retrieval_data.ts";
 
 /** Reads `path` (rows naming unknown queries or documents are errors naming the line). */
 export async function readMinedNegatives(

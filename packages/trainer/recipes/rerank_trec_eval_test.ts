@@ -8,7 +8,7 @@ import { readRun } from "@irforge/data/trec";
 import { hasShared, sharedPath } from "@irforge/data/shared-data";
 import { evaluateReranker, evaluateRun, formatTrecEval } from "@irforge/eval";
 import { parseConfig } from "../config/parse.ts";
-import { judgedOutsideCorpus, readRetrievalData, type RetrievalData } from "./biencoder.ts";
+import { judgedOutsideCorpus, readRetrievalData, type RetrievalData } from "./retrieval_data.ts";
 import { evaluateCrossencoder, rerankLists } from "./crossencoder.ts";
 import { retrievalEvalOptions } from "./metrics.ts";
 

@@ -68,18 +68,18 @@ import {
 import { createLoss, type Loss, resolveLossName } from "@irforge/losses";
 import { answerContainment, answerTokenRecall } from "@irforge/eval";
 import type { Config } from "../config/schema.ts";
-import { epochPermutation, type EvalOutcome } from "../loop.ts";
+import type { EvalOutcome, TrainingTask } from "../loop.ts";
+import type { LoadedModel } from "./model_setup.ts";
 import type { Rng } from "../rng.ts";
 import {
-  disposeLoaded,
-  loadCheckpointWeights,
-  type LoadedModel,
-  loadModel,
-  saveCheckpointWeights,
-  seedAdapterDropout,
-  setAdapterTraining,
-} from "./model_setup.ts";
-import { tokenBatchOf } from "./biencoder.ts";
+  countTargets,
+  countTokens,
+  microBatchIndices,
+  type ModelSession,
+  withModelSession,
+} from "./model_session.ts";
+import { tokenBatchOf } from "./batches.ts";
+import { splitHeldOut } from "./held_out.ts";
 import { noisyEmbeddings } from "./neftune.ts";
 import { evalCapNote, firstEvalSamples } from "./eval_samples.ts";
 import { evalProgress } from "../eval_progress.ts";
@@ -231,13 +231,6 @@ export interface NoiseSettings {
   rng: Rng;
 }
 
-/** Number of tokens that carry a loss after the causal shift. */
-export function countTargets(targets: Int32Array): number {
-  let n = 0;
-  for (const t of targets) if (t !== IGNORE_INDEX) n++;
-  return n;
-}
-
 /**
  * Causal LM loss of a collated batch (mean over labelled tokens, HF shift),
  * with NEFTune noise when `noise` is given. Returns the loss and the number
@@ -293,23 +286,6 @@ export function lmLossOf(config: Config): Loss {
   return createLoss("lm", config.training.loss_options);
 }
 
-/** Splits `items` into (train, held-out) with a seeded shuffle; `fraction` 0 holds out none. */
-export function splitHeldOut<T>(items: readonly T[], fraction: number, seed: number): [T[], T[]] {
-  if (fraction <= 0) return [[...items], []];
-  const order = epochPermutation(items.length, seed, 0);
-  const held = Math.max(1, Math.round(items.length * fraction));
-  if (held >= items.length) {
-    throw new Error(
-      `data.train_test_split ${fraction} leaves no training examples out of ${items.length}`,
-    );
-  }
-  const heldSet = new Set(order.slice(0, held));
-  return [
-    items.filter((_, i) => !heldSet.has(i)),
-    items.filter((_, i) => heldSet.has(i)),
-  ];
-}
-
 /** Most tokens generated per held-out answer (HotpotQA answers are a few words). */
 export const MAX_ANSWER_TOKENS = 32;
 
@@ -325,8 +301,19 @@ export interface SftOptions {
   distributed?: Collective;
 }
 
+/** A built SFT task with its model. */
+export type SftTask = TrainingTask & {
+  /** The model, tokenizer, trainable parameters and LoRA adapter (if any). */
+  loaded: LoadedModel;
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  /** The training rows: packed (several records per row) or one record per row. */
+  rows: TokenSequence[];
+  dispose(): void;
+};
+
 /** Builds the SFT training task of `config`. */
-export async function sftTask(config: Config, options: SftOptions = {}) {
+export async function sftTask(config: Config, options: SftOptions = {}): Promise<SftTask> {
   const log = options.log ?? ((line: string) => console.log(line));
   const d = config.data;
   let trainRecords = options.train;
@@ -342,25 +329,22 @@ export async function sftTask(config: Config, options: SftOptions = {}) {
     }
   }
   if (trainRecords.length === 0) throw new Error("data: no SFT training records");
-  const loaded = await loadModel(config);
-  try {
-    return sftTaskOf(config, loaded, trainRecords, evalRecords, log, options.distributed);
-  } catch (error) {
-    disposeLoaded(loaded);
-    throw error;
-  }
+  return await withModelSession(
+    config,
+    (session) => sftTaskOf(config, session, trainRecords, evalRecords, log, options.distributed),
+  );
 }
 
 function sftTaskOf(
   config: Config,
-  loaded: LoadedModel,
+  session: ModelSession,
   trainRecords: SftRecord[],
   evalRecords: SftRecord[],
   log: (line: string) => void,
   distributed?: Collective,
-) {
+): SftTask {
   const d = config.data, t = config.training;
-  const { model, tokenizer, trainable } = loaded;
+  const { loaded, model, tokenizer, trainable } = session;
   const maxSeqLength = d.max_seq_length;
   const fit = (records: readonly SftRecord[]) =>
     records.map((r) => fitRecord(tokenizer, r, maxSeqLength));
@@ -405,24 +389,6 @@ function sftTaskOf(
     ),
   );
   const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : undefined;
-
-  // Inputs live until the next micro-batch (or evaluation): backward runs after microBatch
-  // returns and re-reads them when layers are checkpointed.
-  const liveInputs: ModelInputs[] = [];
-  const release = () => {
-    for (const inputs of liveInputs.splice(0)) disposeInputs(inputs);
-  };
-
-  // Evaluation mode (no adapter dropout) for the duration of `fn`.
-  const inEvalMode = async <T>(fn: () => Promise<T>): Promise<T> => {
-    release();
-    setAdapterTraining(loaded, false);
-    try {
-      return await fn();
-    } finally {
-      setAdapterTraining(loaded, true);
-    }
-  };
 
   const evaluateNow = async (): Promise<EvalOutcome> => {
     let lossSum = 0, targetSum = 0;
@@ -487,7 +453,7 @@ function sftTaskOf(
       perQuery,
     };
   };
-  const evaluate = (): Promise<EvalOutcome> => inEvalMode(evaluateNow);
+  const evaluate = (): Promise<EvalOutcome> => session.inEvalMode(evaluateNow);
 
   return {
     recipe: "sft",
@@ -498,25 +464,20 @@ function sftTaskOf(
     parameters: trainable,
     batchesPerEpoch,
     async microBatch(epoch: number, index: number, rng: Rng) {
-      release();
-      seedAdapterDropout(loaded, rng);
-      const order = epochPermutation(rows.length, d.dataset_seed, epoch);
-      const picked = order.slice(index * batchSize, (index + 1) * batchSize).map((i) => rows[i]!);
+      session.startMicroBatch(rng);
+      const picked = microBatchIndices(rows.length, d.dataset_seed, epoch, index, batchSize)
+        .map((i) => rows[i]!);
       const batch = collate(picked, padOptions);
       const noise = t.noisy_embedding_alpha !== null
         ? { alpha: t.noisy_embedding_alpha, rng }
         : undefined;
-      const out = await causalLmLoss(model, batch, loss, noise, liveInputs);
-      let tokens = 0;
-      for (const m of batch.attentionMask) tokens += m;
+      const out = await causalLmLoss(model, batch, loss, noise, session.live);
+      const tokens = countTokens(batch.attentionMask);
       return { loss: out.loss, tokens, metrics: { target_tokens: out.targets } };
     },
     evaluate: fittedEval.length > 0 ? evaluate : undefined,
-    saveWeights: (dir: string) => saveCheckpointWeights(dir, loaded),
-    loadWeights: (dir: string) => loadCheckpointWeights(dir, loaded),
-    dispose: () => {
-      release();
-      disposeLoaded(loaded);
-    },
+    saveWeights: (dir: string) => session.saveWeights(dir),
+    loadWeights: (dir: string) => session.loadWeights(dir),
+    dispose: () => session.dispose(),
   };
 }

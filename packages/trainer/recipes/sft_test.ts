@@ -19,7 +19,7 @@ import { createLoss } from "@irforge/losses";
 import { parseConfig } from "../config/parse.ts";
 import { train } from "../loop.ts";
 import { disposeLoaded, loadModel, setAdapterTraining } from "./model_setup.ts";
-import { tokenBatchOf } from "./biencoder.ts";
+import { tokenBatchOf } from "./batches.ts";
 import { causalLmLoss, fitRecord, readSftRecords, sftTask } from "./sft.ts";
 import {
   assertPeftCheckpoint,
