@@ -86,6 +86,7 @@ export {
   type SizeBucket,
   sizeBucket,
   SMALL_VARIANT,
+  subgroupMatrixRouted,
   THIN_VARIANT,
   useMatmulTuning,
   writeMatmulTuningFile,
