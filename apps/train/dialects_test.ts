@@ -698,7 +698,10 @@ Deno.test("dialect rankllm: --objective ranking and combined (FIRST's flags) tra
       const split = splitUpstreamArgs(args);
       const { config, notes } = flagsConfig(split.upstream!, split);
       assertResolved(config, { ...common, ...expected, "training.output_dir": out });
-      assert.ok(notes.some((n) => /grades n − rank/.test(n)), notes.join("\n"));
+      assert.ok(
+        notes.some((n) => /own identifier logits sorted and reassigned/.test(n)),
+        notes.join("\n"),
+      );
       const run = capture();
       const { code, result } = await main(args, run.log, run.error);
       assert.equal(code, 0, run.err.join("\n"));
