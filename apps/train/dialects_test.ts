@@ -680,6 +680,15 @@ Deno.test("dialect rankllm: --objective ranking and combined (FIRST's flags) tra
         parts: ["train/lm", "train/ranknet"],
       },
       {
+        flags: "--objective combined --ranking_loss listnet",
+        expected: {
+          "training.objective": "combined",
+          "training.loss": "listnet",
+          "training.loss_options": { ranking_weight: 0.1 },
+        },
+        parts: ["train/lm", "train/listnet"],
+      },
+      {
         flags: "--objective ranking",
         expected: {
           "training.objective": "ranking",
