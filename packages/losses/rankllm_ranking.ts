@@ -212,8 +212,8 @@ function rankNetLoss(
     // torch.sort(y_true, descending) ranks, 1-based.
     const rank = new Map(descending(t, entries).map((e, r) => [e, r + 1]));
     const start = pairs.factors.length;
-    for (const i of [...entries].sort((a, b) => a - b)) {
-      for (const j of [...entries].sort((a, b) => a - b)) {
+    for (const i of entries) {
+      for (const j of entries) {
         if (!(t[i]! > t[j]!)) continue;
         pairs.indices.push(i, j);
         pairs.factors.push(weighted ? 1 / (rank.get(i)! + rank.get(j)!) : 1);
