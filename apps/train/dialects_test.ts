@@ -680,6 +680,15 @@ Deno.test("dialect rankllm: --objective ranking and combined (FIRST's flags) tra
         parts: ["train/lm", "train/ranknet"],
       },
       {
+        flags: "--objective combined --ranking_loss listnet",
+        expected: {
+          "training.objective": "combined",
+          "training.loss": "listnet",
+          "training.loss_options": { ranking_weight: 0.1 },
+        },
+        parts: ["train/lm", "train/listnet"],
+      },
+      {
         flags: "--objective ranking",
         expected: {
           "training.objective": "ranking",
@@ -698,7 +707,10 @@ Deno.test("dialect rankllm: --objective ranking and combined (FIRST's flags) tra
       const split = splitUpstreamArgs(args);
       const { config, notes } = flagsConfig(split.upstream!, split);
       assertResolved(config, { ...common, ...expected, "training.output_dir": out });
-      assert.ok(notes.some((n) => /grades n − rank/.test(n)), notes.join("\n"));
+      assert.ok(
+        notes.some((n) => /own identifier logits sorted and reassigned/.test(n)),
+        notes.join("\n"),
+      );
       const run = capture();
       const { code, result } = await main(args, run.log, run.error);
       assert.equal(code, 0, run.err.join("\n"));

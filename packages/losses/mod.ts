@@ -44,3 +44,10 @@ export {
 } from "./registry.ts";
 export { clampMin, gatherFlat, l2Normalize, logSumExp, MASKED } from "./compose.ts";
 export { scoreMatrix } from "./scores.ts";
+export { computeWeighted, type WeightedPart } from "./combined.ts";
+export {
+  type PermutedTargets,
+  permutedTargets,
+  RANKLLM_RANKING_LOSSES,
+  rankLlmRankingLoss,
+} from "./rankllm_ranking.ts";

@@ -320,3 +320,62 @@ export function refBCE(
   }
   return total / count;
 }
+
+/**
+ * RankLLM's `compute_ranking_loss` (castorini/rank_llm
+ * `training/utils/train_utils.py`) transliterated per list: targets
+ * `sort(s, desc)[rank(i)]` (rank by label descending, from `targetScores`,
+ * default the scores themselves: pass fixed ones to detach the targets),
+ * then upstream's `listNet`, `rank_net` or `lambdarank` (`loss.py`) on the
+ * list, then the mean over lists.
+ */
+export function refRankLlmRanking(
+  scores: Float64Array,
+  labels: ArrayLike<number>,
+  N: number,
+  loss: "lambdarank" | "listnet" | "ranknet",
+  options: { weighted?: boolean; reduction?: "sum" | "mean"; sigma?: number; k?: number },
+  mask?: ArrayLike<number>,
+  targetScores: ArrayLike<number> = scores,
+): number {
+  const L = scores.length / N;
+  const desc = (v: ArrayLike<number>, ids: number[]) =>
+    [...ids].sort((a, b) => (v[a] === v[b] ? a - b : v[b]! > v[a]! ? 1 : -1));
+  let total = 0;
+  for (let n = 0; n < N; n++) {
+    const ids = Array.from({ length: L }, (_, i) => n * L + i).filter((i) => !mask || mask[i]);
+    const s = ids.map((i) => scores[i]!);
+    // true_scores = gather(scores.sort(desc), true_rank)
+    const sorted = desc(targetScores, ids).map((i) => targetScores[i]!);
+    const byLabel = desc(labels, ids);
+    const t = ids.map((i) => sorted[byLabel.indexOf(i)]!);
+    if (loss === "listnet") {
+      const softmaxOf = (x: number[]) => {
+        const m = Math.max(...x), e = x.map((v) => Math.exp(v - m)), z = e.reduce((a, b) => a + b);
+        return e.map((v) => v / z);
+      };
+      const p = softmaxOf(t), q = softmaxOf(s);
+      total += -p.reduce((acc, pj, j) => acc + pj * Math.log(q[j]! + 1e-10), 0);
+    } else if (loss === "ranknet") {
+      // rank_net: pairs of product(range(n), repeat=2) with t_i − t_j > 0; BCEWithLogits(weight).
+      const ranks = new Map(desc(t, t.map((_, i) => i)).map((i, r) => [i, r + 1]));
+      let sumLoss = 0, count = 0;
+      for (let i = 0; i < t.length; i++) {
+        for (let j = 0; j < t.length; j++) {
+          if (!(t[i]! - t[j]! > 0)) continue;
+          const w = options.weighted ? 1 / (ranks.get(i)! + ranks.get(j)!) : 1;
+          sumLoss += w * softplus(-(s[i]! - s[j]!));
+          count++;
+        }
+      }
+      total += sumLoss / count;
+    } else {
+      total += refLambdaLoss(Float64Array.from(s), t, 1, {
+        reduction: options.reduction ?? "mean",
+        sigma: options.sigma,
+        k: options.k,
+      });
+    }
+  }
+  return total / N;
+}

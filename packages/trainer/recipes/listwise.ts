@@ -57,7 +57,13 @@ import {
   type TextTokenizer,
   tokenizeListwise,
 } from "@irforge/data";
-import { createLoss, type Loss, type LossInputs, resolveLossName } from "@irforge/losses";
+import {
+  createLoss,
+  type Loss,
+  type LossInputs,
+  rankLlmRankingLoss,
+  resolveLossName,
+} from "@irforge/losses";
 import {
   evaluateReranker,
   evaluateRun,
@@ -83,7 +89,7 @@ import { evaluationToOutcome, metricName, retrievalEvalOptions } from "./metrics
 import { evalProgress } from "../eval_progress.ts";
 import type { Collective } from "../distributed/collective.ts";
 import { evalCommunicator, shardedScorer } from "./sharded_eval.ts";
-import { combinedListwiseOptions } from "./listwise_combined.ts";
+import { combinedListwiseOptions, rankLlmCombinedLoss } from "./listwise_combined.ts";
 import {
   conversationItems,
   type RankLlmConversation,
@@ -218,8 +224,17 @@ export interface ListwiseLosses {
   rankingLoss: string | null;
 }
 
-/** Creates the loss of `config.training.objective`. */
-export function listwiseLosses(config: Config): ListwiseLosses {
+/**
+ * Creates the loss of `config.training.objective`. With `conversations`
+ * (RankLLM's own training file) the ranking loss is upstream's
+ * `compute_ranking_loss` (`rankLlmRankingLoss` of `@irforge/losses`):
+ * targets are the model's own identifier logits reassigned by the
+ * permutation, not the grades.
+ */
+export function listwiseLosses(
+  config: Config,
+  options: { conversations?: boolean } = {},
+): ListwiseLosses {
   const t = config.training;
   const objective = t.objective;
   if (objective === "generation") {
@@ -236,6 +251,12 @@ export function listwiseLosses(config: Config): ListwiseLosses {
   const rankingLoss = resolveLossName(t.loss ?? "listnet") ?? t.loss!;
   if (rankingLoss === "lm") {
     throw new Error(`training.loss "${t.loss}": objective ${objective} needs a ranking loss`);
+  }
+  if (options.conversations) {
+    const loss = objective === "ranking"
+      ? rankLlmRankingLoss(rankingLoss, t.loss_options)
+      : rankLlmCombinedLoss(rankingLoss, t.loss_options);
+    return { objective, loss, rankingLoss };
   }
   if (objective === "ranking") {
     return { objective, loss: createLoss(rankingLoss, t.loss_options), rankingLoss };
@@ -312,7 +333,7 @@ export async function listwiseTask(
 ): Promise<ListwiseTask> {
   const log = options.log ?? ((line: string) => console.log(line));
   const data = options.data ?? await readListwiseData(config);
-  const losses = listwiseLosses(config);
+  const losses = listwiseLosses(config, { conversations: data.conversations !== undefined });
   return await withModelSession(
     config,
     (session) => listwiseTaskOf(config, data, losses, session, log, options.distributed),

@@ -6,6 +6,9 @@
  * (`--objective combined --ranking_loss ranknet --weighted`):
  * `loss: ranknet`, `loss_options: {ranking_weight: 10, weighted: true}`.
  *
+ * On RankLLM's own conversations file {@link rankLlmCombinedLoss} builds the
+ * same sum with upstream's ranking loss (`rankLlmRankingLoss`).
+ *
  * @example
  * ```ts
  * import { combinedListwiseOptions } from "./listwise_combined.ts";
@@ -15,6 +18,8 @@
  *
  * @module
  */
+
+import { computeWeighted, createLoss, type Loss, rankLlmRankingLoss } from "@irforge/losses";
 
 /** Options of the `combined` loss for LM + `rankingLoss`, from flat `loss_options`. */
 export function combinedListwiseOptions(
@@ -31,4 +36,26 @@ export function combinedListwiseOptions(
     weights: { lm: lm as number, [rankingLoss]: ranking as number },
     losses: Object.keys(rest).length > 0 ? { [rankingLoss]: rest } : {},
   };
+}
+
+/**
+ * `lm_weight`·LM + `ranking_weight`·RankLLM's ranking loss (upstream's
+ * `compute_ranking_loss`, targets the model's own permuted scores), from the
+ * same flat `loss_options` as {@link combinedListwiseOptions}; both parts
+ * are reported unweighted as `lm` and `rankingLoss`.
+ */
+export function rankLlmCombinedLoss(
+  rankingLoss: string,
+  flat: Readonly<Record<string, unknown>>,
+): Loss {
+  const options = combinedListwiseOptions(rankingLoss, flat);
+  const parts = [
+    { name: "lm", weight: options.weights.lm!, loss: createLoss("lm") },
+    {
+      name: rankingLoss,
+      weight: options.weights[rankingLoss]!,
+      loss: rankLlmRankingLoss(rankingLoss, options.losses[rankingLoss] ?? {}),
+    },
+  ];
+  return { name: "combined", options, compute: (inputs) => computeWeighted(parts, inputs) };
 }

@@ -9,16 +9,17 @@
  *
  * As upstream builds its rank labels, the permutation gives each identifier
  * its rank (0 = first); the letters must be `A`, `B`, … without a gap, each
- * once. irforge turns ranks into grades `n − rank` (the first identifier gets
- * `n`, the last 1) and trains the listwise recipe's first-token objectives on
- * them: the logits of the identifier tokens at the position that predicts the
- * first identifier of the gpt turn (the token after `[`, where upstream reads
- * `logits[source_len]`), with `training.loss` `lambdarank`, `listnet` or
- * `ranknet` (`weighted`), plus the LM loss on the gpt turn for `combined`.
- * Upstream instead targets the model's own identifier logits sorted and
- * reassigned by the permutation; for RankNet only the order of the targets
- * counts, so RankNet (FIRST's `--ranking_loss ranknet --weighted`) is the
- * same loss; ListNet and LambdaRank see grade values instead of logits.
+ * once. The items carry the ranks as grades `n − rank` (the first identifier
+ * gets `n`, the last 1), which only order the identifiers: the listwise
+ * recipe's first-token objectives score the logits of the identifier tokens
+ * at the position that predicts the first identifier of the gpt turn (the
+ * token after `[`, where upstream reads `logits[source_len]`) with upstream's
+ * `compute_ranking_loss` (`rankLlmRankingLoss` of `@irforge/losses`): the
+ * targets are the model's own identifier logits sorted and reassigned by the
+ * permutation (identifier i gets the rank(i)-th largest logit, gradient
+ * through both), with `training.loss` `lambdarank`, `listnet` or `ranknet`
+ * (`weighted`) as upstream's `loss.py` defines them, one loss per record and
+ * the mean over the batch, plus the LM loss on the gpt turn for `combined`.
  *
  * @example
  * ```ts ignore
@@ -144,7 +145,8 @@ export function letterIdentifierIds(tokenizer: TextTokenizer, n: number): number
 /**
  * Listwise training items of `records`: the conversation under the chat
  * template (labels on the gpt turn + EOS), grades `n − rank` per identifier
- * and the position whose logits predict the first identifier.
+ * (the permutation, for `rankLlmRankingLoss`) and the position whose logits
+ * predict the first identifier.
  */
 export function conversationItems(
   tokenizer: TextTokenizer,

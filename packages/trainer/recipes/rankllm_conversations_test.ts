@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sharedPathOrSkip, type TextTokenizer } from "@irforge/data";
-import { loadTokenizer } from "@irforge/model";
+import { causalInputs, disposeInputs, loadTokenizer } from "@irforge/model";
+import { getDevice, noGrad } from "@irforge/tensor";
+import { gpuTest } from "@irforge/tensor/testing";
+import { parseConfig } from "../config/parse.ts";
+import { Rng } from "../rng.ts";
+import { listwiseTask } from "./listwise.ts";
 import {
   conversationItems,
   letterIdentifierIds,
@@ -82,3 +87,88 @@ Deno.test({
     }
   },
 });
+
+/** Float64 softmax. */
+function softmax(xs: readonly number[]): number[] {
+  const m = Math.max(...xs), e = xs.map((x) => Math.exp(x - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / z);
+}
+
+if (stories) {
+  gpuTest(
+    "conversations file, objective ranking: the micro-batch loss is upstream's listNet on the model's own permuted logits",
+    async () => {
+      await getDevice();
+      const dir = await Deno.makeTempDir();
+      try {
+        const path = join(dir, "alpha.jsonl");
+        const record = (human: string, gpt: string) =>
+          JSON.stringify({
+            conversations: [
+              { from: "system", value: "Rank." },
+              { from: "human", value: human },
+              { from: "gpt", value: gpt },
+            ],
+          });
+        // Two records of different lengths in one micro-batch (padding, mean over lists).
+        await Deno.writeTextFile(
+          path,
+          [
+            record("[A] one [B] two [C] three [D] four", "[C] > [A] > [D] > [B]"),
+            record("[A] a cat [B] a dog", "[B] > [A]"),
+          ].join("\n"),
+        );
+        const config = parseConfig(
+          `recipe: listwise
+model:
+  model_name_or_path: ${stories}
+  use_lora: false
+data:
+  data_path: ${path}
+  max_seq_length: 1024
+training:
+  objective: ranking
+  loss: listnet
+  per_device_train_batch_size: 2
+  save_strategy: "no"
+`,
+          "rankllm-ranking-test.yaml",
+        );
+        const task = await listwiseTask(config, { log: () => {} });
+        try {
+          let upstream = 0, onGrades = 0;
+          for (const item of task.items) {
+            const inputs = causalInputs([item.inputIds]);
+            const full = noGrad(() => task.model.forward(inputs)).logits!;
+            const all = await full.toArray();
+            full.dispose();
+            disposeInputs(inputs);
+            const V = task.model.config.vocabSize, n = item.example.ranking.length;
+            const s = task.identifierIds.slice(0, n).map((id) => all[item.scorePosition * V + id]!);
+            // compute_ranking_loss: true_scores = gather(scores.sort(desc), true_rank).
+            const sorted = [...s].sort((a, b) => b - a);
+            const t = s.map((_, i) => sorted[item.example.ranking.indexOf(i)]!);
+            const q = softmax(s);
+            upstream -= softmax(t).reduce((acc, p, j) => acc + p * Math.log(q[j]! + 1e-10), 0);
+            onGrades -= softmax(item.example.grades).reduce(
+              (acc, p, j) => acc + p * Math.log(q[j]!),
+              0,
+            );
+          }
+          upstream /= task.items.length;
+          onGrades /= task.items.length;
+          const out = await task.microBatch(0, 0, Rng.seeded(1));
+          const value = await out.loss.item();
+          out.loss.dispose();
+          assert.ok(Math.abs(value - upstream) < 1e-4, `listnet ${value} vs upstream ${upstream}`);
+          assert.ok(Math.abs(upstream - onGrades) > 1e-2, `${upstream} vs grades ${onGrades}`);
+        } finally {
+          task.dispose();
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}

@@ -514,22 +514,16 @@ function rankingObjective(
   if (weighted && chosen.loss === "ranknet") options.weighted = true;
   else if (weighted) t.note(weightedEntry.where, `not used: --weighted applies to ranknet only`);
   t.set("training.loss", chosen.loss, where);
+  t.notes.push(
+    `rankllm: objective ${objective} scores the identifier tokens [A], [B], … at the position ` +
+      "that predicts the gpt turn's first identifier with upstream's compute_ranking_loss: the " +
+      "targets are the model's own identifier logits sorted and reassigned by the gpt turn's " +
+      "permutation (gradient through both), one loss per record, mean over the batch",
+  );
   if (objective === "ranking") {
-    t.notes.push(
-      `rankllm: objective ranking scores the identifier tokens [A], [B], … at the position ` +
-        "that predicts the gpt turn's first identifier; targets are grades n − rank from its " +
-        "permutation (upstream targets its own sorted logits reassigned by the permutation: the " +
-        "same order, so ranknet is the same loss; listnet and lambdarank see grades)",
-    );
     if (Object.keys(options).length > 0) t.set("training.loss_options", options, where);
     return;
   }
-  t.notes.push(
-    `rankllm: objective ${objective} scores the identifier tokens [A], [B], … at the position ` +
-      "that predicts the gpt turn's first identifier; targets are grades n − rank from its " +
-      "permutation (upstream targets its own sorted logits reassigned by the permutation: the " +
-      "same order, so ranknet is the same loss; listnet and lambdarank see grades)",
-  );
   const weight = chosen.loss === "listnet" ? 0.1 : chosen.loss === "ranknet" && weighted ? 10 : 1;
   t.set("training.loss_options", {
     ...(weight !== 1 ? { ranking_weight: weight } : {}),
