@@ -9,11 +9,11 @@
  */
 
 import { join, resolve } from "node:path";
-import { findResumeCheckpoint } from "../run_dir.ts";
+import { findResumeCheckpoint, listCheckpoints } from "../run_dir.ts";
 import { outputDirError } from "../output_dir_error.ts";
 import type { Config } from "../config/schema.ts";
 import { runDirectory } from "../config/run_location.ts";
-import { train, type TrainResult } from "../loop.ts";
+import { train, type TrainingTask, type TrainResult } from "../loop.ts";
 import type { DataParallel } from "../distributed/data_parallel.ts";
 import { type DistillTasks, distillTasks } from "./distill.ts";
 import { openDistillRoot } from "./distill_parallel.ts";
@@ -108,6 +108,9 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
       ),
   );
   const result: DistillResult = { runPath: root, phase1: null, phase2: null, status: "finished" };
+  // The task that trained the last phase in this process: its weights are the final ones
+  // when the phase kept no checkpoint (save_strategy: no).
+  let trainedLast: TrainingTask | null = null;
   try {
     const phases = [
       {
@@ -153,6 +156,7 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
       });
       if (phase.n === 1) result.phase1 = out;
       else result.phase2 = out;
+      trainedLast = phase.task;
       if (out.status !== "finished") {
         result.status = out.status;
         break;
@@ -161,7 +165,11 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
     const last = result.phase2 ?? result.phase1;
     const writes = !dp || dp.leader; // rank 0 alone writes
     if (config.training.artifacts_dir !== null && result.status === "finished" && last && writes) {
-      const copied = await copyArtifacts(last.runPath, config.training.artifacts_dir);
+      const copied = await copyArtifacts(
+        last.runPath,
+        config.training.artifacts_dir,
+        trainedLast ?? undefined,
+      );
       log(`artifacts: final weights and config.yaml copied to ${copied}`);
     }
   } finally {
@@ -173,9 +181,25 @@ export async function trainDistill(options: TrainDistillOptions): Promise<Distil
 /**
  * Copies the final checkpoint's files of the phase run at `phaseDir` and the
  * run's `config.yaml` into a new directory `artifactsDir` (`-2`, `-3`, … when it
- * exists: nothing there is overwritten); returns the directory.
+ * exists: nothing there is overwritten); returns the directory. A phase that
+ * kept no checkpoint (`save_strategy: no`) has its final weights written from
+ * `finalWeights`, the task that just trained it, as upstream saves its final
+ * model whatever it checkpointed.
  */
-export async function copyArtifacts(phaseDir: string, artifactsDir: string): Promise<string> {
+export async function copyArtifacts(
+  phaseDir: string,
+  artifactsDir: string,
+  finalWeights?: TrainingTask,
+): Promise<string> {
+  const kept =
+    await Deno.stat(join(phaseDir, "trainer_state.json")).then(() => true, () => false) ||
+    (await listCheckpoints(phaseDir)).length > 0;
+  if (!kept && finalWeights) {
+    const target = await uniqueDirectory(artifactsDir);
+    await finalWeights.saveWeights(target);
+    await Deno.copyFile(join(phaseDir, "config.yaml"), join(target, "config.yaml"));
+    return target;
+  }
   const checkpoint = await findResumeCheckpoint(phaseDir);
   const target = await uniqueDirectory(artifactsDir);
   for await (const entry of Deno.readDir(checkpoint.path)) {

@@ -10,6 +10,7 @@ import { parseConfig } from "../config/parse.ts";
 import type { Config } from "../config/schema.ts";
 import { distillTasks, loadStudent, loadTeacher, PROJECTION, readDistillData } from "./distill.ts";
 import { trainDistill } from "./distill_run.ts";
+import { listCheckpoints } from "../run_dir.ts";
 import {
   assertPeftCheckpoint,
   assertSameLossAndGrads,
@@ -403,3 +404,34 @@ for (const lora of [false, true]) {
     },
   );
 }
+
+gpuTest(
+  "distill: with save_strategy no, the artifacts copy holds the final weights (same files as a checkpointed run)",
+  async () => {
+    await getDevice();
+    const dir = await Deno.makeTempDir();
+    try {
+      const short = ["phase1.max_steps=2", "phase2.max_steps=2"];
+      const artifactsOf = async (name: string, sets: string[]) => {
+        const config = await distillConfig(join(dir, name), TEACHER, [
+          ...short,
+          `training.artifacts_dir=${join(dir, name, "artifacts")}`,
+          ...sets,
+        ]);
+        const result = await trainDistill({ config, ...quiet });
+        assert.equal(result.status, "finished", result.phase2?.error?.message);
+        return join(dir, name, "artifacts");
+      };
+      const kept = await artifactsOf("kept", []);
+      const unsaved = await artifactsOf("unsaved", ["training.save_strategy=no"]);
+      // No checkpoint was kept, so the old copy (from the last checkpoint) had nothing to copy.
+      assert.equal((await listCheckpoints(join(dir, "unsaved", "run", "phase2"))).length, 0);
+      // Same seed, same steps: the weights written from memory equal the final checkpoint's.
+      const weights = (path: string) => Deno.readFileSync(join(path, "model.safetensors"));
+      assert.deepEqual(weights(unsaved), weights(kept));
+      assert.ok(checkpointFiles(unsaved).includes("config.yaml"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
