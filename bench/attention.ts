@@ -19,7 +19,12 @@
  * and the waves they fill on this adapter (the kernel lab's `estimateWave`),
  * so a design can be judged on a CPU adapter too.
  *
- * Usage: deno run -A bench/attention.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--docs 10,30,100]
+ * `--dtype f16` stores q, k, v and their gradients as f16 (f32 scores,
+ * statistics and accumulation; out and dO stay f32, as `training.fp16` runs
+ * them); it needs `shader-f16`. Counts follow the path the device takes
+ * (subgroup row reductions where present), as the kernel lab's do.
+ *
+ * Usage: deno run -A bench/attention.ts [--full | --shape tiny|full] [--reps N] [--warmup N] [--docs 10,30,100] [--dtype f32|f16]
  *
  * @module
  */
@@ -37,9 +42,13 @@ import {
   attentionForward,
   AttentionMask,
   type AttentionPassCounts,
+  attentionSubgroups,
+  type AttentionVariant,
   buildTileTable,
   chooseKeySplits,
   chooseTiling,
+  flatRowLanes,
+  kernelLayout,
   workgroupBytes,
   workgroupThreads,
 } from "@irforge/tensor/attention";
@@ -61,12 +70,20 @@ import { attentionFlops, visiblePairs } from "./lib/visible_pairs.ts";
 const device = await openDevice();
 const args = parseSuiteArgs(Deno.args, device.isCpuAdapter, {
   docs: { type: "string", default: "10,30,100" },
+  dtype: { type: "string", default: "f32" },
 }, device.isCpuAdapter ? { reps: 2, warmup: 1 } : { reps: 10, warmup: 3 });
 const env = environment(device.adapter, {
   cpuAdapter: device.isCpuAdapter,
   timestamps: device.hasTimestamps,
 });
-console.log(`attention · ${describeEnvironment(env)} · shape ${args.shape}`);
+const dtype = String(args.values.dtype);
+if (dtype !== "f32" && dtype !== "f16") {
+  throw new Error(`--dtype must be "f32" or "f16", got "${dtype}"`);
+}
+if (dtype === "f16" && !device.hasF16) {
+  throw new Error("--dtype f16 needs shader-f16, which this adapter does not offer");
+}
+console.log(`attention · ${describeEnvironment(env)} · shape ${args.shape} · ${dtype} operands`);
 
 const full = args.shape === "full";
 const shape = full
@@ -84,6 +101,21 @@ const backwardTiling = chooseTiling(device.limits, "backward", headDim);
 console.log(
   `tilings (head_dim ${headDim}): forward ${JSON.stringify(forwardTiling)}, backward ${
     JSON.stringify(backwardTiling)
+  }`,
+);
+
+// The forward's subgroup choice and the row-stats lanes, as the dispatch makes them.
+const forwardLayout = kernelLayout("forward", headDim, forwardTiling);
+const forwardSubgroups = attentionSubgroups(forwardLayout.threads, forwardLayout.threadsPerRow);
+const rowLanes = flatRowLanes();
+const variantOf = (pass: "forward" | "backward"): AttentionVariant => ({
+  dtype: dtype as "f32" | "f16",
+  subgroups: pass === "forward" ? forwardSubgroups : rowLanes > 1,
+  flatLanes: rowLanes,
+});
+console.log(
+  `row reductions: forward ${forwardSubgroups ? "subgroups" : "workgroup memory"}, row stats ${
+    rowLanes > 1 ? `${rowLanes} subgroup lanes` : "workgroup memory"
   }`,
 );
 
@@ -106,12 +138,15 @@ function designCounts(meta: MaskMetadata, pairs: number) {
       "forward",
       { ...problem, visiblePairs: pairs, activeTiles: forwardTable.activeCount },
       forwardTiling,
+      1,
+      variantOf("forward"),
     ),
     backward: attentionCounts(
       "backward",
       { ...problem, visiblePairs: pairs, activeTiles: backwardTable.activeCount },
       backwardTiling,
       splits,
+      variantOf("backward"),
     ),
   };
 }
@@ -148,21 +183,22 @@ interface Measured {
 /** Times forward and backward of one mask; all buffers made here, freed at the end. */
 async function measure(meta: MaskMetadata): Promise<Measured> {
   const T = meta.length;
+  const op = dtype as "f32" | "f16"; // q, k, v, dQ, dK, dV
   const tensors: Tensor[] = [
-    uniformTensor([1, heads, T, headDim], "f32", 1, 1),
-    uniformTensor([1, kvHeads, T, headDim], "f32", 2, 1),
-    uniformTensor([1, kvHeads, T, headDim], "f32", 3, 1),
+    uniformTensor([1, heads, T, headDim], op, 1, 1),
+    uniformTensor([1, kvHeads, T, headDim], op, 2, 1),
+    uniformTensor([1, kvHeads, T, headDim], op, 3, 1),
     uniformTensor([1, heads, T, headDim], "f32", 4, 1), // out
     uniformTensor([1, heads, T], "f32", 5, 1), // lse
     uniformTensor([1, heads, T, headDim], "f32", 6, 1), // dOut
-    uniformTensor([1, heads, T, headDim], "f32", 7, 1), // dQ
-    uniformTensor([1, kvHeads, T, headDim], "f32", 8, 1), // dK
-    uniformTensor([1, kvHeads, T, headDim], "f32", 9, 1), // dV
+    uniformTensor([1, heads, T, headDim], op, 7, 1), // dQ
+    uniformTensor([1, kvHeads, T, headDim], op, 8, 1), // dK
+    uniformTensor([1, kvHeads, T, headDim], op, 9, 1), // dV
   ];
   const [q, k, v, out, lse, dOut, dQ, dK, dV] = tensors.map((t) => t.buffer) as GPUBuffer[];
   const mask = new AttentionMask(meta);
   await syncGpu(); // the fills are recorded on the runtime's encoder
-  const shapeArgs = { heads, kvHeads, headDim, mask };
+  const shapeArgs = { heads, kvHeads, headDim, mask, dtype: op };
   const forward = async () => {
     attentionForward({ ...shapeArgs, q: q!, k: k!, v: v!, out, lse });
     await syncGpu();
@@ -220,6 +256,7 @@ for (const layout of ["dense causal", "blockrank"] as const) {
       ...countColumns("forward", counts.forward),
       ...countColumns("backward", counts.backward),
     };
+    row.dtype = dtype;
     rows.push(row);
     console.log(
       `  ${layout} ${n} docs (T=${T}): forward ${m.forwardMs.toFixed(2)} ms, backward ${
@@ -257,6 +294,7 @@ const file = await writeResult({
   rows: [...rows, ...growth.map((g) => ({ ...g, kind: "growth" }))],
   notes: {
     ...shape,
+    dtype: `${dtype} q, k, v, dQ, dK, dV; f32 out, dO, scores and accumulation`,
     flops: "visible (query, key) pairs only; forward 4·D, backward 10·D per pair and query head",
     forwardTiling: JSON.stringify(forwardTiling),
     backwardTiling: JSON.stringify(backwardTiling),

@@ -35,6 +35,15 @@ for s in $SUITES; do
                cat bench/results/torch-${s#torch-}.jsonl ;;
       peers-*) deno run -A --no-lock --cached-only bench/peers/${s#peers-}.ts --full || status=1 ;;
       lora_step) deno run -A --cached-only bench/lora_step.ts --full --compute "${LORA_COMPUTE:-f32,f16}" || status=1 ;;
+      # f16 q/k/v (issue 19's fp16 path) beside f32; ATTENTION_DTYPES="f32" for one.
+      attention) for d in ${ATTENTION_DTYPES:-f32 f16}; do
+                   deno run -A --cached-only bench/attention.ts --full --dtype "$d" || status=1
+                 done ;;
+      # The whole step in f32 and with training.fp16 (issue 19's two targets).
+      model_step) for m in ${MODEL_STEP_MODES:-f32 fp16}; do
+                    flag=; [ "$m" = fp16 ] && flag=--fp16
+                    deno run -A --cached-only bench/model_step.ts --full $flag || status=1
+                  done ;;
       *) deno run -A --cached-only bench/$s.ts --full || status=1 ;;
     esac
   done
