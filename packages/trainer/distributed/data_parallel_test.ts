@@ -3,32 +3,18 @@ import { join } from "node:path";
 import { readBeirCorpus, readBeirQueries } from "@irforge/data";
 import { formatBm25Run, indexCorpus, retrieveAll } from "@irforge/eval";
 import { DEFAULT_DIR } from "../default/mod.ts";
-import { mpiTest, type RanksOutcome, runRanks, testdataScript } from "./testing.ts";
+import {
+  mpiTest,
+  type RanksOutcome,
+  runRanks,
+  runSingle as runScript,
+  testdataScript,
+} from "./testing.ts";
 
 const SCRIPT = testdataScript("train_ranks.ts");
 
 /** Runs the test script in one process (no MPI), like a user's plain `deno task train`. */
-export async function runSingle(args: string[]): Promise<RanksOutcome> {
-  const started = performance.now();
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const results = new Map<number, Record<string, unknown>>();
-  for (const line of stdout.split("\n")) {
-    if (line.startsWith("RESULT ")) results.set(0, JSON.parse(line.slice(7)));
-  }
-  return {
-    code: output.code,
-    stdout,
-    stderr: new TextDecoder().decode(output.stderr),
-    results,
-    seconds: (performance.now() - started) / 1000,
-  };
-}
+const runSingle = (args: string[]): Promise<RanksOutcome> => runScript(SCRIPT, args);
 
 /** A BM25 top-10 run of the default collection (the cross-encoder reranks it). */
 async function bm25RunFile(dir: string): Promise<string> {

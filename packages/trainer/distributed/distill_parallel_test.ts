@@ -1,31 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { mpiTest, type RanksOutcome, runRanks, testdataScript } from "./testing.ts";
+import {
+  mpiTest,
+  type RanksOutcome,
+  runRanks,
+  runSingle as runScript,
+  testdataScript,
+} from "./testing.ts";
 
 const SCRIPT = testdataScript("distill_ranks.ts");
 
 /** Runs the distill script in one process (no MPI). */
-async function runSingle(args: string[]): Promise<RanksOutcome> {
-  const started = performance.now();
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const results = new Map<number, Record<string, unknown>>();
-  for (const line of stdout.split("\n")) {
-    if (line.startsWith("RESULT ")) results.set(0, JSON.parse(line.slice(7)));
-  }
-  return {
-    code: output.code,
-    stdout,
-    stderr: new TextDecoder().decode(output.stderr),
-    results,
-    seconds: (performance.now() - started) / 1000,
-  };
-}
+const runSingle = (args: string[]): Promise<RanksOutcome> => runScript(SCRIPT, args);
 
 function assertRelative(actual: number, expected: number, tolerance: number, what: string) {
   assert.ok(

@@ -4,7 +4,13 @@ import { readBeirCorpus, readBeirQueries, sharedPath, sharedPathOrSkip } from "@
 import { formatBm25Run, indexCorpus, retrieveAll } from "@irforge/eval";
 import { DEFAULT_DIR } from "../default/mod.ts";
 import { evalShare } from "../recipes/sharded_eval.ts";
-import { mpiTest, type RanksOutcome, runRanks, testdataScript } from "./testing.ts";
+import {
+  mpiTest,
+  type RanksOutcome,
+  runRanks,
+  runSingle as runScript,
+  testdataScript,
+} from "./testing.ts";
 
 const SCRIPT = testdataScript("eval_ranks.ts");
 
@@ -20,26 +26,7 @@ Deno.test("evalShare: contiguous shares on whole units, covering every item once
   ]);
 });
 
-async function runSingle(args: string[]): Promise<RanksOutcome> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const results = new Map<number, Record<string, unknown>>();
-  for (const line of stdout.split("\n")) {
-    if (line.startsWith("RESULT ")) results.set(0, JSON.parse(line.slice(7)));
-  }
-  return {
-    code: output.code,
-    stdout,
-    stderr: new TextDecoder().decode(output.stderr),
-    results,
-    seconds: 0,
-  };
-}
+const runSingle = (args: string[]): Promise<RanksOutcome> => runScript(SCRIPT, args);
 
 /** Each recipe's evaluation on tiny data (null: its shared data is absent, the case skips). */
 const CASES: Record<string, (dir: string) => Promise<string | null>> = {

@@ -50,6 +50,33 @@ export interface RanksOutcome {
 }
 
 /**
+ * Runs `deno run -A script ...args` in one process without MPI (a user's plain
+ * `deno task train`) and collects its `RESULT {json}` line as rank 0's.
+ */
+export async function runSingle(script: string, args: string[] = []): Promise<RanksOutcome> {
+  const started = performance.now();
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  const stdout = decoder.decode(output.stdout);
+  const results = new Map<number, Record<string, unknown>>();
+  for (const line of stdout.split("\n")) {
+    if (line.startsWith("RESULT ")) results.set(0, JSON.parse(line.slice(7)));
+  }
+  return {
+    code: output.code,
+    stdout,
+    stderr: decoder.decode(output.stderr),
+    results,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
  * Runs `deno run -A script ...args` on `np` ranks with `mpiexec` and
  * collects the `RESULT {json}` lines the ranks print.
  */
