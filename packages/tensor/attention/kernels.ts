@@ -173,7 +173,8 @@ export const ATTENTION_ROW_SCORES_DQ = defineKernel({
     rows: I32_IN,
     dQ: flat(element, "read_write"),
   }),
-  source: ({ headDim, element }: HeadSpec) => rowScoresQueryGradKernelSource(headDim, element),
+  source: ({ headDim, element, lanes }: HeadSpec) =>
+    rowScoresQueryGradKernelSource(headDim, element, lanes),
 });
 
 /** Row scores backward into dK. */

@@ -183,9 +183,10 @@ export function attentionRowScoresBackward(
   const params = untiledParams(options, mask, scale, rowsPerBatch);
   const rows = scope.int32("attention rows", flat);
   const maskBuffer = mask.forTiling(0, 0).buffer;
+  const lanes = flatRowLanes();
   scope.launchFlat(
     ATTENTION_ROW_SCORES_DQ,
-    { headDim, element },
+    { headDim, element, lanes },
     {
       dScores: options.dScores,
       k: options.k,
@@ -194,7 +195,7 @@ export function attentionRowScoresBackward(
       dQ,
     },
     params,
-    batch * heads * rowsPerBatch * headDim,
+    batch * heads * rowsPerBatch * headDim * lanes,
   );
   scope.launchFlat(
     ATTENTION_ROW_SCORES_DK,

@@ -6,8 +6,10 @@
  *
  * q, k and the gradients dQ, dK may be stored as f16 (`operand`); products and
  * sums are f32, scores f32. With subgroups the forward gives each score
- * `lanes` invocations that split the head dimension and add their partial
- * dot products with a subgroup butterfly (see `subgroups.ts`).
+ * `lanes` invocations that split the head dimension, and dQ gives each
+ * element `lanes` invocations that split the keys; their partial sums meet in
+ * a subgroup butterfly (see `subgroups.ts`). dK sums over only R·(heads per
+ * kv head) terms per element and stays one invocation per element.
  *
  * @module
  */
@@ -80,48 +82,63 @@ fn main(
 }
 
 /**
- * Row-scores dQ: thread per (b, h, r, d) adds scale·Σⱼ dS·k into dQ[b, h, rows[r], d].
- * Bindings: 0 params, 1 dScores, 2 k, 3 mask, 4 rows, 5 dQ (read-write, accumulated).
+ * Row-scores dQ: each (b, h, r, d) adds scale·Σⱼ dS·k into dQ[b, h, rows[r], d].
+ * With `lanes` > 1 (subgroups) the sum over keys j is split across `lanes`
+ * invocations (j ≡ lane mod lanes) whose partial sums meet in a butterfly;
+ * with 1 one invocation walks every key. Bindings: 0 params, 1 dScores, 2 k,
+ * 3 mask, 4 rows, 5 dQ (read-write, accumulated).
  */
 export function rowScoresQueryGradKernelSource(
   headDim: number,
   operand: AttentionElement = "f32",
+  lanes = 1,
 ): string {
+  const subgroups = lanes > 1;
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${MASK_WGSL}
 ${FLAT_INDEX_WGSL}
 const D: u32 = ${headDim}u;
+const LANES: u32 = ${lanes}u;
 
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) li: u32,
+  ${invocationArgs(subgroups)},
 ) {
-  let n = flatIndex(wid, groups, li);
+  ${invocationIndex(subgroups)}
+  let slot = flatIndex(wid, groups, li);
+  let n = slot / LANES;
+  let lane = slot % LANES;
   let seqLen = P.seqLen;
   let rowCount = P.rowsPerBatch;
-  if (n >= P.batch * P.heads * rowCount * D) { return; }
+  let inRange = n < P.batch * P.heads * rowCount * D;
   let d = n % D;
   let r = (n / D) % rowCount;
   let h = (n / (D * rowCount)) % P.heads;
-  let b = n / (D * rowCount * P.heads);
+  let b = min(n / (D * rowCount * P.heads), P.batch - 1u);
   let row = rows[b * rowCount + r];
-  if (row < 0) { return; }
-  let i = u32(row);
+  let live = inRange && row >= 0;
+  let i = u32(max(row, 0));
   let queryMeta = tokenMeta(b, i);
   let kvh = h / (P.heads / P.kvHeads);
   let kBase = (b * P.kvHeads + kvh) * seqLen * D;
   let sBase = ((b * P.heads + h) * rowCount + r) * seqLen;
   var sum = 0.0;
-  for (var j = 0u; j <= i; j++) {
-    if (visible(queryMeta, i, tokenMeta(b, j), j)) {
+  // No early return and, with lanes, a trip count every lane shares: the
+  // exchange below runs in uniform control flow.
+  for (var j0 = 0u; j0 < ${subgroups ? "seqLen" : "i + 1u"}; j0 += LANES) {
+    let j = j0 + lane;
+    if (live && j <= i && visible(queryMeta, i, tokenMeta(b, j), j)) {
       sum += dScores[sBase + j] * ${widen(operand, "k[kBase + j * D + d]")};
     }
   }
-  let index = ((b * P.heads + h) * seqLen + i) * D + d;
-  dQ[index] = ${narrow(operand, `${widen(operand, "dQ[index]")} + sum * P.scale`)};
+  ${butterfly("sum", "sum", lanes)}
+  if (live && lane == 0u) {
+    let index = ((b * P.heads + h) * seqLen + i) * D + d;
+    dQ[index] = ${narrow(operand, `${widen(operand, "dQ[index]")} + sum * P.scale`)};
+  }
 }
 `;
 }

@@ -105,9 +105,11 @@ gpuTest("row-scores backward ignores dS at masked entries and is deterministic",
     rowsPerBatch: 2,
     dScores,
   });
-  const dK = await readBack(gpu, a.dK);
+  const dK = await readBack(gpu, a.dK), dQ = await readBack(gpu, a.dQ);
   assert.ok(relativeError(dK, ref.dK) < 1e-4);
+  assert.ok(relativeError(dQ, ref.dQ) < 1e-4);
   assert.deepEqual([...dK], [...await readBack(gpu, b.dK)]);
+  assert.deepEqual([...dQ], [...await readBack(gpu, b.dQ)]);
   assert.ok(dK.subarray(0, 2 * headDim).every((g) => g === 0)); // pad keys
   mask.destroy();
 });

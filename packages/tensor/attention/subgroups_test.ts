@@ -10,8 +10,9 @@ import {
   referenceAttentionBackward,
   referenceAttentionForward,
   referenceRowScores,
+  referenceRowScoresBackward,
 } from "./reference.ts";
-import { attentionRowScores } from "./row_scores.ts";
+import { attentionRowScores, attentionRowScoresBackward } from "./row_scores.ts";
 import { attentionSubgroups, butterfly, flatRowLanes } from "./subgroups.ts";
 import {
   readBack,
@@ -87,14 +88,19 @@ async function checkAll(f16: boolean) {
   const grad = (b: GPUBuffer, n: number) => f16 ? readBackF16(b, n) : readBack(device!, b);
   const ref = referenceAttentionForward({ ...shape, ...data, meta });
   const refGrad = referenceAttentionBackward({ ...shape, ...data, meta });
-  const refScores = referenceRowScores({
+  const rowInputs = { ...shape, q: data.q, k: data.k, meta, rows: rows.flat(), rowsPerBatch: 3 };
+  const refScores = referenceRowScores(rowInputs);
+  // Row-score backward (dQ: a sum over keys, split across lanes on the subgroup path).
+  const dScores = toF32(seededRandom(25, refScores.length));
+  const rowGrads = attentionRowScoresBackward({
     ...shape,
-    q: data.q,
-    k: data.k,
-    meta,
-    rows: rows.flat(),
-    rowsPerBatch: 3,
+    q: inputs.q,
+    k: inputs.k,
+    mask,
+    rows,
+    dScores: upload(device!, dScores),
   });
+  const refRowGrads = referenceRowScoresBackward({ ...rowInputs, dScores });
   // f32 results (out, lse, scores) of f16 inputs are exact up to f32 arithmetic; stored
   // gradients are rounded once to f16 (see attention_f16_test.ts).
   const gradTol = f16 ? 1e-3 : 1e-4;
@@ -105,6 +111,8 @@ async function checkAll(f16: boolean) {
     ["dK", await grad(backward.dK, kn), refGrad.dK, gradTol],
     ["dV", await grad(backward.dV, kn), refGrad.dV, gradTol],
     ["scores", await readBack(device!, scores), refScores, 1e-4],
+    ["row-scores dQ", await grad(rowGrads.dQ, qn), refRowGrads.dQ, gradTol],
+    ["row-scores dK", await grad(rowGrads.dK, kn), refRowGrads.dK, gradTol],
   ];
   for (const [name, actual, expected, tol] of checks) {
     const error = relativeError(actual, expected);
