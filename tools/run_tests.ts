@@ -4,10 +4,11 @@
  *
  * Extra arguments are passed to `deno test` (e.g. a path or `--filter`).
  *
- * With `IRFORGE_TEST_DAWN` set to paths (e.g. `packages/tensor
- * !packages/tensor/attention`, as `.ci/run` does; `!` excludes a path), those
- * tests run a second time under Dawn (`IRFORGE_WEBGPU=dawn`) after the main
- * pass, when Dawn yields an adapter here; the last line then sums both passes.
+ * With `IRFORGE_TEST_DAWN` set (one line per pass: test paths, `!path` to
+ * exclude one, `NAME=VALUE` for that pass's environment; see
+ * `dawn_passes.ts` and `.ci/run`), those tests run again under Dawn
+ * (`IRFORGE_WEBGPU=dawn`) after the main pass, when Dawn yields an adapter
+ * here; the last line then sums all passes.
  * `IRFORGE_DAWN_ICD` names a Vulkan ICD file for the Dawn pass only (CI's
  * side-by-side Mesa 25 lavapipe, which Dawn accepts and bookworm's 22.3 is
  * not): that pass gets `VK_ICD_FILENAMES` and the driver's directory first in
@@ -18,6 +19,7 @@
  */
 
 import { dirname } from "node:path";
+import { parseDawnPasses } from "./dawn_passes.ts";
 
 /** Counts from one `deno test` run. */
 interface PassResult {
@@ -108,29 +110,33 @@ if (!main.summarized) {
   console.log(`deno test exited with code ${main.code} before its summary`);
 }
 let total = main;
-const dawnPaths = (Deno.env.get("IRFORGE_TEST_DAWN") ?? "").split(/\s+/).filter((p) => p !== "");
-if (dawnPaths.length > 0) {
+const dawnPasses = parseDawnPasses(Deno.env.get("IRFORGE_TEST_DAWN"));
+if (dawnPasses.length > 0) {
   console.log(`main pass: ${summary(main)}`);
   const env = dawnEnv();
   const why = await dawnUnavailable(env);
   if (why) {
-    console.log(`dawn pass skipped: ${why}`);
+    console.log(`dawn passes skipped: ${why}`);
   } else {
-    const t0 = performance.now();
-    const args = dawnPaths.map((p) => p.startsWith("!") ? `--ignore=${p.slice(1)}` : p);
-    const dawn = await denoTest(args, env);
-    console.log(
-      `dawn pass (${dawnPaths.join(" ")}, ${((performance.now() - t0) / 1000).toFixed(0)} s): ${
-        summary(dawn)
-      }`,
-    );
-    total = {
-      passed: main.passed + dawn.passed,
-      failed: main.failed + dawn.failed,
-      ignored: main.ignored + dawn.ignored,
-      code: main.code || dawn.code,
-      summarized: main.summarized && dawn.summarized,
-    };
+    for (const pass of dawnPasses) {
+      const t0 = performance.now();
+      const dawn = await denoTest(pass.args, { ...env, ...pass.env });
+      console.log(
+        `dawn pass (${pass.label}, ${((performance.now() - t0) / 1000).toFixed(0)} s): ${
+          summary(dawn)
+        }`,
+      );
+      if (!dawn.summarized) {
+        console.log(`deno test exited with code ${dawn.code} before its summary`);
+      }
+      total = {
+        passed: total.passed + dawn.passed,
+        failed: total.failed + dawn.failed,
+        ignored: total.ignored + dawn.ignored,
+        code: total.code || dawn.code,
+        summarized: total.summarized && dawn.summarized,
+      };
+    }
   }
 }
 console.log(summary(total));

@@ -50,8 +50,16 @@ function gpuTest(name: string, fn: () => void | Promise<void>, needsSubgroups = 
 // threadsPerRow 4: the forward's butterflies take two steps (and 8×8 tiles, RM 2: 8 threads).
 const tiling: AttentionTiling = { queryTile: 8, keyTile: 8, threadsPerRow: 4, rowsPerThread: 2 };
 
+// threadsPerRow 8: three butterfly steps, on the subgroup path only where subgroups have ≥ 8 lanes.
+const wideTiling: AttentionTiling = {
+  queryTile: 8,
+  keyTile: 8,
+  threadsPerRow: 8,
+  rowsPerThread: 1,
+};
+
 /** Forward, backward and row scores (f32, and f16 operands when the adapter has them). */
-async function checkAll(f16: boolean) {
+async function checkAll(f16: boolean, tiling: AttentionTiling) {
   const heads = 4, kvHeads = 2, headDim = 16, t = 27;
   const meta = blockRankMask({
     length: t,
@@ -127,8 +135,8 @@ gpuTest("workgroup-memory row reductions (the fallback) match the float64 refere
     const layout = kernelLayout("forward", 16, tiling);
     assert.equal(attentionSubgroups(layout.threads, layout.threadsPerRow), false);
     assert.equal(flatRowLanes(), 1);
-    await checkAll(false);
-    if (currentDevice().hasF16) await checkAll(true);
+    await checkAll(false, tiling);
+    if (currentDevice().hasF16) await checkAll(true, tiling);
   } finally {
     setRowSubgroupsForTesting(undefined);
   }
@@ -139,8 +147,17 @@ gpuTest("subgroup row reductions match the float64 reference", async () => {
   // This test's shapes fit the subgroup path on any adapter with subgroups of ≥ 4 lanes.
   assert.equal(attentionSubgroups(layout.threads, layout.threadsPerRow), true);
   assert.ok(flatRowLanes() > 1);
-  await checkAll(false);
-  if (currentDevice().hasF16) await checkAll(true);
+  await checkAll(false, tiling);
+  if (currentDevice().hasF16) await checkAll(true, tiling);
+  // Eight threads per row take the subgroup path only with ≥ 8 lanes (lavapipe: 8 at its
+  // default 256-bit vectors, 4 at LP_NATIVE_VECTOR_WIDTH=128; CI runs this file at both).
+  const wide = kernelLayout("forward", 16, wideTiling);
+  const eightLanes = currentDevice().subgroupMinSize >= 8;
+  assert.equal(attentionSubgroups(wide.threads, wide.threadsPerRow), eightLanes);
+  if (!eightLanes) {
+    console.log("subgroups_test: subgroups under 8 lanes; threadsPerRow 8 falls back");
+  }
+  await checkAll(false, wideTiling);
 }, true);
 
 gpuTest("the subgroup path needs whole subgroups and groups that fit one", () => {
