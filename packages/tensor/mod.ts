@@ -138,6 +138,12 @@ export {
   setMatmulVariant,
   traceMatmulKernels,
 } from "./ops/matmul.ts";
+export {
+  subgroupMatrixAvailable,
+  subgroupMatrixMatmul,
+  type SubgroupMatrixMatmulOptions,
+  subgroupMatrixUnavailableReason,
+} from "./ops/matmul_subgroup_matrix.ts";
 export { max, mean, sum, sumToShape } from "./ops/reduce.ts";
 export { concat, expand, permute, reshape, slice, transpose } from "./ops/shape.ts";
 export { logSoftmax, softmax } from "./ops/softmax.ts";

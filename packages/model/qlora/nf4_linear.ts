@@ -18,6 +18,14 @@
  * Tiles: 64×64 outputs per workgroup of 16×16 threads (4×4 each), K steps
  * of 16; bounds are checked, so any M, N, K works.
  *
+ * Matrix units: with compute dtype `f16`, on a device with f16→f32 subgroup
+ * matrices (Dawn on NVIDIA/AMD/Apple/Intel GPUs), a product that the route
+ * would not round differently ({@link nf4MatrixRoute}) dequantises W to a
+ * temporary f16 `[out, in]` (the values the tiled kernel stages; 117 MB for
+ * a 7B MLP projection, returned to the pool at once) and multiplies on the
+ * subgroup matrices, as bitsandbytes dequantises to the compute dtype and
+ * calls a half GEMM for batched inputs.
+ *
  * @module
  */
 
@@ -29,6 +37,8 @@ import {
   launch,
   maxBindingBytes,
   NF4_LEVELS,
+  subgroupMatrixAvailable,
+  subgroupMatrixMatmul,
   Tensor,
 } from "@irforge/tensor";
 import type { QuantizedLinear } from "../causal_lm.ts";
@@ -88,25 +98,14 @@ const NF4_MATMUL = defineKernel({
   source: (s) => kernelBody(s),
 });
 
-function kernelBody({ transposed, doubleQuant, compute }: Nf4KernelSpec): string {
-  // Forward: both operands rounded; backward (dx): only the weight (module docs).
-  const roundA = transposed && compute !== "f32";
-  const bTile = compute === "f16" ? "f16" : "f32";
-  const aTile = roundA && compute === "f16" ? "f16" : "f32";
+/** WGSL `fn weightAt(e: u32) -> f32`: element e of W in f32 (level · absmax). */
+function weightAtCode(doubleQuant: boolean): string {
   const levels = NF4_LEVELS.map((v) => v.toPrecision(17)).join(", ");
   const absmaxOf = doubleQuant
     ? `let q = (QABS[blk >> 2u] >> (8u * (blk & 3u))) & 255u;
   return QMAP[q] * QSCALE[blk / 256u] + P.offset;`
     : `return ABSMAX[blk];`;
-  const loadB = transposed
-    ? "let kk = e % BK; let col = e / BK; let elem = n * wIn + k;"
-    : "let kk = e / BN; let col = e % BN; let elem = k * wIn + n;";
-  return `
-const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; const TN = ${TN}u;
-var<private> LEVELS: array<f32, 16> = array<f32, 16>(${levels});
-var<workgroup> As: array<${aTile}, ${BK * BM}>;
-var<workgroup> Bs: array<${bTile}, ${BK * BN}>;
-${roundingCode(compute)}
+  return `var<private> LEVELS: array<f32, 16> = array<f32, 16>(${levels});
 fn absmaxOf(blk: u32) -> f32 {
   ${absmaxOf}
 }
@@ -115,7 +114,23 @@ fn weightAt(e: u32) -> f32 {
   let shift = 8u * ((e >> 1u) & 3u) + select(0u, 4u, (e & 1u) == 0u);
   let code = (CODES[e >> 3u] >> shift) & 15u;
   return LEVELS[code] * absmaxOf(e / P.blockSize);
+}`;
 }
+
+function kernelBody({ transposed, doubleQuant, compute }: Nf4KernelSpec): string {
+  // Forward: both operands rounded; backward (dx): only the weight (module docs).
+  const roundA = transposed && compute !== "f32";
+  const bTile = compute === "f16" ? "f16" : "f32";
+  const aTile = roundA && compute === "f16" ? "f16" : "f32";
+  const loadB = transposed
+    ? "let kk = e % BK; let col = e / BK; let elem = n * wIn + k;"
+    : "let kk = e / BN; let col = e % BN; let elem = k * wIn + n;";
+  return `
+const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; const TN = ${TN}u;
+var<workgroup> As: array<${aTile}, ${BK * BM}>;
+var<workgroup> Bs: array<${bTile}, ${BK * BN}>;
+${roundingCode(compute)}
+${weightAtCode(doubleQuant)}
 @compute @workgroup_size(${BN / TN}, ${BM / TM})
 fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let M = P.M; let N = P.N; let K = P.K; let wIn = P.wIn;
@@ -159,6 +174,95 @@ fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: ve
 }`;
 }
 
+const DEQUANT_THREADS = 256;
+
+/**
+ * W16[e] = f16(level · absmax) for every element of the weight: the weight
+ * exactly as the f16-compute NF4 kernel stages it, for the subgroup-matrix
+ * route (bitsandbytes likewise dequantises to the compute dtype, then runs a
+ * half GEMM).
+ */
+const NF4_DEQUANT_F16 = defineKernel({
+  name: "nf4_dequantize_f16",
+  key: (s: { doubleQuant: boolean }) => (s.doubleQuant ? "dq" : "abs"),
+  uniforms: { count: "u32", rowGroups: "u32", blockSize: "u32", offset: "f32" },
+  bindings: (s) => ({
+    W16: { type: "array<f16>", access: "read_write" as const },
+    CODES: { type: "array<u32>" },
+    ABSMAX: s.doubleQuant ? undefined : { type: "array<f32>" },
+    QABS: s.doubleQuant ? { type: "array<u32>" } : undefined,
+    QSCALE: s.doubleQuant ? { type: "array<f32>" } : undefined,
+    QMAP: s.doubleQuant ? { type: "array<f32>" } : undefined,
+  }),
+  source: ({ doubleQuant }) => `
+${weightAtCode(doubleQuant)}
+@compute @workgroup_size(${DEQUANT_THREADS})
+fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let e = (w.y * P.rowGroups + w.x) * ${DEQUANT_THREADS}u + li;
+  if (e < P.count) { W16[e] = f16(weightAt(e)); }
+}`,
+});
+
+/**
+ * The weight dequantised to f16 `[out, in]` (what the f16-compute kernel
+ * multiplies; see {@link NF4_DEQUANT_F16}). Needs `shader-f16`.
+ */
+export function dequantizeNf4LinearF16(weight: Nf4Linear): Tensor {
+  const count = weight.shape[0] * weight.shape[1];
+  const w16 = Tensor.empty([...weight.shape], "f16", "nf4 dequantized");
+  if (count === 0) return w16;
+  const groups = Math.ceil(count / DEQUANT_THREADS);
+  const x = Math.min(groups, 65535);
+  const dq = weight.storage.doubleQuant;
+  launch(
+    NF4_DEQUANT_F16,
+    { doubleQuant: dq !== null },
+    {
+      W16: w16.buffer,
+      CODES: weight.storage.codes.buffer,
+      ABSMAX: dq ? undefined : weight.storage.absmax!.buffer,
+      QABS: dq?.codes.buffer,
+      QSCALE: dq?.scales.buffer,
+      QMAP: dq?.map.buffer,
+    },
+    { count, rowGroups: x, blockSize: weight.blockSize, offset: dq?.offset ?? 0 },
+    [x, Math.ceil(groups / x)],
+    "nf4_dequantize_f16",
+  );
+  return w16;
+}
+
+let matrixRouteForTesting: boolean | undefined;
+
+/**
+ * Testing hook: `false` keeps every NF4 product on the tiled kernel, `true`
+ * sends f16-compute products to the subgroup-matrix route whatever the
+ * device (it then fails where the device lacks the feature), `undefined`
+ * restores the automatic choice.
+ */
+export function setNf4MatrixRouteForTesting(on: boolean | undefined): void {
+  matrixRouteForTesting = on;
+}
+
+/**
+ * Whether an NF4 product runs as dequantise-to-f16 + subgroup-matrix matmul
+ * (the matrix units) instead of the tiled NF4 kernel: with compute dtype
+ * f16, where the device has f16→f32 subgroup matrices, and when that changes
+ * no rounding: the forward rounds both operands to f16 on either route; the
+ * backward only when the incoming gradient is f16 already (an f32 gradient
+ * stays unrounded on the tiled kernel). bf16 has no WGSL type and no
+ * subgroup-matrix configuration, so bf16 compute stays tiled.
+ */
+export function nf4MatrixRoute(
+  compute: Nf4ComputeDtype,
+  aType: string,
+  transposed: boolean,
+  matrixUnits: boolean = subgroupMatrixAvailable(currentDevice()),
+): boolean {
+  if (compute !== "f16" || !(transposed || aType === "f16")) return false;
+  return matrixRouteForTesting ?? matrixUnits;
+}
+
 /** Runs C = A · op(W) for a 2-D `a` `[M, K]`; see {@link NF4_MATMUL}. */
 function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
   const [out, inFeatures] = weight.shape;
@@ -170,6 +274,14 @@ function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
   }
   if (a.dtype !== "f32" && a.dtype !== "f16") {
     throw new Error(`nf4 linear: input must be f32/f16, got ${a}`);
+  }
+  if (M > 0 && N > 0 && nf4MatrixRoute(weight.computeDtype, a.dtype, transposed)) {
+    const w16 = dequantizeNf4LinearF16(weight);
+    try {
+      return subgroupMatrixMatmul(a, w16, { transB: transposed });
+    } finally {
+      w16.dispose();
+    }
   }
   const c = Tensor.empty([M, N], "f32");
   if (M === 0 || N === 0) return c;

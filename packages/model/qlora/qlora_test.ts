@@ -3,11 +3,13 @@ import { sharedPathOrSkip } from "@irforge/data/shared-data";
 import {
   backward,
   dequantizeNf4Cpu,
+  getDevice,
   mul,
   NF4_LEVELS,
   noGrad,
   quantizeNf4Cpu,
   randnArray,
+  subgroupMatrixUnavailableReason,
   sum,
   Tensor,
   variable,
@@ -28,7 +30,12 @@ import {
   dynamicMap,
 } from "./double_quant.ts";
 import { MISTRAL_7B_SHAPE, qloraMemory } from "./memory.ts";
-import { Nf4Linear } from "./nf4_linear.ts";
+import {
+  dequantizeNf4LinearF16,
+  Nf4Linear,
+  nf4MatrixRoute,
+  setNf4MatrixRouteForTesting,
+} from "./nf4_linear.ts";
 import {
   dequantizeNf4Weight,
   NF4_MAX_GAP,
@@ -165,48 +172,140 @@ const toF16 = (v: number) => f16BitsToF32(f64ToF16Bits(v));
 /** Rounds to the nearest bf16 (ties to even). */
 const toBf16 = (v: number) => bf16BitsToF32(f64ToBf16Bits(v));
 
-for (const compute of ["f16", "bf16"] as const) {
+const gpu = await getDevice().catch(() => undefined);
+const noMatrixUnits = gpu === undefined
+  ? "no WebGPU adapter"
+  : subgroupMatrixUnavailableReason(gpu);
+if (gpu && noMatrixUnits) {
+  console.warn(`skipping the NF4 subgroup-matrix route's run: ${noMatrixUnits}`);
+}
+
+/**
+ * Compute-dtype check: forward against float64 on the operands rounded as
+ * the kernel rounds them, backward with the weight rounded only; `route`
+ * forces the tiled kernel or the subgroup-matrix route.
+ */
+function computeDtypeTest(compute: "f16" | "bf16", route: "tiled" | "subgroup-matrix") {
+  Deno.test({
+    name: `NF4 matmul compute dtype ${compute} (${route}): operands rounded as bitsandbytes ` +
+      "does, f32 accumulation",
+    ignore: gpu === undefined || (route === "subgroup-matrix" && noMatrixUnits !== null),
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      setNf4MatrixRouteForTesting(route === "subgroup-matrix");
+      try {
+        // The matrix units sum in their own order (the subgroup-matrix tests' 1e-4).
+        await checkComputeDtype(compute, route === "tiled" ? 1e-6 : 1e-4);
+      } finally {
+        setNf4MatrixRouteForTesting(undefined);
+      }
+    },
+  });
+}
+
+for (const compute of ["f16", "bf16"] as const) computeDtypeTest(compute, "tiled");
+computeDtypeTest("f16", "subgroup-matrix");
+
+Deno.test("NF4 route: the matrix units only for f16 compute, and never rounding an f32 dy", () => {
+  assert.equal(nf4MatrixRoute("f16", "f32", true, true), true, "forward, f32 activations");
+  assert.equal(nf4MatrixRoute("f16", "f16", true, true), true, "forward, f16 activations");
+  assert.equal(nf4MatrixRoute("f16", "f16", false, true), true, "backward, f16 dy");
+  assert.equal(nf4MatrixRoute("f16", "f32", false, true), false, "backward, f32 dy");
+  assert.equal(nf4MatrixRoute("bf16", "f32", true, true), false, "bf16 compute");
+  assert.equal(nf4MatrixRoute("f32", "f32", true, true), false, "f32 compute");
+  assert.equal(nf4MatrixRoute("f16", "f32", true, false), false, "no matrix units");
+});
+
+gpuTest("NF4 route wiring: a forced route reaches the subgroup-matrix matmul", (d) => {
+  if (!d.hasF16 || noMatrixUnits === null) return; // where it exists, the run above covers it
+  const q = quantizeNf4Weight(randnArray(8 * 16, 36, 0, 0.1), [8, 16]);
+  const lin = Nf4Linear.upload(q, { computeDtype: "f16" });
+  const x = Tensor.fromArray(randnArray(3 * 16, 37), [3, 16]);
+  setNf4MatrixRouteForTesting(true);
+  try {
+    assert.throws(() => noGrad(() => lin.apply(x)), /^Error: subgroupMatrixMatmul: /);
+  } finally {
+    setNf4MatrixRouteForTesting(undefined);
+  }
+  // Automatic choice on this device: the tiled kernel.
+  const y = noGrad(() => lin.apply(x));
+  assert.deepEqual(y.shape, [3, 8]);
+  for (const t of [x, y]) t.dispose();
+  lin.dispose();
+});
+
+for (const doubleQuant of [false, true]) {
   gpuTest(
-    `NF4 matmul compute dtype ${compute}: operands rounded as bitsandbytes does, f32 accumulation`,
-    async () => {
-      const [out, inF, rows] = [45, 70, 37];
-      const w = randnArray(out * inF, 31, 0, 0.1);
-      const q = quantizeNf4Weight(w, [out, inF]);
-      // The kernel's weight: f32 level × f32 absmax, product rounded to f32,
-      // then to the compute dtype.
-      const round = compute === "f16" ? toF16 : toBf16;
-      const w32 = dequantizeNf4Weight(q).map((_, e) => {
-        const byte = q.codes[e >> 1]!;
-        const code = e % 2 === 0 ? byte >> 4 : byte & 15;
-        return Math.fround(Math.fround(NF4_LEVELS[code]!) * q.absmax![Math.floor(e / 64)]!);
-      });
-      const wc = w32.map(round);
-      const lin = Nf4Linear.upload(q, { computeDtype: compute });
-      const plain = Nf4Linear.upload(q);
-      const xs = Float64Array.from(Float32Array.from(randnArray(rows * inF, 32)));
-      const x = variable(Tensor.fromArray(xs, [1, rows, inF]));
-      const y = lin.apply(x);
-      const expected = cpuMatmul(xs.map(round), rows, inF, wc, out, true);
-      const got = await y.toArray();
-      assertClose(got, expected, 1e-6, `${compute} forward`);
-      // The rounding is visible: the f32 result is measurably elsewhere.
-      const f32Result = noGrad(() => plain.apply(x));
-      const apart = relativeError(got, await f32Result.toArray()).relative;
-      console.log(
-        `NF4 ${compute} compute vs f32 compute: relative difference ${apart.toExponential(3)}`,
-      );
-      assert.ok(apart > 1e-4, `${compute} compute equals f32 compute (${apart})`);
-      // Backward: the weight is rounded, the incoming gradient is not.
-      const g = Float64Array.from(Float32Array.from(randnArray(rows * out, 33)));
-      const gt = Tensor.fromArray(g, [1, rows, out]);
-      backward(sum(mul(y, gt)));
-      assertClose(await x.grad!.toArray(), cpuMatmul(g, rows, out, wc, inF, false), 1e-6, "dx");
-      x.grad!.dispose();
-      for (const t of [x, y, gt, f32Result]) t.dispose();
+    `NF4 → f16 dequantisation (the matrix route's weight), doubleQuant ${doubleQuant}`,
+    async (d) => {
+      if (!d.hasF16) return;
+      const [out, inF] = [45, 70];
+      const q = quantizeNf4Weight(randnArray(out * inF, 35, 0, 0.1), [out, inF], { doubleQuant });
+      const lin = Nf4Linear.upload(q, { computeDtype: "f16" });
+      const w16 = dequantizeNf4LinearF16(lin);
+      assert.deepEqual(w16.shape, [out, inF]);
+      assert.equal(w16.dtype, "f16");
+      const got = await w16.toArray();
+      const deq = dequantizeNf4Weight(q);
+      if (doubleQuant) {
+        // The absmax is decoded on the GPU in f32 (map·scale + offset, possibly fused): within
+        // one f16 rounding of the float64 weight.
+        assertClose(got, deq, 1e-3, "double-quant f16 weight");
+      } else {
+        // f32 level × f32 absmax rounded to f32, then to f16: bit for bit.
+        const expected = deq.map((_, e) => {
+          const byte = q.codes[e >> 1]!;
+          const code = e % 2 === 0 ? byte >> 4 : byte & 15;
+          return toF16(
+            Math.fround(Math.fround(NF4_LEVELS[code]!) * q.absmax![Math.floor(e / 64)]!),
+          );
+        });
+        assert.deepEqual([...got], [...expected]);
+      }
+      w16.dispose();
       lin.dispose();
-      plain.dispose();
     },
   );
+}
+
+async function checkComputeDtype(compute: "f16" | "bf16", tolerance: number) {
+  const [out, inF, rows] = [45, 70, 37];
+  const w = randnArray(out * inF, 31, 0, 0.1);
+  const q = quantizeNf4Weight(w, [out, inF]);
+  // The kernel's weight: f32 level × f32 absmax, product rounded to f32,
+  // then to the compute dtype.
+  const round = compute === "f16" ? toF16 : toBf16;
+  const w32 = dequantizeNf4Weight(q).map((_, e) => {
+    const byte = q.codes[e >> 1]!;
+    const code = e % 2 === 0 ? byte >> 4 : byte & 15;
+    return Math.fround(Math.fround(NF4_LEVELS[code]!) * q.absmax![Math.floor(e / 64)]!);
+  });
+  const wc = w32.map(round);
+  const lin = Nf4Linear.upload(q, { computeDtype: compute });
+  const plain = Nf4Linear.upload(q);
+  const xs = Float64Array.from(Float32Array.from(randnArray(rows * inF, 32)));
+  const x = variable(Tensor.fromArray(xs, [1, rows, inF]));
+  const y = lin.apply(x);
+  const expected = cpuMatmul(xs.map(round), rows, inF, wc, out, true);
+  const got = await y.toArray();
+  assertClose(got, expected, tolerance, `${compute} forward`);
+  // The rounding is visible: the f32 result is measurably elsewhere.
+  const f32Result = noGrad(() => plain.apply(x));
+  const apart = relativeError(got, await f32Result.toArray()).relative;
+  console.log(
+    `NF4 ${compute} compute vs f32 compute: relative difference ${apart.toExponential(3)}`,
+  );
+  assert.ok(apart > 1e-4, `${compute} compute equals f32 compute (${apart})`);
+  // Backward: the weight is rounded, the incoming gradient is not.
+  const g = Float64Array.from(Float32Array.from(randnArray(rows * out, 33)));
+  const gt = Tensor.fromArray(g, [1, rows, out]);
+  backward(sum(mul(y, gt)));
+  assertClose(await x.grad!.toArray(), cpuMatmul(g, rows, out, wc, inF, false), 1e-6, "dx");
+  x.grad!.dispose();
+  for (const t of [x, y, gt, f32Result]) t.dispose();
+  lin.dispose();
+  plain.dispose();
 }
 
 async function fixtureLogits(model: CausalLM, ids: number[][]) {
