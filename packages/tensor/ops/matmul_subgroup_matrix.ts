@@ -7,14 +7,19 @@
  * Each workgroup computes a `BM×BN` tile of C. Per K step it stages a
  * `BM×BK` tile of op(A) and a `BK×BN` tile of op(B) in workgroup memory as
  * f16 (converting f32 operands, applying the transposes, zero-filling past
- * the edges), then every subgroup multiply-accumulates its fragments
- * (`m0×n0`, the adapter's configuration) with `subgroupMatrixLoad` /
- * `subgroupMatrixMultiplyAccumulate`. Fragments are dealt to subgroups by
- * `subgroup_id`, so the kernel is correct whatever subgroup size the driver
- * picks (the workgroup's x size is a multiple of `subgroupMaxSize`, as the
- * feature requires). Interior tiles store straight to C with
- * `subgroupMatrixStore`; edge tiles go through workgroup memory and a
- * bounded copy.
+ * the edges), then each owning subgroup multiply-accumulates its block of
+ * fragments (`m0×n0`, the adapter's configuration): it loads the block's
+ * `rows` left and `cols` right fragments once with `subgroupMatrixLoad` and
+ * does all `rows·cols` `subgroupMatrixMultiplyAccumulate`s on them (register
+ * blocking: 0.5 fragment loads per multiply-accumulate for 4×4 blocks,
+ * where dealing single fragments costs 2; see {@link fragmentBlocks}).
+ * Blocks are assigned by `subgroup_id` to the `threads / subgroupMaxSize`
+ * subgroups the tile was sized for, so the kernel is correct whatever
+ * subgroup size the driver picks (the workgroup's x size is a multiple of
+ * `subgroupMaxSize`, as the feature requires; extra subgroups only stage).
+ * Interior tiles store straight to C with `subgroupMatrixStore`; edge tiles
+ * stage one fragment per owner in workgroup memory and copy its in-bounds
+ * part.
  *
  * Only adapters listing an f16→f32 configuration are used
  * ({@link subgroupMatrixAvailable}); f16→f16 accumulation would lose the f32
@@ -69,6 +74,74 @@ export interface SubgroupMatrixSpec {
   transB: boolean;
 }
 
+/**
+ * How the tile's `fm×fn` fragments are shared among the subgroups: the
+ * first `owners` subgroups each own a `rows×cols` block of fragments
+ * (subgroup `sg` the block at fragment row `(sg / gridCols)·rows`, column
+ * `(sg % gridCols)·cols`); further subgroups (smaller ones than the largest
+ * size the kernel was sized for) only stage tiles. Per K step a block loads
+ * `rows` left and `cols` right fragments for `rows·cols` multiply-accumulates.
+ */
+export interface FragmentBlocks {
+  /** Subgroups that own a block. */
+  owners: number;
+  /** Blocks along N (subgroup `sg` owns block row `sg / gridCols`, column `sg % gridCols`). */
+  gridCols: number;
+  /** Fragment rows per block. */
+  rows: number;
+  /** Fragment columns per block. */
+  cols: number;
+}
+
+/**
+ * The blocks of `spec`: `min(minSubgroups, fm·fn)` owners (all powers of
+ * two), split so each block is as square as possible (fewest fragment loads
+ * per multiply-accumulate).
+ */
+export function fragmentBlocks(
+  spec: Pick<SubgroupMatrixSpec, "fm" | "fn" | "minSubgroups">,
+): FragmentBlocks {
+  const owners = Math.min(spec.minSubgroups, spec.fm * spec.fn);
+  let best: FragmentBlocks | undefined;
+  for (let gridRows = 1; gridRows <= owners; gridRows *= 2) {
+    const gridCols = owners / gridRows;
+    if (spec.fm % gridRows !== 0 || spec.fn % gridCols !== 0) continue;
+    const candidate = { owners, gridCols, rows: spec.fm / gridRows, cols: spec.fn / gridCols };
+    if (!best || fragmentLoadsPerMma(candidate) < fragmentLoadsPerMma(best)) best = candidate;
+  }
+  if (!best) {
+    throw new Error(
+      `subgroup-matrix matmul: ${owners} subgroups cannot split ${spec.fm}×${spec.fn} fragments ` +
+        "(powers of two expected)",
+    );
+  }
+  return best;
+}
+
+/** Fragment loads from workgroup memory per multiply-accumulate: (rows + cols) / (rows·cols). */
+export function fragmentLoadsPerMma(blocks: Pick<FragmentBlocks, "rows" | "cols">): number {
+  return (blocks.rows + blocks.cols) / (blocks.rows * blocks.cols);
+}
+
+/**
+ * Workgroup-memory elements read per FMA by the fragment loads of `spec`:
+ * a block's `rows` left fragments (m0·k0 each) and `cols` right fragments
+ * (k0·n0) feed rows·cols·m0·n0·k0 FMAs, so (rows·m0 + cols·n0) / (rows·cols·m0·n0):
+ * 1/32 for 4×4 blocks of 16×16 fragments (a single fragment per load pair: 1/8).
+ */
+export function subgroupMatrixWorkgroupLoadsPerFma(
+  spec: Pick<SubgroupMatrixSpec, "m0" | "n0" | "fm" | "fn" | "minSubgroups">,
+): number {
+  const { rows, cols } = fragmentBlocks(spec);
+  return (rows * spec.m0 + cols * spec.n0) / (rows * cols * spec.m0 * spec.n0);
+}
+
+/** Workgroup memory of `spec`: f16 A and B tiles, one f32 fragment per owner for edge stores. */
+export function subgroupMatrixWorkgroupBytes(spec: SubgroupMatrixSpec): number {
+  const bm = spec.m0 * spec.fm, bn = spec.n0 * spec.fn, bk = spec.k0 * spec.ks;
+  return 2 * (bm * bk + bk * bn) + 4 * fragmentBlocks(spec).owners * spec.m0 * spec.n0;
+}
+
 /** The kernel: C = op(A)·op(B), f16 fragments, f32 accumulators. */
 export const SUBGROUP_MATRIX_MATMUL = defineKernel({
   name: "matmul-subgroup-matrix",
@@ -93,29 +166,68 @@ export const SUBGROUP_MATRIX_MATMUL = defineKernel({
   }),
   source: (s) => {
     const BM = s.m0 * s.fm, BN = s.n0 * s.fn, BK = s.k0 * s.ks;
-    const fragments = s.fm * s.fn;
-    // Accumulators each subgroup may hold: fragments over the fewest subgroups possible.
-    const perSubgroup = Math.ceil(fragments / s.minSubgroups);
+    const { owners, gridCols, rows, cols } = fragmentBlocks(s);
+    const fragment = s.m0 * s.n0;
     const left = `subgroup_matrix_left<f16, ${s.k0}, ${s.m0}>`;
     const right = `subgroup_matrix_right<f16, ${s.n0}, ${s.k0}>`;
     const result = `subgroup_matrix_result<f32, ${s.n0}, ${s.m0}>`;
     const aIndex = s.transA ? "gk * P.lda + gm" : "gm * P.lda + gk";
     const bIndex = s.transB ? "gn * P.ldb + gk" : "gk * P.ldb + gn";
+    const blockRows = [...Array(rows).keys()], blockCols = [...Array(cols).keys()];
+    const pairs = blockRows.flatMap((i) => blockCols.map((j) => [i, j] as const));
+    // Unrolled: each fragment of the block is a named variable, loaded once per K step.
+    const accDecls = pairs.map(([i, j]) => `var acc${i}_${j}: ${result};`).join("\n  ");
+    const loads = [
+      ...blockRows.map((i) =>
+        `let l${i} = subgroupMatrixLoad<${left}, row_major>(
+            &tA, (fr0 + ${i}u) * ${s.m0 * BK}u + kk * ${s.k0}u, ${BK}u);`
+      ),
+      ...blockCols.map((j) =>
+        `let r${j} = subgroupMatrixLoad<${right}, row_major>(
+            &tB, kk * ${s.k0 * BN}u + (fc0 + ${j}u) * ${s.n0}u, ${BN}u);`
+      ),
+    ].join("\n          ");
+    const mmas = pairs.map(([i, j]) =>
+      `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`
+    ).join("\n          ");
+    const interiorStores = pairs.map(([i, j]) =>
+      `subgroupMatrixStore<row_major>(&C,
+        cBase + (row0 + (fr0 + ${i}u) * ${s.m0}u) * P.ldc + col0 + (fc0 + ${j}u) * ${s.n0}u,
+        acc${i}_${j}, P.ldc);`
+    ).join("\n      ");
+    // Edge tiles: each owner stages one fragment at a time in its own slot, its lanes copy the
+    // slot's in-bounds part; the barriers run in workgroup-uniform control flow.
+    const edgeStores = pairs.map(([i, j]) => `
+    if (owner) { subgroupMatrixStore<row_major>(&tC, sg * ${fragment}u, acc${i}_${j}, ${s.n0}u); }
+    workgroupBarrier();
+    if (owner) {
+      for (var e = lane; e < ${fragment}u; e += sgSize) {
+        let gm = row0 + (fr0 + ${i}u) * ${s.m0}u + e / ${s.n0}u;
+        let gn = col0 + (fc0 + ${j}u) * ${s.n0}u + e % ${s.n0}u;
+        if (gm < M && gn < N) { C[cBase + gm * P.ldc + gn] = tC[sg * ${fragment}u + e]; }
+      }
+    }
+    workgroupBarrier();`).join("");
     return `
 var<workgroup> tA: array<f16, ${BM * BK}>;
 var<workgroup> tB: array<f16, ${BK * BN}>;
-var<workgroup> tC: array<f32, ${BM * BN}>;
+var<workgroup> tC: array<f32, ${owners * fragment}>;
 
 @compute @workgroup_size(${s.threads})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_id) sg: u32, @builtin(num_subgroups) nsg: u32) {
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(subgroup_size) sgSize: u32) {
   let M = P.M; let N = P.N; let K = P.K;
   let row0 = wg.y * ${BM}u;
   let col0 = wg.x * ${BN}u;
   let aBase = wg.z * P.aBatchStride;
   let bBase = wg.z * P.bBatchStride;
   let cBase = wg.z * P.cBatchStride;
-  var acc: array<${result}, ${perSubgroup}>;
+  // Subgroup-uniform: whether this subgroup owns a block, and the block's first fragment.
+  let owner = sg < ${owners}u;
+  let fr0 = (sg / ${gridCols}u) * ${rows}u;
+  let fc0 = (sg % ${gridCols}u) * ${cols}u;
+  ${accDecls}
   for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
     for (var i = lid; i < ${BM * BK}u; i += ${s.threads}u) {
       let gm = row0 + i / ${BK}u; let gk = k0 + i % ${BK}u;
@@ -130,41 +242,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       tB[i] = v;
     }
     workgroupBarrier();
-    for (var j = 0u; j < ${perSubgroup}u; j++) {
-      let f = sg + j * nsg;
-      if (f < ${fragments}u) {
-        let fr = f / ${s.fn}u; let fc = f % ${s.fn}u;
-        for (var kk = 0u; kk < ${s.ks}u; kk++) {
-          let l = subgroupMatrixLoad<${left}, row_major>(
-            &tA, fr * ${s.m0 * BK}u + kk * ${s.k0}u, ${BK}u);
-          let r = subgroupMatrixLoad<${right}, row_major>(
-            &tB, kk * ${s.k0 * BN}u + fc * ${s.n0}u, ${BN}u);
-          acc[j] = subgroupMatrixMultiplyAccumulate(l, r, acc[j]);
-        }
+    if (owner) {
+      for (var kk = 0u; kk < ${s.ks}u; kk++) {
+          ${loads}
+          ${mmas}
       }
     }
     workgroupBarrier();
   }
   // Workgroup-uniform: the whole tile is inside C.
-  let interior = row0 + ${BM}u <= M && col0 + ${BN}u <= N;
-  for (var j = 0u; j < ${perSubgroup}u; j++) {
-    let f = sg + j * nsg;
-    if (f < ${fragments}u) {
-      let fr = f / ${s.fn}u; let fc = f % ${s.fn}u;
-      if (interior) {
-        subgroupMatrixStore<row_major>(
-          &C, cBase + (row0 + fr * ${s.m0}u) * P.ldc + col0 + fc * ${s.n0}u, acc[j], P.ldc);
-      } else {
-        subgroupMatrixStore<row_major>(&tC, fr * ${s.m0 * BN}u + fc * ${s.n0}u, acc[j], ${BN}u);
-      }
+  if (row0 + ${BM}u <= M && col0 + ${BN}u <= N) {
+    if (owner) {
+      ${interiorStores}
     }
-  }
-  if (!interior) {
-    workgroupBarrier();
-    for (var i = lid; i < ${BM * BN}u; i += ${s.threads}u) {
-      let gm = row0 + i / ${BN}u; let gn = col0 + i % ${BN}u;
-      if (gm < M && gn < N) { C[cBase + gm * P.ldc + gn] = tC[i]; }
-    }
+  } else {${edgeStores}
   }
 }`;
   },
@@ -219,28 +310,28 @@ export function subgroupMatrixAvailable(device: Device): boolean {
 
 /**
  * The kernel spec for `config` on a device with `subgroupMaxSize` and the
- * given workgroup limits: a 4×4-fragment tile (64×64 for 16×16 fragments),
- * two fragment depths per K step, and as many whole max-size subgroups as
- * give up to 4 per workgroup within the invocation limit.
+ * given workgroup limits: an 8×8-fragment tile (128×128 for 16×16
+ * fragments; narrower along M or N when `problem` is smaller), two fragment
+ * depths per K step, and up to 4 whole max-size subgroups (a power of two,
+ * within the invocation limit), each owning a 4×4 block of fragments: 0.5
+ * fragment loads per multiply-accumulate, the layout of a CUTLASS 128×128
+ * tile with four 64×64 warps. Shrinks depth, then fragments, to fit the
+ * workgroup memory.
  */
 export function subgroupMatrixSpec(
   config: Pick<SubgroupMatrixConfig, "M" | "N" | "K">,
   device: Pick<Device, "subgroupMaxSize" | "limits">,
   operands: Pick<SubgroupMatrixSpec, "aType" | "bType" | "transA" | "transB">,
+  problem?: { M: number; N: number },
 ): SubgroupMatrixSpec {
   const sgMax = Math.max(1, device.subgroupMaxSize);
   const maxThreads = Math.min(device.limits.maxComputeInvocationsPerWorkgroup, 4 * sgMax);
-  const subgroups = Math.max(1, Math.floor(maxThreads / sgMax));
-  let fm = 4, fn = 4, ks = 2;
-  const bytes = () =>
-    2 * (config.M * fm * config.K * ks + config.K * ks * config.N * fn) +
-    4 * config.M * fm * config.N * fn;
-  while (bytes() > device.limits.maxComputeWorkgroupStorageSize && (fm > 1 || fn > 1 || ks > 1)) {
-    if (ks > 1) ks = 1;
-    else if (fm >= fn) fm /= 2;
-    else fn /= 2;
-  }
-  return {
+  const subgroups = 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(maxThreads / sgMax))));
+  // Fragments along a dimension: 8, or the fewest (a power of two) covering a smaller problem.
+  const along = (size: number | undefined, fragment: number) =>
+    size === undefined ? 8 : Math.min(8, 2 ** Math.ceil(Math.log2(Math.max(1, size / fragment))));
+  let fm = along(problem?.M, config.M), fn = along(problem?.N, config.N), ks = 2;
+  const spec = (): SubgroupMatrixSpec => ({
     m0: config.M,
     n0: config.N,
     k0: config.K,
@@ -250,7 +341,16 @@ export function subgroupMatrixSpec(
     threads: subgroups * sgMax,
     minSubgroups: subgroups,
     ...operands,
-  };
+  });
+  while (
+    subgroupMatrixWorkgroupBytes(spec()) > device.limits.maxComputeWorkgroupStorageSize &&
+    (fm > 1 || fn > 1 || ks > 1)
+  ) {
+    if (ks > 1) ks = 1;
+    else if (fm >= fn) fm /= 2;
+    else fn /= 2;
+  }
+  return spec();
 }
 
 /**
@@ -311,7 +411,7 @@ export function subgroupMatrixMatmul(
     bType: b.dtype as "f16" | "f32",
     transA,
     transB,
-  });
+  }, { M, N });
   rt.launch(
     SUBGROUP_MATRIX_MATMUL,
     spec,

@@ -14,11 +14,15 @@ import { assertClose } from "../testing/assert_close.ts";
 import { matmul } from "./matmul.ts";
 import { refMatmul } from "./matmul_reference.ts";
 import {
+  fragmentBlocks,
+  fragmentLoadsPerMma,
   SUBGROUP_MATRIX_MATMUL,
   subgroupMatrixAvailable,
   subgroupMatrixMatmul,
   subgroupMatrixSpec,
   subgroupMatrixUnavailableReason,
+  subgroupMatrixWorkgroupBytes,
+  subgroupMatrixWorkgroupLoadsPerFma,
 } from "./matmul_subgroup_matrix.ts";
 
 const dawn = await loadDawn(["backend=null"]);
@@ -55,12 +59,15 @@ Deno.test({
       { aType: "f32", bType: "f16", transA: false, transB: false },
       { aType: "f32", bType: "f32", transA: true, transB: true },
     ] as const;
+    // Problems narrower than a tile get fewer fragments (blocks of 1×1 up to 4×4).
+    const problems = [undefined, { M: 20, N: 300 }, { M: 5, N: 9 }];
     for (const config of configs) {
-      for (const operands of operandCases) {
+      for (const [index, operands] of operandCases.entries()) {
         const spec = subgroupMatrixSpec(
           config,
           { subgroupMaxSize, limits: device.limits },
           operands,
+          problems[index % problems.length],
         );
         assert.equal(spec.threads % subgroupMaxSize, 0, "x size a multiple of subgroupMaxSize");
         const code = kernelSource(SUBGROUP_MATRIX_MATMUL, spec);
@@ -193,4 +200,70 @@ Deno.test("subgroupMatrixUnavailableReason names what is missing", () => {
     }],
   };
   assert.equal(subgroupMatrixUnavailableReason(ok), null);
+});
+
+Deno.test("fragment blocks: every fragment of the tile has exactly one owner", () => {
+  for (const fm of [1, 2, 4, 8]) {
+    for (const fn of [1, 2, 4, 8]) {
+      for (const minSubgroups of [1, 2, 4, 8]) {
+        const b = fragmentBlocks({ fm, fn, minSubgroups });
+        // The kernel's assignment: owner sg, block fragment (i, j) → tile fragment (row, col).
+        const owned = new Array(fm * fn).fill(0);
+        for (let sg = 0; sg < b.owners; sg++) {
+          const fr0 = Math.floor(sg / b.gridCols) * b.rows, fc0 = (sg % b.gridCols) * b.cols;
+          for (let i = 0; i < b.rows; i++) {
+            for (let j = 0; j < b.cols; j++) {
+              assert.ok(fr0 + i < fm && fc0 + j < fn, `${fm}×${fn}/${minSubgroups} outside`);
+              owned[(fr0 + i) * fn + fc0 + j]++;
+            }
+          }
+        }
+        assert.deepEqual(owned, new Array(fm * fn).fill(1), `${fm}×${fn} over ${minSubgroups}`);
+      }
+    }
+  }
+  // Square blocks load least: 4×4 → 0.5 loads per multiply-accumulate, 2×8 → 0.625.
+  assert.deepEqual(fragmentBlocks({ fm: 8, fn: 8, minSubgroups: 4 }), {
+    owners: 4,
+    gridCols: 2,
+    rows: 4,
+    cols: 4,
+  });
+  assert.equal(fragmentLoadsPerMma({ rows: 4, cols: 4 }), 0.5);
+  assert.equal(fragmentLoadsPerMma({ rows: 1, cols: 1 }), 2);
+});
+
+Deno.test("subgroupMatrixSpec on an H200-like device: 128×128 tiles, 4 warps of 4×4 fragments", () => {
+  const h200 = {
+    subgroupMaxSize: 32,
+    limits: {
+      maxComputeWorkgroupStorageSize: 48 * 1024,
+      maxComputeInvocationsPerWorkgroup: 1024,
+    } as GPUSupportedLimits,
+  };
+  const operands = { aType: "f16", bType: "f16", transA: false, transB: true } as const;
+  const config = { M: 16, N: 16, K: 16 };
+  const spec = subgroupMatrixSpec(config, h200, operands);
+  assert.deepEqual(
+    [spec.fm, spec.fn, spec.ks, spec.threads, spec.minSubgroups],
+    [8, 8, 2, 128, 4],
+  );
+  assert.equal(fragmentLoadsPerMma(fragmentBlocks(spec)), 0.5);
+  // (4·16 + 4·16) elements per 4·4·16·16 FMAs of a K step: 1/32 (one fragment pair: 1/8).
+  assert.equal(subgroupMatrixWorkgroupLoadsPerFma(spec), 1 / 32);
+  assert.equal(
+    subgroupMatrixWorkgroupLoadsPerFma({ m0: 16, n0: 16, fm: 1, fn: 1, minSubgroups: 1 }),
+    1 / 8,
+  );
+  // f16 A 128×32 and B 32×128 tiles (16 KiB) + one f32 16×16 fragment per warp (4 KiB).
+  assert.equal(subgroupMatrixWorkgroupBytes(spec), 20 * 1024);
+  // A LoRA-rank product (N = 16) gets one fragment column; a small workgroup memory shrinks.
+  const narrow = subgroupMatrixSpec(config, h200, operands, { M: 4096, N: 16 });
+  assert.deepEqual([narrow.fm, narrow.fn], [8, 1]);
+  const small = subgroupMatrixSpec(config, {
+    ...h200,
+    limits: { ...h200.limits, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits,
+  }, operands);
+  assert.deepEqual([small.fm, small.fn, small.ks], [8, 8, 1]);
+  assert.ok(subgroupMatrixWorkgroupBytes(small) <= 16384);
 });

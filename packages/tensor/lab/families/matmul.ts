@@ -20,8 +20,11 @@ import { type MatmulShape, shapeName } from "../../ops/matmul_table.ts";
 import { matmulCounts as routedCounts, matmulPassCounts } from "../../ops/matmul_counts.ts";
 import {
   subgroupMatrixAvailable,
+  subgroupMatrixConfig,
   subgroupMatrixMatmul,
+  subgroupMatrixSpec,
   subgroupMatrixUnavailableReason,
+  subgroupMatrixWorkgroupLoadsPerFma,
 } from "../../ops/matmul_subgroup_matrix.ts";
 import { randn } from "../../random.ts";
 import { tidy } from "../../scope.ts";
@@ -85,8 +88,18 @@ function cases(scale: LabScale, device: Device): LabCase[] {
         kernel: "matmul-subgroup-matrix",
         variant: "default",
         problem: shapeName(shape),
-        // FLOPs and bytes are the problem's; the matrix units' own loads are not modelled.
-        counts: { ...dense, workgroupLoadsPerFma: 0 },
+        // FLOPs and bytes are the problem's; workgroup loads are the fragment loads.
+        counts: {
+          ...dense,
+          workgroupLoadsPerFma: subgroupMatrixWorkgroupLoadsPerFma(
+            subgroupMatrixSpec(subgroupMatrixConfig(device)!, device, {
+              aType: "f16",
+              bType: "f16",
+              transA: false,
+              transB: true,
+            }, { M, N }),
+          ),
+        },
         prepare: () => prepareSubgroupMatrix(shape),
       });
     }
