@@ -199,7 +199,10 @@ export class CausalLM {
   /**
    * Mixed precision (`training.fp16`): `"f16"` casts both operands of every
    * projection and the LM head, and attention's q, k, v, to f16 (f32
-   * accumulation, softmax statistics and output), as autocast does; weights
+   * accumulation, softmax statistics and output), as autocast does; the
+   * projections' backward products take the incoming gradient as f16 too
+   * (f16×f16: the matrix units where Dawn offers them; the loss scaler keeps
+   * small gradients representable); weights
    * stay f32 masters, their f16 copies cached in {@link CausalLM.f16Weights}.
    * Norms and the loss stay f32. `null` (default): operands as stored;
    * setting it frees the cache.
@@ -283,7 +286,9 @@ export class CausalLM {
   /** x·Wᵀ, with f16 operands under {@link CausalLM.autocast}. */
   #linear(x: Tensor, w: Tensor): Tensor {
     if (this.autocast !== "f16") return linear(x, w);
-    return linear(x.dtype === "f16" ? x : cast(x, "f16"), this.#halfWeight(w));
+    return linear(x.dtype === "f16" ? x : cast(x, "f16"), this.#halfWeight(w), undefined, "none", {
+      halfGradient: true,
+    });
   }
 
   /** Token embeddings `[B, T, hidden]` of i32 ids `[B, T]`. */

@@ -131,6 +131,7 @@ export {
 export {
   type Activation,
   linear,
+  type LinearOptions,
   matmul,
   type MatmulOptions,
   type MatmulTiles,

@@ -246,7 +246,7 @@ const lmConfig = (dir: string, sets: string[]) =>
   config(dir, ["training.learning_rate=0.01", "training.max_steps=20", ...sets]);
 
 gpuTest(
-  "fp16: a tiny model's loss tracks the f32 run within 0.5% over 20 steps (measured 0.03% on lavapipe)",
+  "fp16: a tiny model's loss tracks the f32 run within 0.5% over 20 steps (measured 0.035% on lavapipe, f16 gradients in the projections)",
   async () => {
     await getDevice();
     const dir = await Deno.makeTempDir();
@@ -269,6 +269,7 @@ gpuTest(
       assert.equal(f16.length, 20);
       assert(f32[19]! < f32[0]! - 0.1, `the f32 run learns (${f32[0]} → ${f32[19]})`);
       const worst = Math.max(...f16.map((l, i) => Math.abs(l - f32[i]!) / f32[i]!));
+      console.log(`fp16 vs f32 loss over 20 steps: worst relative difference ${worst}`);
       assert(worst < 0.005, `fp16 vs f32 loss: worst relative difference ${worst}`);
       // The difference is real: f16 operands round.
       assert(worst > 0, "fp16 changes the arithmetic");

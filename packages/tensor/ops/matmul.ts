@@ -415,7 +415,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   return matmulOp([a, b], { transA: options.transA ?? false, transB: options.transB ?? false });
 }
 
-const linearOp = defineOp<{ activation: Activation }>({
+const linearOp = defineOp<{ activation: Activation; halfGradient: boolean }>({
   name: "linear",
   forward: (inputs, { activation }) => {
     const [x, w, bias] = inputs as [Tensor, Tensor, Tensor | undefined];
@@ -434,16 +434,30 @@ const linearOp = defineOp<{ activation: Activation }>({
     if (attrs.activation !== "none") throw new Error("linear: fused activation is inference-only");
     const [x2, w] = saved as [Tensor, Tensor];
     const dy2 = dy.shareAs([x2.shape[0]!, w.shape[0]!]);
+    // Autocast: the incoming gradient as an f16 operand too, so dx and dW are f16×f16 products
+    // (the matrix units where the device has them), as torch.autocast's f16 backward GEMMs.
+    const g = attrs.halfGradient && dy2.dtype !== "f16" ? asDtype(dy2, "f16") : dy2;
     const dx = inputs[0]!.requiresGrad
-      ? asDtype(matmulRaw(dy2, w).shareAs(inputs[0]!.shape), inputs[0]!.dtype)
+      ? asDtype(matmulRaw(g, w).shareAs(inputs[0]!.shape), inputs[0]!.dtype)
       : null;
     const dw = inputs[1]!.requiresGrad
-      ? asDtype(matmulRaw(dy2, x2, { transA: true }), w.dtype)
+      ? asDtype(matmulRaw(g, x2, { transA: true }), w.dtype)
       : null;
     const db = inputs[2]?.requiresGrad ? reduceRaw(dy2, "sum", 0, false) : null;
+    if (g !== dy2) g.dispose();
     return [dx, dw, db];
   },
 });
+
+/** Options of {@link linear}. */
+export interface LinearOptions {
+  /**
+   * Round the incoming gradient to f16 before the backward products, so dx
+   * and dW are f16×f16 (mixed precision under loss scaling, as autocast's f16
+   * GEMMs; `CausalLM.autocast` sets it). Default: the gradient keeps f32.
+   */
+  halfGradient?: boolean;
+}
 
 /**
  * y = x·Wᵀ (+ bias) with the weight in HF layout `[out, in]` (no transposed
@@ -455,11 +469,13 @@ export function linear(
   weight: Tensor,
   bias?: Tensor,
   activation: Activation = "none",
+  options: LinearOptions = {},
 ): Tensor {
   const inputs = bias ? [x, weight, bias] : [x, weight];
+  const halfGradient = options.halfGradient ?? false;
   const recording = isGradEnabled() && inputs.some((t) => t.requiresGrad);
-  if (activation === "none" || !recording) return linearOp(inputs, { activation });
-  const y = linearOp(inputs, { activation: "none" });
+  if (activation === "none" || !recording) return linearOp(inputs, { activation, halfGradient });
+  const y = linearOp(inputs, { activation: "none", halfGradient });
   const out = activation === "silu" ? silu(y) : gelu(y);
   y.dispose();
   return out;

@@ -1,4 +1,13 @@
-import { assertClose, F16_TOL, F32_TOL, gpuTest, GRAD_TOL, numericGrad } from "../testing/mod.ts";
+import assert from "node:assert/strict";
+import {
+  assertClose,
+  F16_TOL,
+  F32_TOL,
+  gpuTest,
+  GRAD_TOL,
+  numericGrad,
+  relativeError,
+} from "../testing/mod.ts";
 import { backward, noGrad, variable } from "../autograd.ts";
 import { randnArray } from "../random.ts";
 import { setBindingLimitForTesting } from "../runtime.ts";
@@ -136,6 +145,45 @@ gpuTest("linear: HF [out, in] weight, bias, fused silu/gelu, f16 weight, grads",
   assertClose(await wt.grad!.toArray(), numericGrad(L, [x, w, bias], 1), GRAD_TOL, "dW");
   assertClose(await bt.grad!.toArray(), numericGrad(L, [x, w, bias], 2), GRAD_TOL, "db");
   for (const t of [fused, half, xt, wt, bt, xt.grad!, wt.grad!, bt.grad!]) t.dispose();
+});
+
+gpuTest("linear halfGradient: dx and dW are products of the f16-rounded gradient", async (d) => {
+  if (!d.hasF16) return;
+  const [rows, inDim, outDim] = [6, 9, 7];
+  const round16 = (v: ArrayLike<number>) => Float64Array.from(Float16Array.from(v));
+  // x f32 and a frozen-like f16 weight, so dx comes back in f32 and shows the rounding.
+  const x = f32(randnArray(rows * inDim, 11)), w = round16(randnArray(outDim * inDim, 12));
+  const g = f32(randnArray(rows * outDim, 13));
+  const base = { batch: 1, aB: false, bB: false };
+  const dxOf = (gv: Float64Array) =>
+    refMatmul(gv, w, { ...base, M: rows, N: inDim, K: outDim, tA: false, tB: false });
+  const dwOf = (gv: Float64Array) =>
+    refMatmul(gv, x, { ...base, M: outDim, N: inDim, K: rows, tA: true, tB: false });
+  for (const halfGradient of [true, false]) {
+    const xt = variable(Tensor.fromArray(x, [rows, inDim]));
+    const wt = variable(Tensor.fromArray(w, [outDim, inDim], "f16"));
+    backward(
+      tidy(() =>
+        sum(
+          mul(
+            linear(xt, wt, undefined, "none", { halfGradient }),
+            Tensor.fromArray(g, [rows, outDim]),
+          ),
+        )
+      ),
+    );
+    const dx = await xt.grad!.toArray();
+    const gUsed = halfGradient ? round16(g) : g;
+    // f16×f16 products are exact in f32; only the f32 sum differs from float64.
+    assertClose(dx, dxOf(gUsed), 1e-6, `dx, halfGradient ${halfGradient}`);
+    // dW is stored f16 (the weight's dtype): within one f16 rounding of the reference.
+    assertClose(await wt.grad!.toArray(), dwOf(gUsed), 1e-3, `dW, halfGradient ${halfGradient}`);
+    if (halfGradient) {
+      const apart = relativeError(dx, dxOf(g)).relative;
+      assert.ok(apart > 1e-5, `the rounding of dy is not visible in dx (${apart})`);
+    }
+    for (const t of [xt, wt, xt.grad!, wt.grad!]) t.dispose();
+  }
 });
 
 gpuTest("matmul splits a right operand larger than one storage binding", async () => {
