@@ -73,8 +73,12 @@ export interface ProjectionDelta {
 
 /** A base weight in a form other than a plain tensor (e.g. NF4-quantised). */
 export interface QuantizedLinear {
-  /** y = x·Wᵀ with W dequantised on the fly. */
-  apply(x: Tensor): Tensor;
+  /**
+   * y = x·Wᵀ with W dequantised on the fly; `halfGradient` rounds the
+   * incoming gradient to f16 in the backward (set under autocast, like
+   * `linear`'s option).
+   */
+  apply(x: Tensor, options?: { halfGradient?: boolean }): Tensor;
   /** Frees the weight. */
   dispose(): void;
 }
@@ -278,7 +282,9 @@ export class CausalLM {
   /** y = x·Wᵀ for projection `path` (base weight, quantised or not, plus adapter delta). */
   project(path: string, x: Tensor): Tensor {
     const q = this.quantized.get(path);
-    const base = q ? q.apply(x) : this.#linear(x, this.#weight(`${path}.weight`));
+    const base = q
+      ? q.apply(x, { halfGradient: this.autocast === "f16" })
+      : this.#linear(x, this.#weight(`${path}.weight`));
     const delta = this.adapter?.delta(path, x) ?? null;
     return delta ? add(base, delta) : base;
   }

@@ -305,7 +305,7 @@ function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
   return c;
 }
 
-const nf4LinearOp = defineOp<{ weight: Nf4Linear }>({
+const nf4LinearOp = defineOp<{ weight: Nf4Linear; halfGradient: boolean }>({
   name: "nf4_linear",
   forward: ([x], { weight }) => {
     const inFeatures = x!.shape[x!.rank - 1]!;
@@ -316,8 +316,12 @@ const nf4LinearOp = defineOp<{ weight: Nf4Linear }>({
   backward: (dy, { inputs, attrs }) => {
     const x = inputs[0]!;
     const out = attrs.weight.shape[0];
-    const dx = nf4Matmul(dy.shareAs([dy.size / out, out]), attrs.weight, false)
-      .shareAs(x.shape);
+    const dy2 = dy.shareAs([dy.size / out, out]);
+    // Under autocast the gradient is an f16 operand (then the matrix route applies, see
+    // nf4MatrixRoute); otherwise it keeps f32.
+    const g = attrs.halfGradient && dy2.dtype !== "f16" ? cast(dy2, "f16") : dy2;
+    const dx = nf4Matmul(g, attrs.weight, false).shareAs(x.shape);
+    if (g !== dy2) g.dispose();
     return [x.dtype === "f16" ? cast(dx, "f16") : dx];
   },
 });
@@ -396,12 +400,16 @@ export class Nf4Linear implements QuantizedLinear {
     return new Nf4Linear(w.shape, w.blockSize, storage, computeDtype);
   }
 
-  /** y = x·Wᵀ, x `[..., in]` → `[..., out]` f32; differentiable in x only. */
-  apply(x: Tensor): Tensor {
+  /**
+   * y = x·Wᵀ, x `[..., in]` → `[..., out]` f32; differentiable in x only.
+   * `halfGradient` rounds the incoming gradient to f16 before dx = dy·W
+   * (mixed precision under loss scaling; `CausalLM.autocast` sets it).
+   */
+  apply(x: Tensor, options: { halfGradient?: boolean } = {}): Tensor {
     if (x.shape[x.rank - 1] !== this.shape[1]) {
       throw new Error(`nf4 linear: input ${x} does not take weight [${this.shape.join(", ")}]`);
     }
-    return nf4LinearOp([x], { weight: this });
+    return nf4LinearOp([x], { weight: this, halfGradient: options.halfGradient ?? false });
   }
 
   /** Bytes of GPU storage held (codes + scales). */

@@ -303,7 +303,16 @@ async function checkComputeDtype(compute: "f16" | "bf16", tolerance: number) {
   backward(sum(mul(y, gt)));
   assertClose(await x.grad!.toArray(), cpuMatmul(g, rows, out, wc, inF, false), 1e-6, "dx");
   x.grad!.dispose();
-  for (const t of [x, y, gt, f32Result]) t.dispose();
+  // Under autocast (halfGradient) the gradient is rounded to f16 as well (an f16×f16 product,
+  // on the matrix route where it applies).
+  const xh = variable(Tensor.fromArray(xs, [1, rows, inF]));
+  backward(sum(mul(lin.apply(xh, { halfGradient: true }), gt)));
+  const dxHalf = await xh.grad!.toArray();
+  assertClose(dxHalf, cpuMatmul(g.map(toF16), rows, out, wc, inF, false), tolerance, "dx (f16 dy)");
+  const dyVisible = relativeError(dxHalf, cpuMatmul(g, rows, out, wc, inF, false)).relative;
+  assert.ok(dyVisible > 1e-5, `the f16 rounding of dy is not visible (${dyVisible})`);
+  xh.grad!.dispose();
+  for (const t of [x, xh, y, gt, f32Result]) t.dispose();
   lin.dispose();
   plain.dispose();
 }
