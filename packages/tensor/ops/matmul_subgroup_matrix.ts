@@ -7,7 +7,9 @@
  * Each workgroup computes a `BM×BN` tile of C. Per K step it stages a
  * `BM×BK` tile of op(A) and a `BK×BN` tile of op(B) in workgroup memory as
  * f16 (converting f32 operands, applying the transposes, zero-filling past
- * the edges), then each owning subgroup multiply-accumulates its block of
+ * the edges; each operand is read along its contiguous dimension, so the
+ * `[N, K]` weights of `transB` are read row by row, not a column at a time),
+ * then each owning subgroup multiply-accumulates its block of
  * fragments (`m0×n0`, the adapter's configuration): it loads the block's
  * `rows` left and `cols` right fragments once with `subgroupMatrixLoad` and
  * does all `rows·cols` `subgroupMatrixMultiplyAccumulate`s on them (register
@@ -173,6 +175,14 @@ export const SUBGROUP_MATRIX_MATMUL = defineKernel({
     const result = `subgroup_matrix_result<f32, ${s.n0}, ${s.m0}>`;
     const aIndex = s.transA ? "gk * P.lda + gm" : "gm * P.lda + gk";
     const bIndex = s.transB ? "gn * P.ldb + gk" : "gk * P.ldb + gn";
+    // Staging walks each operand along its contiguous dimension (consecutive invocations read
+    // consecutive addresses): k for A [M, K] and B stored [N, K], m for A stored [K, M], n for B.
+    const aStaging = s.transA
+      ? `let kk = i / ${BM}u; let mm = i % ${BM}u; let gm = row0 + mm; let gk = k0 + kk;`
+      : `let mm = i / ${BK}u; let kk = i % ${BK}u; let gm = row0 + mm; let gk = k0 + kk;`;
+    const bStaging = s.transB
+      ? `let nn = i / ${BK}u; let kk = i % ${BK}u; let gk = k0 + kk; let gn = col0 + nn;`
+      : `let kk = i / ${BN}u; let nn = i % ${BN}u; let gk = k0 + kk; let gn = col0 + nn;`;
     const blockRows = [...Array(rows).keys()], blockCols = [...Array(cols).keys()];
     const pairs = blockRows.flatMap((i) => blockCols.map((j) => [i, j] as const));
     // Unrolled: each fragment of the block is a named variable, loaded once per K step.
@@ -230,16 +240,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${accDecls}
   for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
     for (var i = lid; i < ${BM * BK}u; i += ${s.threads}u) {
-      let gm = row0 + i / ${BK}u; let gk = k0 + i % ${BK}u;
+      ${aStaging}
       var v = f16(0.0);
       if (gm < M && gk < K) { v = f16(A[aBase + ${aIndex}]); }
-      tA[i] = v;
+      tA[mm * ${BK}u + kk] = v;
     }
     for (var i = lid; i < ${BK * BN}u; i += ${s.threads}u) {
-      let gk = k0 + i / ${BN}u; let gn = col0 + i % ${BN}u;
+      ${bStaging}
       var v = f16(0.0);
       if (gk < K && gn < N) { v = f16(B[bBase + ${bIndex}]); }
-      tB[i] = v;
+      tB[kk * ${BN}u + nn] = v;
     }
     workgroupBarrier();
     if (owner) {
