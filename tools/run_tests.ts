@@ -7,8 +7,9 @@
  * With `IRFORGE_TEST_DAWN` set (one line per pass: test paths, `!path` to
  * exclude one, `NAME=VALUE` for that pass's environment; see
  * `dawn_passes.ts` and `.ci/run`), those tests run again under Dawn
- * (`IRFORGE_WEBGPU=dawn`) after the main pass, when Dawn yields an adapter
- * here; the last line then sums all passes.
+ * (`IRFORGE_WEBGPU=dawn`) when Dawn yields an adapter here: beside the main
+ * pass (their output printed after its output; `IRFORGE_TEST_SEQUENTIAL=1`
+ * starts them after it instead); the last line then sums all passes.
  * `IRFORGE_DAWN_ICD` names a Vulkan ICD file for the Dawn pass only (CI's
  * side-by-side Mesa 25 lavapipe, which Dawn accepts and bookworm's 22.3 is
  * not): that pass gets `VK_ICD_FILENAMES` and the driver's directory first in
@@ -19,7 +20,7 @@
  */
 
 import { dirname } from "node:path";
-import { parseDawnPasses } from "./dawn_passes.ts";
+import { type DawnPass, parseDawnPasses } from "./dawn_passes.ts";
 
 /** Counts from one `deno test` run. */
 interface PassResult {
@@ -31,7 +32,16 @@ interface PassResult {
   summarized: boolean;
 }
 
-async function denoTest(args: string[], extraEnv: Record<string, string>): Promise<PassResult> {
+/**
+ * Runs `deno test` with `args`. Its output streams to ours, or, with
+ * `collect`, is kept there (stdout and stderr in arrival order) for a pass
+ * that runs beside another and prints afterwards.
+ */
+async function denoTest(
+  args: string[],
+  extraEnv: Record<string, string>,
+  collect?: Uint8Array[],
+): Promise<PassResult> {
   const env: Record<string, string> = { ...extraEnv };
   // Mesa's GL path warns on every start without it; point it at /tmp.
   if (!Deno.env.get("XDG_RUNTIME_DIR")) env.XDG_RUNTIME_DIR = "/tmp";
@@ -39,14 +49,23 @@ async function denoTest(args: string[], extraEnv: Record<string, string>): Promi
     args: ["test", "-A", "--no-check=remote", ...args],
     env,
     stdout: "piped",
-    stderr: "inherit",
+    stderr: collect ? "piped" : "inherit",
   }).spawn();
   const decoder = new TextDecoder();
   let tail = "";
-  for await (const chunk of child.stdout) {
-    await Deno.stdout.write(chunk);
-    tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4000);
-  }
+  const readStdout = (async () => {
+    for await (const chunk of child.stdout) {
+      if (collect) collect.push(chunk);
+      else await Deno.stdout.write(chunk);
+      tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4000);
+    }
+  })();
+  const readStderr = collect
+    ? (async () => {
+      for await (const chunk of child.stderr) collect.push(chunk);
+    })()
+    : Promise.resolve();
+  await Promise.all([readStdout, readStderr]);
   const status = await child.status;
   // Deno prints e.g. "ok | 12 passed (3 steps) | 0 failed | 2 ignored (1s)".
   // deno-lint-ignore no-control-regex
@@ -105,38 +124,57 @@ async function dawnUnavailable(env: Record<string, string>): Promise<string | nu
   return said || `the Dawn probe exited with code ${out.code}`;
 }
 
+/** The Dawn passes, one after another, their output kept in `collect`; lines to print after. */
+async function runDawnPasses(
+  passes: DawnPass[],
+  collect: Uint8Array[],
+): Promise<{ lines: string[]; results: PassResult[] }> {
+  const env = dawnEnv();
+  const why = await dawnUnavailable(env);
+  if (why) return { lines: [`dawn passes skipped: ${why}`], results: [] };
+  const lines: string[] = [], results: PassResult[] = [];
+  for (const pass of passes) {
+    const t0 = performance.now();
+    const result = await denoTest(pass.args, { ...env, ...pass.env }, collect);
+    lines.push(
+      `dawn pass (${pass.label}, ${((performance.now() - t0) / 1000).toFixed(0)} s): ${
+        summary(result)
+      }`,
+    );
+    if (!result.summarized) {
+      lines.push(`deno test exited with code ${result.code} before its summary`);
+    }
+    results.push(result);
+  }
+  return { lines, results };
+}
+
+const dawnPasses = parseDawnPasses(Deno.env.get("IRFORGE_TEST_DAWN"));
+// The Dawn passes run beside the main pass (each keeps about one core busy: deno test runs files
+// one at a time, and lavapipe compiles a pipeline on one thread); their output is kept and
+// printed after the main pass's. IRFORGE_TEST_SEQUENTIAL=1 starts them after the main pass.
+const dawnOutput: Uint8Array[] = [];
+const sequential = Deno.env.get("IRFORGE_TEST_SEQUENTIAL") === "1";
+const startDawn = () => runDawnPasses(dawnPasses, dawnOutput);
+const early = dawnPasses.length > 0 && !sequential ? startDawn() : undefined;
 const main = await denoTest(Deno.args, {});
 if (!main.summarized) {
   console.log(`deno test exited with code ${main.code} before its summary`);
 }
 let total = main;
-const dawnPasses = parseDawnPasses(Deno.env.get("IRFORGE_TEST_DAWN"));
 if (dawnPasses.length > 0) {
   console.log(`main pass: ${summary(main)}`);
-  const env = dawnEnv();
-  const why = await dawnUnavailable(env);
-  if (why) {
-    console.log(`dawn passes skipped: ${why}`);
-  } else {
-    for (const pass of dawnPasses) {
-      const t0 = performance.now();
-      const dawn = await denoTest(pass.args, { ...env, ...pass.env });
-      console.log(
-        `dawn pass (${pass.label}, ${((performance.now() - t0) / 1000).toFixed(0)} s): ${
-          summary(dawn)
-        }`,
-      );
-      if (!dawn.summarized) {
-        console.log(`deno test exited with code ${dawn.code} before its summary`);
-      }
-      total = {
-        passed: total.passed + dawn.passed,
-        failed: total.failed + dawn.failed,
-        ignored: total.ignored + dawn.ignored,
-        code: total.code || dawn.code,
-        summarized: total.summarized && dawn.summarized,
-      };
-    }
+  const dawn = await (early ?? startDawn());
+  for (const chunk of dawnOutput) await Deno.stdout.write(chunk);
+  for (const line of dawn.lines) console.log(line);
+  for (const result of dawn.results) {
+    total = {
+      passed: total.passed + result.passed,
+      failed: total.failed + result.failed,
+      ignored: total.ignored + result.ignored,
+      code: total.code || result.code,
+      summarized: total.summarized && result.summarized,
+    };
   }
 }
 console.log(summary(total));
