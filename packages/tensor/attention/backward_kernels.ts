@@ -34,6 +34,7 @@ import {
   type AttentionElement,
   LANES,
   loadRowFn,
+  stageRows,
   storeRowFn,
   unroll,
   unroll2,
@@ -140,17 +141,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let k0 = kt * BC;
   let keysHere = min(BC, seqLen - k0);
   let kvRow0 = (b * P.kvHeads + kvh) * seqLen + k0;
-  for (var x = li; x < BC * D4; x += THREADS) {
-    let r = x / D4;
-    let c = x % D4;
-    var kv = vec4<f32>(0.0);
-    var vv = vec4<f32>(0.0);
-    if (r < keysHere) {
-      kv = load_k(kvRow0 + r, c);
-      vv = load_v(kvRow0 + r, c);
-    }
-    kTile[r * S4 + c] = kv;
-    vTile[r * S4 + c] = vv;
+${
+    stageRows("BC", "keysHere", "kvRow0", [
+      { load: "k", tile: "kTile", value: "kv" },
+      { load: "v", tile: "vTile", value: "vv" },
+    ])
   }
   let r0 = g * RM;
 ${unroll(rm, (m) => `  let km${m} = tokenMeta(b, k0 + r0 + ${m}u);`)}
@@ -180,18 +175,12 @@ ${
     let rowsHere = min(BR, seqLen - q0);
     let qRow0 = (b * P.heads + h) * seqLen + q0;
     workgroupBarrier(); // the previous query tile is no longer read
-    for (var x = li; x < BR * D4; x += THREADS) {
-      let r = x / D4;
-      let c = x % D4;
-      var qv = vec4<f32>(0.0);
-      var gv = vec4<f32>(0.0);
-      if (r < rowsHere) {
-        qv = load_q(qRow0 + r, c);
-        gv = load_dOut(qRow0 + r, c);
-      }
-      qTile[r * S4 + c] = qv;
-      gTile[r * S4 + c] = gv;
-    }
+${
+    stageRows("BR", "rowsHere", "qRow0", [
+      { load: "q", tile: "qTile", value: "qv" },
+      { load: "dOut", tile: "gTile", value: "gv" },
+    ], "    ")
+  }
     for (var x = li; x < BR; x += THREADS) {
       queryMeta[x] = tokenMeta(b, q0 + x);
       if (x < rowsHere) { queryStats[x] = stats[qRow0 + x]; } else { queryStats[x] = vec2<f32>(0.0); }
@@ -345,17 +334,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let q0 = qt * BR;
   let rowsHere = min(BR, seqLen - q0);
   let qRow0 = (b * P.heads + h) * seqLen + q0;
-  for (var x = li; x < BR * D4; x += THREADS) {
-    let r = x / D4;
-    let c = x % D4;
-    var qv = vec4<f32>(0.0);
-    var gv = vec4<f32>(0.0);
-    if (r < rowsHere) {
-      qv = load_q(qRow0 + r, c);
-      gv = load_dOut(qRow0 + r, c);
-    }
-    qTile[r * S4 + c] = qv;
-    gTile[r * S4 + c] = gv;
+${
+    stageRows("BR", "rowsHere", "qRow0", [
+      { load: "q", tile: "qTile", value: "qv" },
+      { load: "dOut", tile: "gTile", value: "gv" },
+    ])
   }
   let r0 = g * RM;
   let i0 = q0 + r0;
@@ -382,18 +365,12 @@ ${unroll2(rm, cv, (m, n) => `  var dq${m}_${n} = vec4<f32>(0.0);`)}
     let full = (entry & FULL_TILE_BIT) != 0u;
     let keysHere = min(BC, seqLen - k0);
     // V was last read before the previous tile's second barrier, K[kBase] two tiles ago.
-    for (var x = li; x < BC * D4; x += THREADS) {
-      let r = x / D4;
-      let c = x % D4;
-      var kv = vec4<f32>(0.0);
-      var vv = vec4<f32>(0.0);
-      if (r < keysHere) {
-        kv = load_k(kvRow0 + k0 + r, c);
-        vv = load_v(kvRow0 + k0 + r, c);
-      }
-      kTile[kBase + r * S4 + c] = kv;
-      vTile[r * S4 + c] = vv;
-    }
+${
+    stageRows("BC", "keysHere", "kvRow0 + k0", [
+      { load: "k", tile: "kTile", value: "kv", offset: "kBase" },
+      { load: "v", tile: "vTile", value: "vv" },
+    ], "    ")
+  }
     for (var x = li; x < BC; x += THREADS) { keyMeta[x] = tokenMeta(b, k0 + x); }
     workgroupBarrier();
     // S and dP blocks in one loop: 2·(RM + RN) vec4 loads per 8·RM·RN FMAs.

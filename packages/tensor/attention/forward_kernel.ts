@@ -29,7 +29,7 @@
 import { butterfly, invocationArgs, invocationIndex } from "./subgroups.ts";
 import { type AttentionTiling, kernelLayout } from "./tiling.ts";
 import { type AttentionTypes, F32_TYPES, MASK_WGSL, PARAMS_WGSL } from "./wgsl_common.ts";
-import { LANES, loadRowFn, storeRowFn, unroll, unroll2 } from "./wgsl_blocks.ts";
+import { LANES, loadRowFn, stageRows, storeRowFn, unroll, unroll2 } from "./wgsl_blocks.ts";
 
 /**
  * Forward kernel source (bindings q, k, v, mask, out, lse; see `kernels.ts`).
@@ -89,12 +89,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, ${invocationArgs(subgroups)}) {
   let q0 = qt * BR;
   let rowsHere = min(BR, seqLen - q0);
   let qRow0 = (b * P.heads + h) * seqLen + q0;
-  for (var x = li; x < BR * D4; x += THREADS) {
-    let r = x / D4;
-    var value = vec4<f32>(0.0);
-    if (r < rowsHere) { value = load_q(qRow0 + r, x % D4); }
-    qTile[r * S4 + x % D4] = value;
-  }
+${stageRows("BR", "rowsHere", "qRow0", [{ load: "q", tile: "qTile", value: "qv" }])}
   let r0 = g * RM;
   let i0 = q0 + r0;
 ${unroll(rm, (m) => `  let qm${m} = tokenMeta(b, i0 + ${m}u);`)}
@@ -117,18 +112,12 @@ ${unroll2(rm, cv, (m, n) => `  var o${m}_${n} = vec4<f32>(0.0);`)}
     let full = (entry & FULL_TILE_BIT) != 0u;
     let keysHere = min(BC, seqLen - k0);
     // K was last read before the previous tile's second barrier, V[vBase] two tiles ago.
-    for (var x = li; x < BC * D4; x += THREADS) {
-      let r = x / D4;
-      let c = x % D4;
-      var kv = vec4<f32>(0.0);
-      var vv = vec4<f32>(0.0);
-      if (r < keysHere) {
-        kv = load_k(kvRow0 + k0 + r, c);
-        vv = load_v(kvRow0 + k0 + r, c);
-      }
-      kTile[r * S4 + c] = kv;
-      vTile[vBase + r * S4 + c] = vv;
-    }
+${
+    stageRows("BC", "keysHere", "kvRow0 + k0", [
+      { load: "k", tile: "kTile", value: "kv" },
+      { load: "v", tile: "vTile", value: "vv", offset: "vBase" },
+    ], "    ")
+  }
     for (var x = li; x < BC; x += THREADS) { keyMeta[x] = tokenMeta(b, k0 + x); }
     workgroupBarrier();
     // S block: RM + RN vec4 loads per 4·RM·RN FMAs.

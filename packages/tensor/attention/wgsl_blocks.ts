@@ -85,6 +85,46 @@ export function storeRowFn(
 }`;
 }
 
+/** One operand of {@link stageRows}: `load_<load>` into `tile[offset + r·S4 + c]`. */
+export interface StagedOperand {
+  /** The row loader's name (`load_<load>`, see {@link loadRowFn}). */
+  load: string;
+  /** The workgroup tile it fills. */
+  tile: string;
+  /** The register the chunk passes through. */
+  value: string;
+  /** An offset into the tile (double-buffered tiles), if any. */
+  offset?: string;
+}
+
+/**
+ * WGSL that stages `rows` rows of `vec4` chunks into workgroup tiles (stride
+ * `S4`), every invocation taking chunks `li, li + THREADS, …`: rows from
+ * `rowsHere` on are zero (past the sequence end), row r comes from row
+ * `rowBase + r` of each operand. `indent` prefixes every line.
+ */
+export function stageRows(
+  rows: string,
+  rowsHere: string,
+  rowBase: string,
+  operands: StagedOperand[],
+  indent = "  ",
+): string {
+  const at = (o: StagedOperand) => `${o.tile}[${o.offset ? `${o.offset} + ` : ""}r * S4 + c]`;
+  const lines = [
+    `for (var x = li; x < ${rows} * D4; x += THREADS) {`,
+    "  let r = x / D4;",
+    "  let c = x % D4;",
+    ...operands.map((o) => `  var ${o.value} = vec4<f32>(0.0);`),
+    `  if (r < ${rowsHere}) {`,
+    ...operands.map((o) => `    ${o.value} = load_${o.load}(${rowBase} + r, c);`),
+    "  }",
+    ...operands.map((o) => `  ${at(o)} = ${o.value};`),
+    "}",
+  ];
+  return lines.map((line) => indent + line).join("\n");
+}
+
 /** `body(i)` for i in 0..n, joined by newlines (the register block is unrolled in the source). */
 export function unroll(n: number, body: (i: number) => string): string {
   return Array.from({ length: n }, (_, i) => body(i)).join("\n");
