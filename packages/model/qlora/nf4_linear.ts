@@ -64,6 +64,29 @@ function roundingCode(compute: Nf4ComputeDtype): string {
   }
 }
 
+/** The bindings `weightAt` reads: codes, and plain or double-quantised absmax. */
+function weightBindingDecls(doubleQuant: boolean) {
+  return {
+    CODES: { type: "array<u32>" },
+    ABSMAX: doubleQuant ? undefined : { type: "array<f32>" },
+    QABS: doubleQuant ? { type: "array<u32>" } : undefined,
+    QSCALE: doubleQuant ? { type: "array<f32>" } : undefined,
+    QMAP: doubleQuant ? { type: "array<f32>" } : undefined,
+  };
+}
+
+/** The buffers of {@link weightBindingDecls} for `weight`. */
+function weightBuffers(weight: Nf4Linear) {
+  const dq = weight.storage.doubleQuant;
+  return {
+    CODES: weight.storage.codes.buffer,
+    ABSMAX: dq ? undefined : weight.storage.absmax!.buffer,
+    QABS: dq?.codes.buffer,
+    QSCALE: dq?.scales.buffer,
+    QMAP: dq?.map.buffer,
+  };
+}
+
 /** One specialisation of the NF4 matmul kernel. */
 interface Nf4KernelSpec {
   /** Activation dtype. */
@@ -89,11 +112,7 @@ const NF4_MATMUL = defineKernel({
   bindings: (s) => ({
     C: { type: "array<f32>", access: "read_write" as const },
     A: { type: `array<${s.aType}>` },
-    CODES: { type: "array<u32>" },
-    ABSMAX: s.doubleQuant ? undefined : { type: "array<f32>" },
-    QABS: s.doubleQuant ? { type: "array<u32>" } : undefined,
-    QSCALE: s.doubleQuant ? { type: "array<f32>" } : undefined,
-    QMAP: s.doubleQuant ? { type: "array<f32>" } : undefined,
+    ...weightBindingDecls(s.doubleQuant),
   }),
   source: (s) => kernelBody(s),
 });
@@ -188,11 +207,7 @@ const NF4_DEQUANT_F16 = defineKernel({
   uniforms: { count: "u32", rowGroups: "u32", blockSize: "u32", offset: "f32" },
   bindings: (s) => ({
     W16: { type: "array<f16>", access: "read_write" as const },
-    CODES: { type: "array<u32>" },
-    ABSMAX: s.doubleQuant ? undefined : { type: "array<f32>" },
-    QABS: s.doubleQuant ? { type: "array<u32>" } : undefined,
-    QSCALE: s.doubleQuant ? { type: "array<f32>" } : undefined,
-    QMAP: s.doubleQuant ? { type: "array<f32>" } : undefined,
+    ...weightBindingDecls(s.doubleQuant),
   }),
   source: ({ doubleQuant }) => `
 ${weightAtCode(doubleQuant)}
@@ -219,11 +234,7 @@ export function dequantizeNf4LinearF16(weight: Nf4Linear): Tensor {
     { doubleQuant: dq !== null },
     {
       W16: w16.buffer,
-      CODES: weight.storage.codes.buffer,
-      ABSMAX: dq ? undefined : weight.storage.absmax!.buffer,
-      QABS: dq?.codes.buffer,
-      QSCALE: dq?.scales.buffer,
-      QMAP: dq?.map.buffer,
+      ...weightBuffers(weight),
     },
     { count, rowGroups: x, blockSize: weight.blockSize, offset: dq?.offset ?? 0 },
     [x, Math.ceil(groups / x)],
@@ -292,11 +303,7 @@ function nf4Matmul(a: Tensor, weight: Nf4Linear, transposed: boolean): Tensor {
     {
       C: c.buffer,
       A: a.buffer,
-      CODES: weight.storage.codes.buffer,
-      ABSMAX: dq ? undefined : weight.storage.absmax!.buffer,
-      QABS: dq?.codes.buffer,
-      QSCALE: dq?.scales.buffer,
-      QMAP: dq?.map.buffer,
+      ...weightBuffers(weight),
     },
     { M, N, K, wIn: inFeatures, blockSize: weight.blockSize, offset: dq?.offset ?? 0 },
     [Math.ceil(N / BN), Math.ceil(M / BM)],
